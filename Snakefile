@@ -1,0 +1,22 @@
+# fusekit: heterogeneous LLM fusion papers as one DAG of file targets.
+#   paper scale (default):  snakemake --profile profiles/slurm results/table1.csv
+#   tiny world (CPU):       snakemake --profile profiles/tiny
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/world.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_targets(),

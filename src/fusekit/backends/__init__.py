@@ -1,0 +1,1 @@
+"""Generation and scoring backends (transformers on CPU/GPU; vLLM at paper scale)."""
