@@ -1,18 +1,18 @@
-# Config validation and helpers shared by every stage. Each stage keeps its own
-# input functions at the top of its .smk file.
+# Config validation and the helpers every stage uses. Input functions are one-liners
+# over fusekit.workflow, which holds the file layout as pure, tested functions.
 import json
 
 from snakemake.utils import validate
 
-from fusekit.config import check_references, tiny_model_path
+from fusekit import workflow as layout
+from fusekit.config import check_references
 from fusekit.determinism import derive_seed
-
 
 validate(config, schema="../config/schema.yaml")
 check_references(config)
 
 SCALE = config["scale"]
-WORLD = "results/tiny/world"
+WORLD = layout.WORLD
 TINY = config.get("tiny_world", {})
 
 
@@ -26,8 +26,20 @@ def job_seed(*names):
 
 
 def get_final_targets():
-    """What `snakemake` with no target builds: the outputs of the finished stages."""
-    targets = expand("results/data/{dataset}.parquet", dataset=sorted(config["datasets"]))
-    if SCALE == "tiny":
-        targets.append(f"{WORLD}/skill_accuracy.csv")
-    return targets
+    return layout.final_targets(config)
+
+
+def get_dataset_input(wildcards):
+    return layout.dataset_inputs(config, wildcards.dataset)
+
+
+def get_tokenizer_dir(group):
+    return lambda wildcards: layout.tokenizer_dir(config, group, wildcards.name)
+
+
+def get_world_tables(wildcards):
+    return layout.world_tables(config)
+
+
+def get_world_meta(group):
+    return lambda wildcards: as_json(layout.world_meta(config, group, wildcards.name))

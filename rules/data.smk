@@ -1,26 +1,21 @@
 # Prompt sets with reference answers, shared by every study that trains on them.
 
 
-def get_dataset_input(wildcards):
-    spec = config["datasets"][wildcards.dataset]
-    return [f"{WORLD}/corpus.parquet"] if spec["kind"] == "tiny_corpus" else []
-
-
 rule prepare_prompts:
     input:
         get_dataset_input,
     output:
         "results/data/{dataset}.parquet",
-    params:
-        spec=lambda w: as_json(config["datasets"][w.dataset]),
-        seed=lambda w: job_seed("dataset", w.dataset),
-        corpus=lambda w, input: f"--corpus {input[0]}" if input else "",
     log:
         "logs/data/prepare_prompts/{dataset}.log",
     benchmark:
         "results/benchmarks/data/prepare_prompts/{dataset}.tsv"
     conda:
         "../envs/generation.yaml"
+    params:
+        spec=lambda w: as_json(config["datasets"][w.dataset]),
+        seed=lambda w: job_seed("dataset", w.dataset),
+        corpus=lambda w, input: f"--corpus {input[0]}" if input else "",
     shell:
         "python scripts/prepare_prompts.py --spec {params.spec:q} --seed {params.seed} "
         "{params.corpus} --out {output} > {log} 2>&1"

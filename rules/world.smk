@@ -2,43 +2,6 @@
 # all built from the seed, and the table that shows the world is heterogeneous.
 
 
-def get_tokenizer_dir(group):
-    def f(wildcards):
-        name = TINY[group][wildcards.name]["tokenizer"]
-        return f"{WORLD}/tokenizers/{name}"
-
-    return f
-
-
-def tiny_meta(group, name, role):
-    spec = TINY[group][name]
-    return as_json(
-        {
-            "model": name,
-            "role": role,
-            "architecture": spec["architecture"],
-            "tokenizer": spec["tokenizer"],
-        }
-    )
-
-
-def model_role(name):
-    roles = {
-        r
-        for s in config["studies"].values()
-        for r, names in (("source", s["sources"]), ("target", [s["target"]]))
-        if name in names
-    }
-    return "+".join(sorted(roles)) or "other"
-
-
-def get_world_tables(wildcards):
-    return expand(f"{WORLD}/eval/models/{{name}}.csv", name=sorted(TINY["models"])) + expand(
-        f"{WORLD}/eval/reward_models/{{name}}.csv",
-        name=sorted(TINY.get("reward_models", {})),
-    )
-
-
 wildcard_constraints:
     name=r"[A-Za-z0-9_.-]+",
 
@@ -46,15 +9,15 @@ wildcard_constraints:
 rule build_corpus:
     output:
         f"{WORLD}/corpus.parquet",
-    params:
-        spec=as_json(TINY.get("corpus")),
-        seed=job_seed("corpus"),
     log:
         "logs/world/build_corpus.log",
     benchmark:
         "results/benchmarks/world/build_corpus.tsv"
     conda:
         "../envs/training.yaml"
+    params:
+        spec=as_json(TINY.get("corpus")),
+        seed=job_seed("corpus"),
     shell:
         "python scripts/build_corpus.py --spec {params.spec:q} --seed {params.seed} "
         "--out {output} > {log} 2>&1"
@@ -65,16 +28,16 @@ rule train_tokenizer:
         f"{WORLD}/corpus.parquet",
     output:
         directory(f"{WORLD}/tokenizers/{{name}}"),
-    params:
-        spec=lambda w: as_json(TINY["tokenizers"][w.name]),
-        seed=lambda w: job_seed("tokenizer", w.name),
-        filler=TINY.get("corpus", {}).get("filler_lines"),
     log:
         "logs/world/train_tokenizer/{name}.log",
     benchmark:
         "results/benchmarks/world/train_tokenizer/{name}.tsv"
     conda:
         "../envs/training.yaml"
+    params:
+        spec=lambda w: as_json(TINY["tokenizers"][w.name]),
+        seed=lambda w: job_seed("tokenizer", w.name),
+        filler=TINY.get("corpus", {}).get("filler_lines"),
     shell:
         "python scripts/train_tokenizer.py --corpus {input} --spec {params.spec:q} "
         "--seed {params.seed} --filler-lines {params.filler} --out {output} > {log} 2>&1"
@@ -86,16 +49,16 @@ rule train_world_model:
         tokenizer=get_tokenizer_dir("models"),
     output:
         directory(f"{WORLD}/models/{{name}}"),
-    params:
-        spec=lambda w: as_json(TINY["models"][w.name]),
-        seed=lambda w: job_seed("model", w.name),
-    threads: config["threads"]
     log:
         "logs/world/train_world_model/{name}.log",
     benchmark:
         "results/benchmarks/world/train_world_model/{name}.tsv"
     conda:
         "../envs/training.yaml"
+    threads: config["threads"]
+    params:
+        spec=lambda w: as_json(TINY["models"][w.name]),
+        seed=lambda w: job_seed("model", w.name),
     shell:
         "python scripts/train_tiny_model.py --kind causal_lm --name {wildcards.name} "
         "--corpus {input.corpus} --tokenizer {input.tokenizer} --spec {params.spec:q} "
@@ -108,16 +71,16 @@ rule train_world_reward_model:
         tokenizer=get_tokenizer_dir("reward_models"),
     output:
         directory(f"{WORLD}/reward_models/{{name}}"),
-    params:
-        spec=lambda w: as_json(TINY["reward_models"][w.name]),
-        seed=lambda w: job_seed("reward_model", w.name),
-    threads: config["threads"]
     log:
         "logs/world/train_world_reward_model/{name}.log",
     benchmark:
         "results/benchmarks/world/train_world_reward_model/{name}.tsv"
     conda:
         "../envs/training.yaml"
+    threads: config["threads"]
+    params:
+        spec=lambda w: as_json(TINY["reward_models"][w.name]),
+        seed=lambda w: job_seed("reward_model", w.name),
     shell:
         "python scripts/train_tiny_model.py --kind reward_model --name {wildcards.name} "
         "--corpus {input.corpus} --tokenizer {input.tokenizer} --spec {params.spec:q} "
@@ -130,17 +93,17 @@ rule evaluate_world_model:
         corpus=f"{WORLD}/corpus.parquet",
     output:
         f"{WORLD}/eval/models/{{name}}.csv",
-    params:
-        meta=lambda w: tiny_meta("models", w.name, model_role(w.name)),
-        max_new_tokens=TINY.get("evaluation", {}).get("max_new_tokens"),
-        batch_size=TINY.get("evaluation", {}).get("batch_size"),
-    threads: config["threads"]
     log:
         "logs/world/evaluate_world_model/{name}.log",
     benchmark:
         "results/benchmarks/world/evaluate_world_model/{name}.tsv"
     conda:
         "../envs/evaluation.yaml"
+    threads: config["threads"]
+    params:
+        meta=get_world_meta("models"),
+        max_new_tokens=TINY.get("evaluation", {}).get("max_new_tokens"),
+        batch_size=TINY.get("evaluation", {}).get("batch_size"),
     shell:
         "python scripts/evaluate_tiny_model.py --kind causal_lm --model-dir {input.model} "
         "--corpus {input.corpus} --meta {params.meta:q} --max-new-tokens {params.max_new_tokens} "
@@ -153,17 +116,17 @@ rule evaluate_world_reward_model:
         corpus=f"{WORLD}/corpus.parquet",
     output:
         f"{WORLD}/eval/reward_models/{{name}}.csv",
-    params:
-        meta=lambda w: tiny_meta("reward_models", w.name, "reward_model"),
-        seed=job_seed("heldout_pairs"),
-        batch_size=TINY.get("evaluation", {}).get("batch_size"),
-    threads: config["threads"]
     log:
         "logs/world/evaluate_world_reward_model/{name}.log",
     benchmark:
         "results/benchmarks/world/evaluate_world_reward_model/{name}.tsv"
     conda:
         "../envs/evaluation.yaml"
+    threads: config["threads"]
+    params:
+        meta=get_world_meta("reward_models"),
+        seed=job_seed("heldout_pairs"),
+        batch_size=TINY.get("evaluation", {}).get("batch_size"),
     shell:
         "python scripts/evaluate_tiny_model.py --kind reward_model --model-dir {input.model} "
         "--corpus {input.corpus} --meta {params.meta:q} --seed {params.seed} "

@@ -9,8 +9,12 @@ if __name__ == "__main__":
     p.add_argument("--kind", choices=["causal_lm", "reward_model"], required=True)
     p.add_argument("--model-dir", required=True)
     p.add_argument("--corpus", required=True, help="corpus Parquet (its eval split is used)")
-    p.add_argument("--meta", type=json_arg, required=True,
-                   help="JSON with model, role, architecture, tokenizer for the table")
+    p.add_argument(
+        "--meta",
+        type=json_arg,
+        required=True,
+        help="JSON with model, role, architecture, tokenizer for the table",
+    )
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out preference pairs")
@@ -21,4 +25,6 @@ if __name__ == "__main__":
         t = evaluate_causal_lm(a.model_dir, a.corpus, a.max_new_tokens, a.batch_size, a.out, a.meta)
     else:
         t = evaluate_reward_model(a.model_dir, a.corpus, a.seed, a.batch_size, a.out, a.meta)
-    log.info("accuracy of %s:\n%s", a.meta["model"], t[["skill", "accuracy", "n"]].to_string(index=False))
+    log.info(
+        "accuracy of %s:\n%s", a.meta["model"], t[["skill", "accuracy", "n"]].to_string(index=False)
+    )

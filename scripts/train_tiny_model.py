@@ -9,7 +9,9 @@ if __name__ == "__main__":
     p.add_argument("--name", required=True, help="model name (for messages)")
     p.add_argument("--corpus", required=True, help="corpus Parquet")
     p.add_argument("--tokenizer", required=True, help="tokenizer directory")
-    p.add_argument("--spec", type=json_arg, required=True, help="the model's tiny_world entry (JSON)")
+    p.add_argument(
+        "--spec", type=json_arg, required=True, help="the model's tiny_world entry (JSON)"
+    )
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True, help="output model directory")
     a = p.parse_args()

@@ -6,7 +6,9 @@ from fusekit.tiny.world import make_tokenizer
 if __name__ == "__main__":
     p = parser(__doc__)
     p.add_argument("--corpus", required=True, help="corpus Parquet")
-    p.add_argument("--spec", type=json_arg, required=True, help="tiny_world.tokenizers.<name> (JSON)")
+    p.add_argument(
+        "--spec", type=json_arg, required=True, help="tiny_world.tokenizers.<name> (JSON)"
+    )
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--filler-lines", type=int, required=True, help="pseudo-word lines to add")
     p.add_argument("--out", required=True, help="output tokenizer directory")

@@ -31,12 +31,12 @@ def render_prompt(tokenizer, prompt: str, system: str | None = None) -> str:
 
 
 def encode_prompt(tokenizer, prompt: str, system: str | None = None) -> list[int]:
-    return tokenizer(render_prompt(tokenizer, prompt, system), add_special_tokens=False)["input_ids"]
+    return tokenizer(render_prompt(tokenizer, prompt, system), add_special_tokens=False)[
+        "input_ids"
+    ]
 
 
-def encode_example(
-    tokenizer, prompt: str, response: str, system: str | None = None
-) -> Encoded:
+def encode_example(tokenizer, prompt: str, response: str, system: str | None = None) -> Encoded:
     """Prompt ids followed by response ids and EOS."""
     p = encode_prompt(tokenizer, prompt, system)
     r = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]

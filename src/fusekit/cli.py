@@ -24,7 +24,8 @@ def json_arg(text: str):
 
 def setup_logging() -> logging.Logger:
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     return logging.getLogger("fusekit")

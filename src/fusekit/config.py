@@ -23,7 +23,11 @@ def _need(cond: bool, key: str, msg: str) -> None:
 
 def _names_in(names, pool: dict, key: str, what: str) -> None:
     for i, name in enumerate(names):
-        _need(name in pool, f"{key}[{i}]", f"{name!r} is not defined under {what} (known: {sorted(pool)})")
+        _need(
+            name in pool,
+            f"{key}[{i}]",
+            f"{name!r} is not defined under {what} (known: {sorted(pool)})",
+        )
 
 
 def tiny_model_path(name: str, reward: bool = False) -> str:
@@ -33,32 +37,55 @@ def tiny_model_path(name: str, reward: bool = False) -> str:
 
 def check_references(config: dict) -> None:
     """Raise :class:`ConfigError` when a name in ``config`` points at nothing."""
-    models, rms, datasets = config["models"], config.get("reward_models", {}), config.get("datasets", {})
+    models, rms, datasets = (
+        config["models"],
+        config.get("reward_models", {}),
+        config.get("datasets", {}),
+    )
     for study, spec in config.get("studies", {}).items():
         key = f"studies.{study}"
         _names_in(spec["sources"], models, f"{key}.sources", "models")
-        _need(spec["target"] in models, f"{key}.target", f"{spec['target']!r} is not defined under models")
+        _need(
+            spec["target"] in models,
+            f"{key}.target",
+            f"{spec['target']!r} is not defined under models",
+        )
         if "train_dataset" in spec:
-            _need(spec["train_dataset"] in datasets, f"{key}.train_dataset",
-                  f"{spec['train_dataset']!r} is not defined under datasets (known: {sorted(datasets)})")
+            _need(
+                spec["train_dataset"] in datasets,
+                f"{key}.train_dataset",
+                f"{spec['train_dataset']!r} is not defined under datasets "
+                f"(known: {sorted(datasets)})",
+            )
         if "reward_model" in spec:
-            _need(spec["reward_model"] in rms, f"{key}.reward_model",
-                  f"{spec['reward_model']!r} is not defined under reward_models")
+            _need(
+                spec["reward_model"] in rms,
+                f"{key}.reward_model",
+                f"{spec['reward_model']!r} is not defined under reward_models",
+            )
         inf = spec.get("inference_mode")
         if inf:
-            _names_in(inf["reward_models"], rms, f"{key}.inference_mode.reward_models", "reward_models")
+            _names_in(
+                inf["reward_models"], rms, f"{key}.inference_mode.reward_models", "reward_models"
+            )
             strongest = inf.get("strongest_reward_model")
-            _need(strongest is None or strongest in inf["reward_models"],
-                  f"{key}.inference_mode.strongest_reward_model",
-                  f"{strongest!r} is not one of the voting reward models {inf['reward_models']}")
-            _need(strongest is not None or config["scale"] == "tiny",
-                  f"{key}.inference_mode.strongest_reward_model",
-                  "must be set at paper scale (only the tiny world measures it)")
+            _need(
+                strongest is None or strongest in inf["reward_models"],
+                f"{key}.inference_mode.strongest_reward_model",
+                f"{strongest!r} is not one of the voting reward models {inf['reward_models']}",
+            )
+            _need(
+                strongest is not None or config["scale"] == "tiny",
+                f"{key}.inference_mode.strongest_reward_model",
+                "must be set at paper scale (only the tiny world measures it)",
+            )
     for name, ds in datasets.items():
         if ds["kind"] != "tiny_corpus":
             _need("path" in ds, f"datasets.{name}.path", f"required for kind {ds['kind']!r}")
         else:
-            _need(config["scale"] == "tiny", f"datasets.{name}.kind", "tiny_corpus needs scale: tiny")
+            _need(
+                config["scale"] == "tiny", f"datasets.{name}.kind", "tiny_corpus needs scale: tiny"
+            )
     if config["scale"] == "tiny":
         _check_tiny(config)
 
@@ -70,14 +97,25 @@ def _check_tiny(config: dict) -> None:
         declared = config.get(group, {})
         for name, spec in world.get(group, {}).items():
             key = f"tiny_world.{group}.{name}"
-            _need(spec["tokenizer"] in toks, f"{key}.tokenizer",
-                  f"{spec['tokenizer']!r} is not defined under tiny_world.tokenizers (known: {sorted(toks)})")
+            _need(
+                spec["tokenizer"] in toks,
+                f"{key}.tokenizer",
+                f"{spec['tokenizer']!r} is not defined under tiny_world.tokenizers "
+                f"(known: {sorted(toks)})",
+            )
             _need(name in declared, key, f"{name!r} must also be declared under {group}")
             want = tiny_model_path(name, reward)
-            _need(Path(declared[name]["path"]).as_posix() == want, f"{group}.{name}.path",
-                  f"a tiny-world model must live at {want!r}")
+            _need(
+                Path(declared[name]["path"]).as_posix() == want,
+                f"{group}.{name}.path",
+                f"a tiny-world model must live at {want!r}",
+            )
             if "skill_mix" in spec:
                 mix = spec["skill_mix"]
-                _need(set(mix) == skills, f"{key}.skill_mix",
-                      f"needs a weight for exactly the corpus skills {sorted(skills)}, has {sorted(mix)}")
+                _need(
+                    set(mix) == skills,
+                    f"{key}.skill_mix",
+                    f"needs a weight for exactly the corpus skills {sorted(skills)}, "
+                    f"has {sorted(mix)}",
+                )
                 _need(sum(mix.values()) > 0, f"{key}.skill_mix", "weights sum to zero")

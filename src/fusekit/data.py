@@ -41,7 +41,8 @@ def orca_best_rows(records) -> pd.DataFrame:
             system = rec.get("instruction") or ""
         except (KeyError, TypeError) as err:
             raise ValueError(
-                f"orca-best row {i}: expected keys instruction and cluster.samples, got {sorted(rec)}"
+                f"orca-best row {i}: expected keys instruction and cluster.samples, "
+                f"got {sorted(rec)}"
             ) from err
         for j, s in enumerate(samples):
             rows.append((f"orca-{i:07d}-{j}", s["input"], s["output"], system, "orca_best"))
@@ -68,7 +69,9 @@ def _from_hub(spec: dict) -> pd.DataFrame:  # paper scale: needs hub access (unt
     )
 
 
-def prepare_prompts(spec: dict, seed: int, out: str, corpus_path: str | None = None) -> pd.DataFrame:
+def prepare_prompts(
+    spec: dict, seed: int, out: str, corpus_path: str | None = None
+) -> pd.DataFrame:
     """Build the prompt set ``spec`` (a ``datasets.<name>`` config entry) and write it."""
     if spec["kind"] == "tiny_corpus":
         if corpus_path is None:
@@ -81,7 +84,9 @@ def prepare_prompts(spec: dict, seed: int, out: str, corpus_path: str | None = N
         df = df.sample(n=n, random_state=seed).sort_index()
     empty = df.index[(df.prompt.str.strip() == "") | (df.reference.str.strip() == "")]
     if len(empty):
-        raise ValueError(f"{len(empty)} rows with an empty prompt or reference, first: {df.prompt_id[empty[0]]}")
+        raise ValueError(
+            f"{len(empty)} rows with an empty prompt or reference, first: {df.prompt_id[empty[0]]}"
+        )
     df = df.reset_index(drop=True)
     write_table(df, out)
     return df

@@ -52,7 +52,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
         elif path.suffix == ".csv":
             df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
         else:
-            raise ValueError(f"{path}: unsupported table format {path.suffix!r} (use .parquet or .csv)")
+            raise ValueError(
+                f"{path}: unsupported table format {path.suffix!r} (use .parquet or .csv)"
+            )
 
 
 def read_table(path: str | os.PathLike, columns: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:

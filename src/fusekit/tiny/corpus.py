@@ -124,7 +124,9 @@ def build_corpus(
             rng = random.Random(f"{seed}-{split}-{skill}")
             for i in range(sizes.get(split, 0)):
                 ex = GENERATORS[skill](rng, facts)
-                rows.append((f"{split}-{skill}-{i:05d}", split, skill, ex.prompt, ex.answer, ex.reference))
+                rows.append(
+                    (f"{split}-{skill}-{i:05d}", split, skill, ex.prompt, ex.answer, ex.reference)
+                )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

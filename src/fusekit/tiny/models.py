@@ -43,25 +43,42 @@ def model_config(architecture: str, tokenizer, size: dict, num_labels: int | Non
         common["num_labels"] = num_labels
     if fam == "Llama":
         return transformers.LlamaConfig(
-            hidden_size=h, num_hidden_layers=n_layers, num_attention_heads=n_heads,
-            num_key_value_heads=n_heads, intermediate_size=inter,
-            max_position_embeddings=max_pos, **common,
+            hidden_size=h,
+            num_hidden_layers=n_layers,
+            num_attention_heads=n_heads,
+            num_key_value_heads=n_heads,
+            intermediate_size=inter,
+            max_position_embeddings=max_pos,
+            **common,
         )
     if fam == "Qwen2":
         return transformers.Qwen2Config(
-            hidden_size=h, num_hidden_layers=n_layers, num_attention_heads=n_heads,
-            num_key_value_heads=max(1, n_heads // 2), intermediate_size=inter,
-            max_position_embeddings=max_pos, **common,
+            hidden_size=h,
+            num_hidden_layers=n_layers,
+            num_attention_heads=n_heads,
+            num_key_value_heads=max(1, n_heads // 2),
+            intermediate_size=inter,
+            max_position_embeddings=max_pos,
+            **common,
         )
     if fam == "GPTNeoX":
         return transformers.GPTNeoXConfig(
-            hidden_size=h, num_hidden_layers=n_layers, num_attention_heads=n_heads,
-            intermediate_size=inter, max_position_embeddings=max_pos, rotary_pct=0.25,
-            use_parallel_residual=True, **common,
+            hidden_size=h,
+            num_hidden_layers=n_layers,
+            num_attention_heads=n_heads,
+            intermediate_size=inter,
+            max_position_embeddings=max_pos,
+            rotary_pct=0.25,
+            use_parallel_residual=True,
+            **common,
         )
     return transformers.MptConfig(
-        d_model=h, n_layers=n_layers, n_heads=n_heads, expansion_ratio=inter // h,
-        max_seq_len=max_pos, **common,
+        d_model=h,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        expansion_ratio=inter // h,
+        max_seq_len=max_pos,
+        **common,
     )
 
 

@@ -52,7 +52,14 @@ def build_preference_pairs(
     for row in corpus.itertuples(index=False):
         kind = rng.choice(list(kinds))
         rows.append(
-            (row.prompt_id, row.skill, row.prompt, row.reference, _corrupt(kind, row, corpus, rng), kind)
+            (
+                row.prompt_id,
+                row.skill,
+                row.prompt,
+                row.reference,
+                _corrupt(kind, row, corpus, rng),
+                kind,
+            )
         )
     return pd.DataFrame(
         rows, columns=["prompt_id", "skill", "prompt", "chosen", "rejected", "corruption"]

@@ -93,7 +93,9 @@ def train_tokenizer(
     if kind not in KINDS:
         raise ValueError(f"unknown tokenizer kind {kind!r}; known: {list(KINDS)}")
     if chat_template not in CHAT_TEMPLATES:
-        raise ValueError(f"unknown chat template {chat_template!r}; known: {sorted(CHAT_TEMPLATES)}")
+        raise ValueError(
+            f"unknown chat template {chat_template!r}; known: {sorted(CHAT_TEMPLATES)}"
+        )
     specials = _special_list(chat_template)
     names = _SPECIALS[chat_template]
     marker = template_texts(chat_template)[0]
@@ -127,6 +129,9 @@ def train_tokenizer(
         model_max_length=512,
         padding_side="left",
         **names,
-        **({"additional_special_tokens": _EXTRA_SPECIALS[chat_template]}
-           if chat_template in _EXTRA_SPECIALS else {}),
+        **(
+            {"additional_special_tokens": _EXTRA_SPECIALS[chat_template]}
+            if chat_template in _EXTRA_SPECIALS
+            else {}
+        ),
     )

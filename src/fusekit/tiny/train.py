@@ -29,7 +29,9 @@ def _lr_lambda(warmup: int, total: int):
     return f
 
 
-def pad_batch(seqs: list[list[int]], pad_id: int, fill_labels: bool, n_prompt: list[int] | None = None):
+def pad_batch(
+    seqs: list[list[int]], pad_id: int, fill_labels: bool, n_prompt: list[int] | None = None
+):
     """Right-pad to the longest sequence; labels are -100 on prompt and padding."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -69,7 +71,10 @@ def train_causal_lm(
     for step in (bar := tqdm(range(steps), desc=desc, mininterval=2)):
         idx = torch.multinomial(w, batch_size, replacement=True, generator=gen).tolist()
         ids, mask, labels = pad_batch(
-            [enc[i].input_ids for i in idx], tokenizer.pad_token_id, True, [enc[i].n_prompt for i in idx]
+            [enc[i].input_ids for i in idx],
+            tokenizer.pad_token_id,
+            True,
+            [enc[i].n_prompt for i in idx],
         )
         out = model(input_ids=ids, attention_mask=mask)
         logits = out.logits[:, :-1].float()
@@ -108,7 +113,9 @@ def train_reward_model(
     for p, c, r in triples:
         if rng.random() < label_noise:
             c, r = r, c
-        data.append((encode_example(tokenizer, p, c).input_ids, encode_example(tokenizer, p, r).input_ids))
+        data.append(
+            (encode_example(tokenizer, p, c).input_ids, encode_example(tokenizer, p, r).input_ids)
+        )
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(warmup, steps))

@@ -16,7 +16,14 @@ from fusekit.io import PROVENANCE_FILE, atomic_path, provenance, read_table, wri
 from fusekit.tiny.corpus import COLUMNS, build_corpus, filler_text, is_correct
 
 SKILL_ACCURACY_COLUMNS = (
-    "model", "role", "architecture", "tokenizer", "skill", "metric", "accuracy", "n",
+    "model",
+    "role",
+    "architecture",
+    "tokenizer",
+    "skill",
+    "metric",
+    "accuracy",
+    "n",
 )
 
 
@@ -73,11 +80,16 @@ def make_causal_lm(
     model = build_model(spec["architecture"], tok, spec["size"], seed)
     train = spec["train"]
     log = train_causal_lm(
-        model, tok,
+        model,
+        tok,
         list(zip(df.prompt, df.reference, strict=True)),
         _mix_weights(df.skill, spec["skill_mix"], f"tiny_world.models.{name}"),
-        steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"], seed=seed,
-        warmup=train["warmup"], desc=f"train {name}",
+        steps=train["steps"],
+        batch_size=train["batch_size"],
+        lr=train["lr"],
+        seed=seed,
+        warmup=train["warmup"],
+        desc=f"train {name}",
     )
     with atomic_path(out, is_dir=True) as tmp:
         model.save_pretrained(tmp)
@@ -104,10 +116,16 @@ def make_reward_model(
     model = build_model(spec["architecture"], tok, spec["size"], seed, num_labels=1)
     train = spec["train"]
     log = train_reward_model(
-        model, tok,
+        model,
+        tok,
         list(zip(pairs.prompt, pairs.chosen, pairs.rejected, strict=True)),
-        steps=train["steps"], batch_size=train["batch_size"], lr=train["lr"], seed=seed,
-        label_noise=spec["label_noise"], warmup=train["warmup"], desc=f"train {name}",
+        steps=train["steps"],
+        batch_size=train["batch_size"],
+        lr=train["lr"],
+        seed=seed,
+        label_noise=spec["label_noise"],
+        warmup=train["warmup"],
+        desc=f"train {name}",
     )
     with atomic_path(out, is_dir=True) as tmp:
         model.save_pretrained(tmp)
@@ -126,7 +144,11 @@ def _with_overall(per_item: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate_causal_lm(
-    model_dir: str, corpus_path: str, max_new_tokens: int, batch_size: int, out: str,
+    model_dir: str,
+    corpus_path: str,
+    max_new_tokens: int,
+    batch_size: int,
+    out: str,
     meta: dict,
 ) -> pd.DataFrame:
     """Greedy generation on the eval split; exact-match accuracy per skill."""
@@ -139,7 +161,9 @@ def evaluate_causal_lm(
     df = load_corpus(corpus_path, "eval")
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-    res = generate(model, tok, list(df.prompt), max_new_tokens, batch_size, desc=f"eval {meta['model']}")
+    res = generate(
+        model, tok, list(df.prompt), max_new_tokens, batch_size, desc=f"eval {meta['model']}"
+    )
     df = df.assign(ok=[is_correct(r["response"], a) for r, a in zip(res, df.answer, strict=True)])
     table = _with_overall(df).assign(metric="exact_match", **meta)
     table = table[list(SKILL_ACCURACY_COLUMNS)]
@@ -171,13 +195,17 @@ def evaluate_reward_model(
         for i in range(0, len(prompts), batch_size):
             seqs = [
                 encode_example(tok, p, r).input_ids
-                for p, r in zip(prompts[i : i + batch_size], responses[i : i + batch_size], strict=True)
+                for p, r in zip(
+                    prompts[i : i + batch_size], responses[i : i + batch_size], strict=True
+                )
             ]
             ids, mask, _ = pad_batch(seqs, tok.pad_token_id, False)
             outs.append(model(input_ids=ids, attention_mask=mask).logits[:, 0].float())
         return torch.cat(outs)
 
-    ok = score(list(pairs.prompt), list(pairs.chosen)) > score(list(pairs.prompt), list(pairs.rejected))
+    ok = score(list(pairs.prompt), list(pairs.chosen)) > score(
+        list(pairs.prompt), list(pairs.rejected)
+    )
     pairs = pairs.assign(ok=ok.numpy())
     table = _with_overall(pairs).assign(metric="preference_accuracy", **meta)
     table = table[list(SKILL_ACCURACY_COLUMNS)]
@@ -190,4 +218,3 @@ def tabulate_skill_accuracy(parts: list[str], out: str) -> pd.DataFrame:
     table = pd.concat([read_table(p, SKILL_ACCURACY_COLUMNS) for p in parts], ignore_index=True)
     write_table(table, out)
     return table
-

@@ -1,0 +1,132 @@
+"""Config validation: shipped configs pass; bad ones fail before any job runs, naming the key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import ROOT, copy_workflow, snakemake
+
+from fusekit.config import ConfigError, check_references
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("config"))
+
+
+def _set(cfg: dict, path: str, value) -> None:
+    *parents, last = path.split(".")
+    for key in parents:
+        cfg = cfg[key]
+    if value is _DELETE:
+        del cfg[last]
+    else:
+        cfg[last] = value
+
+
+_DELETE = object()
+
+BAD = [
+    # (what is wrong, key path, new value, words the error must contain)
+    (
+        "wrong type",
+        "tiny_world.models.tgt_llama.train.steps",
+        "many",
+        ["'many' is not of type 'integer'", "['tgt_llama']['train']['steps']"],
+    ),
+    ("unknown key", "tiny_world.models.src_neox.layers", 3, ["'layers' was unexpected"]),
+    ("unknown top-level key", "learning_rate", 0.1, ["'learning_rate' was unexpected"]),
+    ("missing required", "studies.profuser.target", _DELETE, ["'target' is a required property"]),
+    ("enum", "tiny_world.tokenizers.spm_700.kind", "unigram", ["'unigram' is not one of", "kind"]),
+    ("tiny without world", "tiny_world", _DELETE, ["'tiny_world' is a required property"]),
+    (
+        "dangling tokenizer",
+        "tiny_world.models.src_llama.tokenizer",
+        "nope",
+        ["tiny_world.models.src_llama.tokenizer", "'nope' is not defined"],
+    ),
+    (
+        "dangling source",
+        "studies.profuser.sources",
+        ["src_llama", "ghost"],
+        ["studies.profuser.sources[1]", "'ghost'"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "key", "value", "words"), BAD, ids=[b[0] for b in BAD])
+def test_bad_config_fails_before_any_job(workdir, tmp_path, what, key, value, words):
+    cfg = load("tiny.yaml")
+    _set(cfg, key, value)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake("--cores", "1", "--configfile", str(path), cwd=workdir, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for w in words:
+        assert w in out, f"{what}: {w!r} not in:\n{out}"
+    assert not (workdir / "results").exists(), "a job ran although the config is invalid"
+
+
+@pytest.mark.parametrize("configfile", ["config/config.yaml", "config/tiny.yaml"])
+def test_shipped_configs_plan_the_dag(configfile):
+    proc = snakemake("-n", "--forceall", "--configfile", configfile)
+    assert "prepare_prompts" in proc.stdout
+    if "tiny" in configfile:
+        for rule in (
+            "build_corpus",
+            "train_tokenizer",
+            "train_world_model",
+            "tabulate_skill_accuracy",
+        ):
+            assert rule in proc.stdout
+
+
+def test_paper_config_names_the_papers_models_and_hyperparameters():
+    cfg = load("config.yaml")
+    pro = cfg["studies"]["profuser"]
+    assert [cfg["models"][m]["path"] for m in pro["sources"]] == [
+        "lmsys/vicuna-7b-v1.5",
+        "meta-llama/Llama-2-7b-chat-hf",
+        "mosaicml/mpt-7b-8k-chat",
+    ]
+    assert pro["target"] == "vicuna-7b-v1.5"
+    assert pro["logits"] == {"top_k": 10, "top_p": 0.95, "temperature": 2.0}
+    assert pro["optimizer"]["lr"] == 1.5e-5 and pro["optimizer"]["global_batch_size"] == 128
+    assert pro["stages"][0] == {"modes": ["inference"], "epochs": 1, "beta": 0.1}
+    assert pro["stages"][1]["w_inference"] == 0.1 and pro["stages"][1]["lambda"] == 0.5
+    assert cfg["datasets"]["orca_best"]["n_examples"] == 100000
+    assert cfg["evaluation"]["openllm"]["gsm8k"] == {
+        "task": "gsm8k_cot",
+        "num_fewshot": 8,
+        "metric": "exact_match",
+    }
+    fc = cfg["studies"]["fusechat3"]
+    assert fc["dpo"]["beta"] == 10.0 and fc["dpo"]["rm_gap"] == [0.01, 0.1]
+
+
+def test_check_references_direct():
+    cfg = load("tiny.yaml")
+    check_references(cfg)  # the shipped config is consistent
+    bad = copy.deepcopy(cfg)
+    bad["studies"]["profuser"]["inference_mode"]["strongest_reward_model"] = "rm_other"
+    with pytest.raises(ConfigError, match="strongest_reward_model"):
+        check_references(bad)
+    bad = copy.deepcopy(cfg)
+    bad["models"]["src_llama"]["path"] = "elsewhere/src_llama"
+    with pytest.raises(ConfigError, match=r"models\.src_llama\.path"):
+        check_references(bad)
+    bad = copy.deepcopy(cfg)
+    del bad["tiny_world"]["models"]["src_neox"]["skill_mix"]["upper"]
+    with pytest.raises(ConfigError, match="skill_mix"):
+        check_references(bad)
+    paper = load("config.yaml")
+    paper["studies"]["profuser"]["inference_mode"]["strongest_reward_model"] = None
+    with pytest.raises(ConfigError, match="must be set at paper scale"):
+        check_references(paper)
