@@ -1,0 +1,128 @@
+"""The tiny world built by the real workflow (Snakemake, scripts, save/from_pretrained)."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import re
+import shutil
+from itertools import combinations
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import snakemake
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from fusekit.tiny.corpus import SKILLS
+
+pytestmark = pytest.mark.workflow
+WORLD = "results/tiny/world"
+
+
+@pytest.fixture(scope="module")
+def table(tiny_world) -> pd.DataFrame:
+    return pd.read_csv(tiny_world / WORLD / "skill_accuracy.csv")
+
+
+def test_table_covers_every_model_and_skill(table, tiny_world):
+    cfg = yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())
+    lms = table[table.metric == "exact_match"]
+    assert set(lms.model) == set(cfg["tiny_world"]["models"])
+    assert set(table[table.metric == "preference_accuracy"].model) == set(
+        cfg["tiny_world"]["reward_models"]
+    )
+    for _, rows in table.groupby("model"):
+        assert set(rows.skill) == {*SKILLS, "all"}
+        assert rows.accuracy.between(0, 1).all()
+        assert (rows[rows.skill != "all"].n == 64).all()
+    assert set(lms.architecture[lms.role == "source"]) >= {
+        "LlamaForCausalLM",
+        "GPTNeoXForCausalLM",
+        "Qwen2ForCausalLM",
+    }
+
+
+def test_each_source_is_best_at_a_different_skill(table):
+    src = table[(table.role == "source") & (table.skill != "all")]
+    wide = src.pivot(index="skill", columns="model", values="accuracy")
+    assert wide.shape[1] >= 3
+    best = {}
+    for model in wide.columns:
+        others = wide.drop(columns=model).max(axis=1)
+        margin = wide[model] - others
+        # measurably best: ahead of every other source by at least 15 points
+        best[model] = set(margin[margin >= 0.15].index)
+    assert all(best.values()), best
+    # a distinct skill for each source
+    picks = {m: sorted(s)[0] for m, s in best.items()}
+    assert len(set(picks.values())) == len(picks), best
+
+
+def test_reward_models_differ_in_accuracy(table):
+    rm = table[(table.metric == "preference_accuracy") & (table.skill == "all")]
+    acc = dict(zip(rm.model, rm.accuracy, strict=True))
+    assert len(acc) >= 3
+    for a, b in combinations(acc, 2):
+        assert abs(acc[a] - acc[b]) >= 0.05, acc
+    assert max(acc.values()) > 0.8 and min(acc.values()) > 0.5
+
+
+def test_models_load_with_from_pretrained_and_carry_provenance(tiny_world):
+    for d in sorted((tiny_world / WORLD / "models").iterdir()):
+        model = AutoModelForCausalLM.from_pretrained(d)
+        tok = AutoTokenizer.from_pretrained(d)
+        assert model.config.vocab_size == len(tok)
+        prov = json.loads((d / "fusekit_provenance.json").read_text())
+        assert prov["packages"]["torch"].startswith("2.13.0") and len(prov["config_hash"]) == 16
+        log = pd.read_csv(d / "train_log.csv")
+        assert log.loss.iloc[-20:].mean() < 0.5 * log.loss.iloc[:20].mean()
+    for d in sorted((tiny_world / WORLD / "reward_models").iterdir()):
+        assert AutoModelForSequenceClassification.from_pretrained(d).config.num_labels == 1
+
+
+def test_prompt_set_comes_from_the_fusion_split(tiny_world):
+    df = pd.read_parquet(tiny_world / "results/data/fusion_train.parquet")
+    assert len(df) == 200 * len(SKILLS) and df.prompt_id.str.startswith("fusion-").all()
+
+
+def test_benchmark_files_written(tiny_world):
+    tsvs = list((tiny_world / "results/benchmarks/world").rglob("*.tsv"))
+    assert len(tsvs) >= 19
+    bench = pd.read_csv(tsvs[0], sep="\t")
+    assert "s" in bench.columns and bench.s.iloc[0] > 0
+
+
+def test_nothing_to_do_on_rerun(tiny_world):
+    proc = snakemake("-n", "--profile", "profiles/tiny", cwd=tiny_world)
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path):
+    cfg = yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())
+    cfg["tiny_world"]["models"]["src_neox"]["train"] = {"lr": 0.002}
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--profile", "profiles/tiny", "--configfile", str(path), cwd=tiny_world)
+    table = re.search(r"Job stats:\n(.*?)\n\n", proc.stdout, re.S).group(1)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, re.M))
+    assert counts == {
+        "train_world_model": "1",
+        "evaluate_world_model": "1",
+        "tabulate_skill_accuracy": "1",
+        "all": "1",
+        "total": "4",
+    }, proc.stdout
+    assert set(re.findall(r"wildcards: name=(\S+)", proc.stdout)) == {"src_neox"}
+
+
+def test_second_run_is_byte_identical(tiny_world, tmp_path):
+    first = tmp_path / "first"
+    shutil.copytree(tiny_world / WORLD, first)
+    snakemake("--profile", "profiles/tiny", "--forceall", cwd=tiny_world)
+    again = tiny_world / WORLD
+    assert filecmp.cmp(first / "skill_accuracy.csv", again / "skill_accuracy.csv", shallow=False)
+    for tok in sorted((first / "tokenizers").iterdir()):
+        for f in tok.iterdir():
+            assert filecmp.cmp(f, again / "tokenizers" / tok.name / f.name, shallow=False), f
+    assert filecmp.cmp(first / "corpus.parquet", again / "corpus.parquet", shallow=False)
