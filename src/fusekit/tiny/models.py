@@ -41,22 +41,14 @@ def model_config(architecture: str, tokenizer, size: dict, num_labels: int | Non
     )
     if num_labels is not None:
         common["num_labels"] = num_labels
-    if fam == "Llama":
-        return transformers.LlamaConfig(
+    if fam in ("Llama", "Qwen2"):
+        # Qwen2 gets grouped-query attention (half as many KV heads), Llama full heads
+        cls = transformers.LlamaConfig if fam == "Llama" else transformers.Qwen2Config
+        return cls(
             hidden_size=h,
             num_hidden_layers=n_layers,
             num_attention_heads=n_heads,
-            num_key_value_heads=n_heads,
-            intermediate_size=inter,
-            max_position_embeddings=max_pos,
-            **common,
-        )
-    if fam == "Qwen2":
-        return transformers.Qwen2Config(
-            hidden_size=h,
-            num_hidden_layers=n_layers,
-            num_attention_heads=n_heads,
-            num_key_value_heads=max(1, n_heads // 2),
+            num_key_value_heads=n_heads if fam == "Llama" else max(1, n_heads // 2),
             intermediate_size=inter,
             max_position_embeddings=max_pos,
             **common,

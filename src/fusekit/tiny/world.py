@@ -8,7 +8,6 @@ with ``from_pretrained``, the same path as hub models.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -27,8 +26,13 @@ SKILL_ACCURACY_COLUMNS = (
 )
 
 
-def _write_provenance(directory: Path, spec: dict, seed: int) -> None:
-    (directory / PROVENANCE_FILE).write_text(json.dumps(provenance(spec, seed), indent=2) + "\n")
+def _save_trained(out: str, model, tok, log: list[dict], spec: dict, seed: int) -> None:
+    """Model, tokenizer, loss log and provenance, renamed into ``out`` when complete."""
+    with atomic_path(out, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        pd.DataFrame(log).to_csv(tmp / "train_log.csv", index=False, float_format="%.6g")
+        (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance(spec, seed), indent=2) + "\n")
 
 
 def make_corpus(spec: dict, seed: int, out: str) -> pd.DataFrame:
@@ -91,11 +95,7 @@ def make_causal_lm(
         warmup=train["warmup"],
         desc=f"train {name}",
     )
-    with atomic_path(out, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        pd.DataFrame(log).to_csv(tmp / "train_log.csv", index=False, float_format="%.6g")
-        _write_provenance(tmp, spec, seed)
+    _save_trained(out, model, tok, log, spec, seed)
 
 
 def make_reward_model(
@@ -127,11 +127,7 @@ def make_reward_model(
         warmup=train["warmup"],
         desc=f"train {name}",
     )
-    with atomic_path(out, is_dir=True) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        pd.DataFrame(log).to_csv(tmp / "train_log.csv", index=False, float_format="%.6g")
-        _write_provenance(tmp, spec, seed)
+    _save_trained(out, model, tok, log, spec, seed)
 
 
 def _with_overall(per_item: pd.DataFrame) -> pd.DataFrame:
