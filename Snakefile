@@ -14,6 +14,8 @@ if not config:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/world.smk"
+include: "rules/generation.smk"
+include: "rules/rewards.smk"
 
 
 rule all:

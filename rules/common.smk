@@ -1,6 +1,7 @@
 # Config validation and the helpers every stage uses. Input functions are one-liners
 # over fusekit.workflow, which holds the file layout as pure, tested functions.
 import json
+import re
 
 from snakemake.utils import validate
 
@@ -12,6 +13,19 @@ validate(config, schema="../config/schema.yaml")
 check_references(config)
 
 SCALE = config["scale"]
+
+
+def one_of(names):
+    return "|".join(re.escape(n) for n in sorted(names)) or "NONE"
+
+
+wildcard_constraints:
+    dataset=one_of(config["datasets"]),
+    model=one_of(config["models"]),
+    reward_model=one_of(config["reward_models"]),
+    study=one_of(config["studies"]),
+
+
 WORLD = layout.WORLD
 TINY = config.get("tiny_world", {})
 
@@ -43,3 +57,26 @@ def get_world_tables(wildcards):
 
 def get_world_meta(group):
     return lambda wildcards: as_json(layout.world_meta(config, group, wildcards.name))
+
+
+def get_model_dir(wildcards):
+    return layout.built_model(config, wildcards.model)
+
+
+def get_reward_model_dir(wildcards):
+    return layout.built_model(config, wildcards.reward_model, reward=True)
+
+
+def get_strongest_arg(wildcards):
+    name = config["studies"][wildcards.study]["inference_mode"][
+        "strongest_reward_model"
+    ]
+    return f"--strongest {name}" if name else ""
+
+
+def get_vote_inputs(wildcards):
+    return layout.vote_inputs(config, wildcards.study)
+
+
+def get_method_inputs(wildcards):
+    return layout.method_inputs(config, wildcards.study)

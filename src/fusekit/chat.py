@@ -11,6 +11,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Chat templates in the styles of the paper-scale sources (FORMATS.md).
+CHAT_TEMPLATES: dict[str, str] = {
+    # FastChat vicuna_v1.1: "{system} USER: {q} ASSISTANT: {a}</s>"
+    "vicuna": (
+        "{{ bos_token }}{% for m in messages %}"
+        "{% if m['role'] == 'system' %}{{ m['content'] }} "
+        "{% elif m['role'] == 'user' %}USER: {{ m['content'] }} "
+        "{% elif m['role'] == 'assistant' %}ASSISTANT: {{ m['content'] }}{{ eos_token }}"
+        "{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+    ),
+    # Llama-2-chat: "<s>[INST] {q} [/INST] {a} </s>"
+    "llama2": (
+        "{% for m in messages %}"
+        "{% if m['role'] == 'user' %}{{ bos_token }}[INST] {{ m['content'] }} [/INST]"
+        "{% elif m['role'] == 'assistant' %} {{ m['content'] }} {{ eos_token }}"
+        "{% endif %}{% endfor %}"
+    ),
+    # ChatML (mpt-7b-8k-chat, Qwen)
+    "chatml": (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    ),
+}
+
+
+def use_chat_template(tokenizer, name: str | None) -> None:
+    """Give ``tokenizer`` the named template (for models whose hub tokenizer has none,
+    such as vicuna-7b-v1.5); ``None`` keeps the tokenizer's own."""
+    if name is None:
+        return
+    if name not in CHAT_TEMPLATES:
+        raise ValueError(f"unknown chat template {name!r}; known: {sorted(CHAT_TEMPLATES)}")
+    tokenizer.chat_template = CHAT_TEMPLATES[name]
+
 
 @dataclass(frozen=True)
 class Encoded:

@@ -14,7 +14,64 @@ def final_targets(config: dict) -> list[str]:
     targets = [f"results/data/{name}.parquet" for name in sorted(config.get("datasets", {}))]
     if config["scale"] == "tiny":
         targets.append(f"{WORLD}/skill_accuracy.csv")
+    for study in inference_mode_studies(config):
+        targets += [
+            f"results/{study}/inference_mode/votes.parquet",
+            f"results/{study}/inference_mode/advantage_methods.csv",
+        ]
     return targets
+
+
+def inference_mode_studies(config: dict) -> list[str]:
+    """Studies that judge source outputs with reward models (ProFuser)."""
+    return sorted(s for s, spec in config.get("studies", {}).items() if "inference_mode" in spec)
+
+
+def built_model(config: dict, name: str, reward: bool = False) -> list[str]:
+    """The model directory as a file dependency when the workflow builds it (the tiny
+    world); nothing for hub models."""
+    group = "reward_models" if reward else "models"
+    if name in config.get("tiny_world", {}).get(group, {}):
+        return [config[group][name]["path"]]
+    return []
+
+
+def generations_file(dataset: str, model: str) -> str:
+    return f"results/generations/{dataset}/{model}.parquet"
+
+
+def scores_file(dataset: str, reward_model: str, model: str) -> str:
+    return f"results/scores/{dataset}/{reward_model}/{model}.parquet"
+
+
+def reference_file(dataset: str, model: str) -> str:
+    return f"results/reference_scores/{dataset}/{model}.parquet"
+
+
+def vote_inputs(config: dict, study: str) -> dict[str, list[str]]:
+    """Score and generation files of a study's sources; the world table when the
+    strongest reward model is measured rather than configured."""
+    spec = config["studies"][study]
+    ds, inf = spec["train_dataset"], spec["inference_mode"]
+    inputs = {
+        "scores": [scores_file(ds, rm, m) for rm in inf["reward_models"] for m in spec["sources"]],
+        "generations": [generations_file(ds, m) for m in spec["sources"]],
+        "world": [],
+    }
+    if inf.get("strongest_reward_model") is None:
+        inputs["world"] = [f"{WORLD}/skill_accuracy.csv"]
+    return inputs
+
+
+def method_inputs(config: dict, study: str) -> dict[str, list[str]]:
+    """Inputs of the advantage-method comparison of a study."""
+    spec = config["studies"][study]
+    ds = spec["train_dataset"]
+    return {
+        "scores": vote_inputs(config, study)["scores"],
+        "reference": [reference_file(ds, m) for m in spec["sources"]],
+        "votes": [f"results/{study}/inference_mode/votes.parquet"],
+    }
 
 
 def dataset_inputs(config: dict, dataset: str) -> list[str]:

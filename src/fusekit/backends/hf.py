@@ -1,58 +1,137 @@
-"""The transformers backend: batched greedy/sampled generation with left padding and KV cache."""
+"""The transformers backend: batched generation with left padding and a KV cache."""
 
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
 
-from fusekit.chat import encode_prompt
+from fusekit.backends import Completion, SamplingParams
+from fusekit.chat import encode_prompt, use_chat_template
+
+
+def _left_pad(chunk: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, chunk))
+    ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(chunk):
+        ids[i, width - len(s) :] = torch.tensor(s)
+        mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+def _completion(tokenizer, row: list[int]) -> Completion:
+    eos = tokenizer.eos_token_id
+    if eos in row:
+        row, reason = row[: row.index(eos)], "stop"
+    else:
+        reason = "length"
+        while row and row[-1] == tokenizer.pad_token_id:
+            row = row[:-1]
+    text = tokenizer.decode(row, skip_special_tokens=True).strip()
+    return Completion(text, len(row), reason)
 
 
 @torch.inference_mode()
+def generate_ids(
+    model,
+    tokenizer,
+    encoded: list[list[int]],
+    params: SamplingParams,
+    desc: str = "generate",
+) -> list[list[Completion]]:
+    """Generate from already-encoded prompts; ``samples_per_prompt`` completions each.
+
+    Sampling draws from torch's global generator, seeded with ``params.seed``
+    once here, so a run is repeatable for a fixed batch size.
+    """
+    torch.manual_seed(params.seed)
+    out: list[list[Completion]] = []
+    n = params.samples_per_prompt
+    kwargs = {"do_sample": not params.greedy}
+    if not params.greedy:
+        kwargs.update(temperature=params.temperature, top_p=params.top_p, num_return_sequences=n)
+    for start in tqdm(range(0, len(encoded), params.batch_size), desc=desc, mininterval=5):
+        ids, mask = _left_pad(encoded[start : start + params.batch_size], tokenizer.pad_token_id)
+        seqs = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=params.max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **kwargs,
+        )[:, ids.shape[1] :].tolist()
+        for i in range(ids.shape[0]):
+            out.append(
+                [_completion(tokenizer, seqs[i * n + j] if n > 1 else seqs[i]) for j in range(n)]
+            )
+    return out
+
+
 def generate(
     model,
     tokenizer,
     prompts: list[str],
     max_new_tokens: int,
     batch_size: int = 64,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
     desc: str = "generate",
 ) -> list[dict]:
-    """Generate one response per prompt; returns dicts with response, n_tokens, finish_reason."""
-    out: list[dict] = []
-    pad = tokenizer.pad_token_id
-    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=2):
-        chunk = [encode_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
-        width = max(map(len, chunk))
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(chunk):  # left padding
-            ids[i, width - len(s) :] = torch.tensor(s)
-            mask[i, width - len(s) :] = 1
-        kwargs = {"do_sample": do_sample}
-        if do_sample:
-            kwargs.update(temperature=temperature, top_p=top_p)
-        seqs = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=pad,
-            eos_token_id=tokenizer.eos_token_id,
-            **kwargs,
-        )[:, width:]
-        for row in seqs.tolist():
-            if tokenizer.eos_token_id in row:
-                row = row[: row.index(tokenizer.eos_token_id)]
-                reason = "stop"
-            else:
-                reason = "length"
-            out.append(
-                {
-                    "response": tokenizer.decode(row, skip_special_tokens=True).strip(),
-                    "n_tokens": len(row),
-                    "finish_reason": reason,
-                }
-            )
-    return out
+    """Greedy decoding, one response per prompt (the tiny world's evaluation)."""
+    params = SamplingParams(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    return [
+        {"response": c[0].response, "n_tokens": c[0].n_tokens, "finish_reason": c[0].finish_reason}
+        for c in generate_ids(model, tokenizer, encoded, params, desc)
+    ]
+
+
+def context_length(model) -> int:
+    cfg = model.config
+    for key in ("max_position_embeddings", "max_seq_len", "n_positions", "seq_length"):
+        if getattr(cfg, key, None):
+            return int(getattr(cfg, key))
+    raise ValueError(f"cannot tell the context length of {type(model).__name__}")
+
+
+class HFGenerator:
+    """:class:`fusekit.backends.Generator` over ``transformers``."""
+
+    def __init__(self, path: str, model_spec: dict, threads: int = 1):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        remote = model_spec.get("trust_remote_code", False)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+        use_chat_template(self.tokenizer, model_spec.get("chat_template"))
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        dtype = (
+            torch.float32
+            if not torch.cuda.is_available()
+            else getattr(torch, model_spec.get("dtype", "bfloat16"))
+        )
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, trust_remote_code=remote
+        ).eval()
+        if torch.cuda.is_available():
+            self.model.to("cuda")
+        self.context_length = context_length(self.model)
+        self.system_prompt = model_spec.get("system_prompt")
+        self._encoded: dict[tuple, list[int]] = {}
+
+    def _encode(self, prompt: str, system: str | None) -> list[int]:
+        key = (prompt, system)
+        if key not in self._encoded:
+            self._encoded[key] = encode_prompt(self.tokenizer, prompt, system or self.system_prompt)
+        return self._encoded[key]
+
+    def prompt_lengths(self, prompts, systems):
+        return [len(self._encode(p, s)) for p, s in zip(prompts, systems, strict=True)]
+
+    def generate(self, prompts, systems, params):
+        encoded = [self._encode(p, s) for p, s in zip(prompts, systems, strict=True)]
+        room = self.context_length - max(map(len, encoded))
+        params = SamplingParams(
+            **{**params.__dict__, "max_new_tokens": min(params.max_new_tokens, room)}
+        )
+        return generate_ids(self.model, self.tokenizer, encoded, params)

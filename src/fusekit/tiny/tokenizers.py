@@ -26,32 +26,9 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-KINDS = ("byte_bpe", "metaspace_bpe")
+from fusekit.chat import CHAT_TEMPLATES
 
-# Chat templates in the styles of the paper-scale sources (FORMATS.md).
-CHAT_TEMPLATES: dict[str, str] = {
-    # FastChat vicuna_v1.1: "{system} USER: {q} ASSISTANT: {a}</s>"
-    "vicuna": (
-        "{{ bos_token }}{% for m in messages %}"
-        "{% if m['role'] == 'system' %}{{ m['content'] }} "
-        "{% elif m['role'] == 'user' %}USER: {{ m['content'] }} "
-        "{% elif m['role'] == 'assistant' %}ASSISTANT: {{ m['content'] }}{{ eos_token }}"
-        "{% endif %}{% endfor %}"
-        "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-    ),
-    # Llama-2-chat: "<s>[INST] {q} [/INST] {a} </s>"
-    "llama2": (
-        "{% for m in messages %}"
-        "{% if m['role'] == 'user' %}{{ bos_token }}[INST] {{ m['content'] }} [/INST]"
-        "{% elif m['role'] == 'assistant' %} {{ m['content'] }} {{ eos_token }}"
-        "{% endif %}{% endfor %}"
-    ),
-    # ChatML (mpt-7b-8k-chat, Qwen)
-    "chatml": (
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    ),
-}
+KINDS = ("byte_bpe", "metaspace_bpe")
 
 # Special tokens per chat style: (bos, eos, unk, pad).
 _SPECIALS: dict[str, dict[str, str]] = {

@@ -1,0 +1,27 @@
+# Source-model generations: one file per (prompt set, model), shared by every study.
+
+
+rule generate_responses:
+    input:
+        prompts="results/data/{dataset}.parquet",
+        model=get_model_dir,
+    output:
+        generations="results/generations/{dataset}/{model}.parquet",
+        throughput="results/benchmarks/generation/generate_responses/{dataset}/{model}.throughput.json",
+    log:
+        "logs/generation/generate_responses/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/generation/generate_responses/{dataset}/{model}.tsv"
+    conda:
+        "../envs/generation.yaml"
+    threads: config["threads"]
+    params:
+        spec=lambda w: as_json(config["models"][w.model]),
+        path=lambda w: config["models"][w.model]["path"],
+        backend=config["backends"]["generation"],
+        seed=lambda w: job_seed("generate", w.dataset, w.model),
+    shell:
+        "python scripts/generate_responses.py --prompts {input.prompts} --model {wildcards.model} "
+        "--model-path {params.path:q} --spec {params.spec:q} --backend {params.backend} "
+        "--seed {params.seed} --threads {threads} --throughput-out {output.throughput} "
+        "--out {output.generations} > {log} 2>&1"

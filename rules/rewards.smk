@@ -1,0 +1,90 @@
+# Reward-model scores, the multi-RM vote, reference-based scores and the
+# comparison of advantage methods (ProFuser inference mode, Figure 3).
+
+
+rule score_responses:
+    input:
+        generations="results/generations/{dataset}/{model}.parquet",
+        reward_model=get_reward_model_dir,
+    output:
+        "results/scores/{dataset}/{reward_model}/{model}.parquet",
+    log:
+        "logs/rewards/score_responses/{dataset}/{reward_model}/{model}.log",
+    benchmark:
+        "results/benchmarks/rewards/score_responses/{dataset}/{reward_model}/{model}.tsv"
+    conda:
+        "../envs/generation.yaml"
+    threads: config["threads"]
+    params:
+        spec=lambda w: as_json(config["reward_models"][w.reward_model]),
+        path=lambda w: config["reward_models"][w.reward_model]["path"],
+        empty=config["rewards"]["empty_response"],
+    shell:
+        "python scripts/score_responses.py --reward-model {wildcards.reward_model} "
+        "--rm-path {params.path:q} --spec {params.spec:q} --generations {input.generations} "
+        "--empty {params.empty} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule vote_responses:
+    input:
+        unpack(get_vote_inputs),
+    output:
+        "results/{study}/inference_mode/votes.parquet",
+    log:
+        "logs/rewards/vote_responses/{study}.log",
+    benchmark:
+        "results/benchmarks/rewards/vote_responses/{study}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        rms=lambda w: as_json(
+            config["studies"][w.study]["inference_mode"]["reward_models"]
+        ),
+        strongest=get_strongest_arg,
+        world=lambda w, input: f"--world-table {input.world}" if input.world else "",
+    shell:
+        "python scripts/vote_responses.py --scores {input.scores} "
+        "--generations {input.generations} --reward-models {params.rms:q} "
+        "{params.strongest} {params.world} --out {output} > {log} 2>&1"
+
+
+rule score_against_reference:
+    input:
+        generations="results/generations/{dataset}/{model}.parquet",
+        prompts="results/data/{dataset}.parquet",
+    output:
+        "results/reference_scores/{dataset}/{model}.parquet",
+    log:
+        "logs/rewards/score_against_reference/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/rewards/score_against_reference/{dataset}/{model}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    threads: config["threads"]
+    params:
+        weights=as_json(config["reference_score"]["weights"]),
+        encoder=config["reference_score"]["bertscore_model"],
+    shell:
+        "python scripts/score_against_reference.py --generations {input.generations} "
+        "--prompts {input.prompts} --weights {params.weights:q} "
+        "--encoder {params.encoder:q} --out {output} > {log} 2>&1"
+
+
+rule compare_advantage_methods:
+    input:
+        unpack(get_method_inputs),
+    output:
+        shares="results/{study}/inference_mode/advantage_methods.csv",
+        agreement="results/{study}/inference_mode/method_agreement.csv",
+    log:
+        "logs/rewards/compare_advantage_methods/{study}.log",
+    benchmark:
+        "results/benchmarks/rewards/compare_advantage_methods/{study}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        sources=lambda w: as_json(config["studies"][w.study]["sources"]),
+    shell:
+        "python scripts/compare_advantage_methods.py --scores {input.scores} "
+        "--reference {input.reference} --votes {input.votes} --sources {params.sources:q} "
+        "--agreement-out {output.agreement} --out {output.shares} > {log} 2>&1"
