@@ -106,19 +106,66 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
     proc = snakemake("-n", "--profile", "profiles/tiny", "--configfile", str(path), cwd=tiny_world)
     table = re.search(r"Job stats:\n(.*?)\n\n", proc.stdout, re.S).group(1)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, re.M))
+    # src_neox's own jobs (its training, evaluation, generations and their scores)
+    # and the tables that include it; nothing of the other models
     assert counts == {
         "train_world_model": "1",
         "evaluate_world_model": "1",
+        "generate_responses": "1",
+        "score_responses": "3",
+        "score_against_reference": "1",
         "tabulate_skill_accuracy": "1",
+        "vote_responses": "1",
+        "compare_advantage_methods": "1",
         "all": "1",
-        "total": "4",
+        "total": "11",
     }, proc.stdout
-    assert set(re.findall(r"wildcards: name=(\S+)", proc.stdout)) == {"src_neox"}
+    assert set(re.findall(r"\b(?:name|model)=([\w-]+)", proc.stdout)) == {"src_neox"}
+
+
+def test_inference_mode_vote(tiny_world):
+    votes = pd.read_parquet(tiny_world / "results/profuser/inference_mode/votes.parquet")
+    sources = {"src_llama", "src_neox", "src_qwen2"}
+    assert len(votes) == 200 * len(SKILLS) and votes.prompt_id.is_unique
+    assert set(votes.model) <= sources and votes.response.str.len().gt(0).all()
+    assert set(votes.strongest_reward_model) == {"rm_strong"}  # measured: best held-out accuracy
+    # three voters: a tie is possible only when all three pick different responses
+    assert (votes.tie_broken == (votes.votes == 1)).all()
+    assert votes.votes.between(1, 3).all()
+    for gen in (tiny_world / "results/generations/fusion_train").glob("*.parquet"):
+        df = pd.read_parquet(gen)
+        assert len(df) == 800 and set(df.finish_reason) <= {"stop", "length"}
+        tput = json.loads(
+            (
+                tiny_world
+                / "results/benchmarks/generation/generate_responses/fusion_train"
+                / f"{gen.stem}.throughput.json"
+            ).read_text()
+        )
+        assert tput["generated_tokens"] == df.n_tokens.sum() and tput["tokens_per_s"] > 0
+
+
+def test_advantage_methods_table(tiny_world):
+    shares = pd.read_csv(tiny_world / "results/profuser/inference_mode/advantage_methods.csv")
+    methods = {"rm:rm_strong", "rm:rm_medium", "rm:rm_weak", "vote", "reference"}
+    assert set(shares.method) == methods
+    assert set(shares.source) == {"src_llama", "src_neox", "src_qwen2"}
+    assert shares.groupby("method").share.sum().round(9).eq(1).all()
+    assert (shares.n_prompts == 800).all()
+    agree = pd.read_csv(tiny_world / "results/profuser/inference_mode/method_agreement.csv")
+    assert len(agree) == 10 and agree.agreement.between(0, 1).all()
+    with_vote = agree[agree.method_b == "vote"].set_index("method_a").agreement
+    # the tie-breaker agrees with the vote more than any other single reward model
+    assert with_vote.idxmax() == "rm:rm_strong"
 
 
 def test_second_run_is_byte_identical(tiny_world, tmp_path):
     first = tmp_path / "first"
     shutil.copytree(tiny_world / WORLD, first)
+    votes = tmp_path / "votes.parquet"
+    shutil.copy(tiny_world / "results/profuser/inference_mode/votes.parquet", votes)
+    generations = tmp_path / "generations"
+    shutil.copytree(tiny_world / "results/generations/fusion_train", generations)
     snakemake("--profile", "profiles/tiny", "--forceall", cwd=tiny_world)
     again = tiny_world / WORLD
     assert filecmp.cmp(first / "skill_accuracy.csv", again / "skill_accuracy.csv", shallow=False)
@@ -126,3 +173,10 @@ def test_second_run_is_byte_identical(tiny_world, tmp_path):
         for f in tok.iterdir():
             assert filecmp.cmp(f, again / "tokenizers" / tok.name / f.name, shallow=False), f
     assert filecmp.cmp(first / "corpus.parquet", again / "corpus.parquet", shallow=False)
+    assert pd.read_parquet(votes).equals(
+        pd.read_parquet(tiny_world / "results/profuser/inference_mode/votes.parquet")
+    )
+    for gen in sorted(generations.iterdir()):
+        assert pd.read_parquet(gen).equals(
+            pd.read_parquet(tiny_world / "results/generations/fusion_train" / gen.name)
+        ), gen.name
