@@ -135,3 +135,49 @@ class HFGenerator:
             **{**params.__dict__, "max_new_tokens": min(params.max_new_tokens, room)}
         )
         return generate_ids(self.model, self.tokenizer, encoded, params)
+
+
+@torch.inference_mode()
+def teacher_forced_topk(
+    model,
+    tokenizer,
+    examples,
+    k: int,
+    top_p: float,
+    temperature: float,
+    batch_size: int = 16,
+    max_length: int | None = None,
+    desc: str = "dump",
+):
+    """Per example (an :class:`fusekit.chat.Encoded`): response ids, the top-k of the
+    distribution predicting each, and the mean cross-entropy of the response.
+
+    Yields ``(token_ids, topk_ids, topk_logprobs, ce)``; a response is cut to fit
+    ``max_length`` tokens in all.
+    """
+    from fusekit.logits import topk_of_logits
+
+    pad = tokenizer.pad_token_id
+    for start in tqdm(range(0, len(examples), batch_size), desc=desc, mininterval=5):
+        chunk = examples[start : start + batch_size]
+        seqs = [e.input_ids[:max_length] if max_length else e.input_ids for e in chunk]
+        for e, s in zip(chunk, seqs, strict=True):
+            if len(s) <= e.n_prompt:
+                raise ValueError(f"prompt of {e.n_prompt} tokens leaves no room for a response")
+        width = max(map(len, seqs))
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        logits = (
+            model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device))
+            .logits.float()
+            .cpu()
+        )
+        for i, (e, s) in enumerate(zip(chunk, seqs, strict=True)):
+            rows = logits[i, e.n_prompt - 1 : len(s) - 1]  # row t predicts response token t
+            targets = torch.tensor(s[e.n_prompt :])
+            top_ids, top_lp = topk_of_logits(rows, k, top_p, temperature)  # checks finiteness
+            ce = torch.nn.functional.cross_entropy(rows, targets).item()
+            yield s[e.n_prompt :], top_ids, top_lp, ce
