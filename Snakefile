@@ -16,6 +16,7 @@ include: "rules/data.smk"
 include: "rules/world.smk"
 include: "rules/generation.smk"
 include: "rules/rewards.smk"
+include: "rules/logits.smk"
 
 
 rule all:

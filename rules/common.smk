@@ -24,6 +24,9 @@ wildcard_constraints:
     model=one_of(config["models"]),
     reward_model=one_of(config["reward_models"]),
     study=one_of(config["studies"]),
+    source=one_of(config["models"]),
+    target=one_of(config["models"]),
+    mode="training_mode|inference_mode",
 
 
 WORLD = layout.WORLD
@@ -80,3 +83,18 @@ def get_vote_inputs(wildcards):
 
 def get_method_inputs(wildcards):
     return layout.method_inputs(config, wildcards.study)
+
+
+def get_align_inputs(wildcards):
+    return layout.align_inputs(config, wildcards.study, wildcards.mode, wildcards.model)
+
+
+def get_mince_inputs(wildcards):
+    spec = config["studies"][wildcards.study]
+    return [layout.reference_dump(spec["train_dataset"], m) for m in spec["sources"]]
+
+
+def get_vocab_map_models(wildcards):
+    return layout.built_model(config, wildcards.source) + layout.built_model(
+        config, wildcards.target
+    )

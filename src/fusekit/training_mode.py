@@ -26,20 +26,29 @@ log = logging.getLogger("fusekit")
 VOCAB_MAP_COLUMNS = ("source_id", "target_id", "exact", "distance")
 
 
-def _load_lm(path: str, spec: dict, threads: int):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _load_tokenizer(path: str, spec: dict):
+    from transformers import AutoTokenizer
 
-    torch.set_num_threads(threads)
-    remote = spec.get("trust_remote_code", False)
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    tok = AutoTokenizer.from_pretrained(
+        path, trust_remote_code=spec.get("trust_remote_code", False)
+    )
     use_chat_template(tok, spec.get("chat_template"))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    return tok
+
+
+def _load_lm(path: str, spec: dict, threads: int):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(threads)
     cuda = torch.cuda.is_available()
     dtype = getattr(torch, spec.get("dtype", "bfloat16")) if cuda else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=remote).eval()
-    return model.to("cuda") if cuda else model, tok
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, trust_remote_code=spec.get("trust_remote_code", False)
+    ).eval()
+    return model.to("cuda") if cuda else model
 
 
 def dump_logits(
@@ -49,15 +58,14 @@ def dump_logits(
     model_spec: dict,
     logits_cfg: dict,
     out: str,
-    max_length: int | None = None,
+    backend: str = "transformers",
     threads: int = 1,
-    batch_size: int = 16,
 ) -> list[dict]:
     """Teacher-forced top-k dump of ``model`` on ``pairs``.
 
     ``pairs`` has columns prompt_id, prompt, response and optionally system.
     """
-    lm, tok = _load_lm(model_path, model_spec, threads)
+    tok = _load_tokenizer(model_path, model_spec)
     system = model_spec.get("system_prompt")
     examples = [
         encode_example(tok, p, r, (s if isinstance(s, str) and s else None) or system)
@@ -65,13 +73,25 @@ def dump_logits(
             pairs.prompt, pairs.response, pairs.get("system", [None] * len(pairs)), strict=True
         )
     ]
-    from fusekit.backends.hf import teacher_forced_topk
-
     rows = []
     k, top_p, temp = logits_cfg["top_k"], logits_cfg["top_p"], logits_cfg["temperature"]
-    stream = teacher_forced_topk(
-        lm, tok, examples, k, top_p, temp, batch_size, max_length, f"dump {model}"
-    )
+    max_length = logits_cfg.get("max_length")
+    if backend == "vllm":  # paper scale, GPU only
+        from fusekit.backends.vllm_backend import teacher_forced_topk_vllm
+
+        stream = teacher_forced_topk_vllm(
+            model_path, model_spec, tok, examples, k, top_p, temp, max_length
+        )
+    elif backend == "transformers":
+        from fusekit.backends.hf import teacher_forced_topk
+
+        batch = logits_cfg.get("batch_size", 8)
+        lm = _load_lm(model_path, model_spec, threads)
+        stream = teacher_forced_topk(
+            lm, tok, examples, k, top_p, temp, batch, max_length, f"dump {model}"
+        )
+    else:
+        raise ValueError(f"unknown logits backend {backend!r}; known: transformers, vllm")
     for (pid, resp), (token_ids, ids, lps, ce) in zip(
         zip(pairs.prompt_id, pairs.response, strict=True), stream, strict=True
     ):
@@ -101,12 +121,12 @@ def dump_reference_logits(
     model_spec: dict,
     logits_cfg: dict,
     out: str,
-    max_length=None,
+    backend: str = "transformers",
     threads: int = 1,
 ) -> list[dict]:
     """Training mode: each source teacher-forced on (prompt, reference answer)."""
     prompts = read_table(prompts_path, PROMPT_COLUMNS).rename(columns={"reference": "response"})
-    return dump_logits(prompts, model, model_path, model_spec, logits_cfg, out, max_length, threads)
+    return dump_logits(prompts, model, model_path, model_spec, logits_cfg, out, backend, threads)
 
 
 def dump_voted_logits(
@@ -116,7 +136,7 @@ def dump_voted_logits(
     model_spec: dict,
     logits_cfg: dict,
     out: str,
-    max_length=None,
+    backend: str = "transformers",
     threads: int = 1,
 ) -> list[dict]:
     """Inference mode: the source's own distribution on the voted outputs it produced."""
@@ -126,7 +146,7 @@ def dump_voted_logits(
         log.warning("%s won no prompt in %s; writing an empty dump", model, votes_path)
         write_dump([], out, {"k": logits_cfg["top_k"], "vocab": "source"})
         return []
-    return dump_logits(mine, model, model_path, model_spec, logits_cfg, out, max_length, threads)
+    return dump_logits(mine, model, model_path, model_spec, logits_cfg, out, backend, threads)
 
 
 def _special_pairs(src_tok, tgt_tok) -> dict[int, int]:

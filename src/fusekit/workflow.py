@@ -15,9 +15,16 @@ def final_targets(config: dict) -> list[str]:
     if config["scale"] == "tiny":
         targets.append(f"{WORLD}/skill_accuracy.csv")
     for study in inference_mode_studies(config):
+        spec = config["studies"][study]
         targets += [
             f"results/{study}/inference_mode/votes.parquet",
             f"results/{study}/inference_mode/advantage_methods.csv",
+            f"results/{study}/advantage_by_mode.csv",
+        ]
+        targets += [
+            f"results/{study}/{mode}/aligned/{m}.parquet"
+            for mode in ("training_mode", "inference_mode")
+            for m in spec["sources"]
         ]
     return targets
 
@@ -114,4 +121,29 @@ def world_meta(config: dict, group: str, name: str) -> dict:
         "role": role,
         "architecture": spec["architecture"],
         "tokenizer": spec["tokenizer"],
+    }
+
+
+def reference_dump(dataset: str, model: str) -> str:
+    return f"results/logits/{dataset}/{model}.parquet"
+
+
+def vocab_map_file(source: str, target: str) -> str:
+    return f"results/vocab_maps/{source}__to__{target}.parquet"
+
+
+def align_inputs(config: dict, study: str, mode: str, model: str) -> dict[str, list[str]]:
+    """A source's dump in ``mode`` (training_mode: on the references; inference_mode:
+    on its voted outputs), the vocabulary map to the study's target, and the two
+    models' directories where the workflow builds them (their tokenizers)."""
+    spec = config["studies"][study]
+    dump = (
+        reference_dump(spec["train_dataset"], model)
+        if mode == "training_mode"
+        else f"results/{study}/inference_mode/logits/{model}.parquet"
+    )
+    return {
+        "dump": [dump],
+        "vocab_map": [vocab_map_file(model, spec["target"])],
+        "models": built_model(config, model) + built_model(config, spec["target"]),
     }

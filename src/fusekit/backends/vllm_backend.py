@@ -62,3 +62,43 @@ class VLLMGenerator:
             ]
             for req in outs
         ]
+
+
+def teacher_forced_topk_vllm(
+    path, model_spec, tokenizer, examples, k, top_p, temperature, max_length
+):
+    """Top-k dumps from vLLM prompt log-probabilities (paper scale; untested on CPU).
+
+    vLLM returns the ``k + 1`` best log-probs of each prompt position at
+    temperature 1 (plus the actual token's). The temperature is applied over
+    that support and the top-p cut made there: an approximation of the
+    transformers path, which tempers the full vocabulary.
+    """
+    import numpy as np
+    import vllm
+
+    engine = vllm.LLM(
+        model=path,
+        tensor_parallel_size=model_spec.get("tensor_parallel_size", 1),
+        dtype=model_spec.get("dtype", "bfloat16"),
+        trust_remote_code=model_spec.get("trust_remote_code", False),
+    )
+    sp = vllm.SamplingParams(max_tokens=1, prompt_logprobs=k + 1, temperature=1.0)
+    seqs = [e.input_ids[:max_length] for e in examples]
+    outs = engine.generate([{"prompt_token_ids": s} for s in seqs], sp)
+    for e, s, o in zip(examples, seqs, outs, strict=True):
+        resp = s[e.n_prompt :]
+        ids = np.full((len(resp), k), -1, dtype=np.int32)
+        lps = np.full((len(resp), k), -np.inf, dtype=np.float32)
+        nll = []
+        for t, tok in enumerate(resp):
+            entry = o.prompt_logprobs[e.n_prompt + t]  # dict id -> Logprob, predicting token tok
+            nll.append(-entry[tok].logprob)
+            best = sorted(entry.items(), key=lambda kv: -kv[1].logprob)[:k]
+            raw = np.array([v.logprob for _, v in best]) / temperature
+            raw = raw - np.logaddexp.reduce(raw)
+            p = np.exp(raw)
+            keep = (np.cumsum(p) - p) < top_p
+            ids[t, : keep.sum()] = [i for (i, _), kp in zip(best, keep, strict=True) if kp]
+            lps[t, : keep.sum()] = raw[keep]
+        yield resp, ids, lps, float(np.mean(nll))

@@ -1,0 +1,124 @@
+# Training-mode advantage: teacher-forced top-k dumps, vocabulary maps, alignment
+# onto the target's tokens, MinCE, and win shares by mode.
+
+
+rule dump_reference_logits:
+    input:
+        prompts="results/data/{dataset}.parquet",
+        model=get_model_dir,
+    output:
+        "results/logits/{dataset}/{model}.parquet",
+    log:
+        "logs/logits/dump_reference_logits/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/logits/dump_reference_logits/{dataset}/{model}.tsv"
+    conda:
+        "../envs/generation.yaml"
+    threads: config["threads"]
+    params:
+        spec=lambda w: as_json(config["models"][w.model]),
+        path=lambda w: config["models"][w.model]["path"],
+        logits=as_json(config["logits"]),
+        backend=config["backends"]["logits"],
+    shell:
+        "python scripts/dump_logits.py --mode reference --input {input.prompts} "
+        "--model {wildcards.model} --model-path {params.path:q} --spec {params.spec:q} "
+        "--logits {params.logits:q} --backend {params.backend} --threads {threads} "
+        "--out {output} > {log} 2>&1"
+
+
+rule dump_voted_logits:
+    input:
+        votes="results/{study}/inference_mode/votes.parquet",
+        model=get_model_dir,
+    output:
+        "results/{study}/inference_mode/logits/{model}.parquet",
+    log:
+        "logs/logits/dump_voted_logits/{study}/{model}.log",
+    benchmark:
+        "results/benchmarks/logits/dump_voted_logits/{study}/{model}.tsv"
+    conda:
+        "../envs/generation.yaml"
+    threads: config["threads"]
+    params:
+        spec=lambda w: as_json(config["models"][w.model]),
+        path=lambda w: config["models"][w.model]["path"],
+        logits=as_json(config["logits"]),
+        backend=config["backends"]["logits"],
+    shell:
+        "python scripts/dump_logits.py --mode voted --input {input.votes} "
+        "--model {wildcards.model} --model-path {params.path:q} --spec {params.spec:q} "
+        "--logits {params.logits:q} --backend {params.backend} --threads {threads} "
+        "--out {output} > {log} 2>&1"
+
+
+rule map_vocabulary:
+    input:
+        get_vocab_map_models,
+    output:
+        "results/vocab_maps/{source}__to__{target}.parquet",
+    log:
+        "logs/logits/map_vocabulary/{source}__to__{target}.log",
+    benchmark:
+        "results/benchmarks/logits/map_vocabulary/{source}__to__{target}.tsv"
+    conda:
+        "../envs/training.yaml"
+    params:
+        source=lambda w: config["models"][w.source]["path"],
+        target=lambda w: config["models"][w.target]["path"],
+    shell:
+        "python scripts/map_vocabulary.py --source {params.source:q} "
+        "--target {params.target:q} --out {output} > {log} 2>&1"
+
+
+rule align_logits:
+    input:
+        unpack(get_align_inputs),
+    output:
+        "results/{study}/{mode}/aligned/{model}.parquet",
+    log:
+        "logs/logits/align_logits/{study}/{mode}/{model}.log",
+    benchmark:
+        "results/benchmarks/logits/align_logits/{study}/{mode}/{model}.tsv"
+    conda:
+        "../envs/training.yaml"
+    params:
+        source=lambda w: config["models"][w.model]["path"],
+        target=lambda w: config["models"][config["studies"][w.study]["target"]]["path"],
+    shell:
+        "python scripts/align_logits.py --dump {input.dump} --source {params.source:q} "
+        "--target {params.target:q} --vocab-map {input.vocab_map} --out {output} > {log} 2>&1"
+
+
+rule select_mince:
+    input:
+        get_mince_inputs,
+    output:
+        "results/{study}/training_mode/mince.parquet",
+    log:
+        "logs/logits/select_mince/{study}.log",
+    benchmark:
+        "results/benchmarks/logits/select_mince/{study}.tsv"
+    conda:
+        "../envs/training.yaml"
+    shell:
+        "python scripts/select_mince.py --out {output} {input} > {log} 2>&1"
+
+
+rule tabulate_advantage_by_mode:
+    input:
+        mince="results/{study}/training_mode/mince.parquet",
+        votes="results/{study}/inference_mode/votes.parquet",
+    output:
+        "results/{study}/advantage_by_mode.csv",
+    log:
+        "logs/logits/tabulate_advantage_by_mode/{study}.log",
+    benchmark:
+        "results/benchmarks/logits/tabulate_advantage_by_mode/{study}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        sources=lambda w: as_json(config["studies"][w.study]["sources"]),
+    shell:
+        "python scripts/tabulate_advantage_by_mode.py --mince {input.mince} "
+        "--votes {input.votes} --sources {params.sources:q} --out {output} > {log} 2>&1"
