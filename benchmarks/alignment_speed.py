@@ -1,7 +1,8 @@
 """Speed of cross-tokenizer alignment against the FuseLLM approach, measured in one run.
 
-1. ``align_tokens`` on pairs of 1024-token tokenizations of the same text (a
-   byte-level BPE and a Metaspace BPE trained here) against a straightforward
+1. ``align_tokens`` on pairs of 1024-token tokenizations of the same English
+   text (Python's own help topics, ``pydoc_data.topics``; a byte-level BPE and
+   a Metaspace BPE trained here) against a straightforward
    pure-Python DP with ``editdistance.eval`` per cell (the FuseLLM approach):
    time of each, the ratio (target: at least 50x), and whether the paths agree.
 2. ``map_vocab`` for two 32,000-token vocabularies on 2 workers (target: under
@@ -55,8 +56,12 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks/out/alignment_speed.json"))
     a = p.parse_args()
 
-    pool = words(0, 200_000)
-    lines = text_lines(1, 60_000, pool)
+    import pydoc_data.topics
+
+    english = " ".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
+    english_lines = [line for line in english.splitlines() if line.strip()]
+    # English for realism, random words to fill 32k vocabularies
+    lines = english_lines + text_lines(1, 40_000, words(0, 200_000))
     t = time.perf_counter()
     byte_tok = train_tokenizer(lines, "byte_bpe", a.vocab, "chatml")
     meta_tok = train_tokenizer(lines, "metaspace_bpe", a.vocab, "vicuna")
@@ -68,7 +73,8 @@ def main() -> None:
     results = {"pairs": []}
     fast_total = slow_total = 0.0
     for i in range(a.pairs):
-        text = " ".join(text_lines(100 + i, 400, pool))
+        start = len(english) * i // a.pairs
+        text = english[start : start + 20 * a.length]
         ta = meta_tok.tokenize(text)[: a.length]
         piece = meta_tok.convert_tokens_to_string(ta)
         tb = byte_tok.tokenize(piece)
@@ -87,6 +93,18 @@ def main() -> None:
         )
     ratio = slow_total / fast_total
     print(f"align_tokens: {ratio:.0f}x faster than the per-cell pure-Python DP (target >= 50x)")
+    # stress case: random pseudo-words, nearly every token distinct (no repeats to share)
+    text = " ".join(text_lines(7, 400, words(3, 200_000)))
+    ta = meta_tok.tokenize(text)[: a.length]
+    tb = byte_tok.tokenize(meta_tok.convert_tokens_to_string(ta))
+    t_fast, fast = timed(align_tokens, ta, tb, repeat=3)
+    t_slow, slow = timed(align_tokens_reference, ta, tb)
+    print(
+        f"stress (random words, {len(set(ta))} distinct of {len(ta)}): "
+        f"fast {t_fast * 1000:.1f} ms, "
+        f"reference {t_slow * 1000:.0f} ms, ratio {t_slow / t_fast:.0f}x, same path: {fast == slow}"
+    )
+    results["stress"] = {"fast_s": t_fast, "reference_s": t_slow, "same_path": fast == slow}
 
     src, tgt = byte_tok.get_vocab(), meta_tok.get_vocab()
     t_map, vmap = timed(map_vocab, src, tgt, "byte_level", "metaspace", workers=2)

@@ -17,7 +17,7 @@ from fusekit.align import (
     map_vocab,
 )
 from fusekit.align.distributions import check_topk, map_rows
-from fusekit.align.dp import cumulative_cost, cumulative_cost_numpy
+from fusekit.align.dp import cost_matrix, cumulative_cost, cumulative_cost_numpy, trace_back
 
 
 def test_identical_tokenizations_align_diagonally():
@@ -92,6 +92,13 @@ def test_same_path_as_the_reference_dp(seed):
 def test_numba_and_numpy_dp_agree():
     cost = np.random.default_rng(0).integers(0, 6, size=(70, 50))
     assert (cumulative_cost(cost) == cumulative_cost_numpy(cost)).all()
+    # the compiled trace-back and the Python one give the same path
+    a = _segment("the quick brown fox jumps over the lazy dog " * 8, "▁", 1)
+    b = _segment("the quick brown fox jumps over the lazy dog " * 8, "Ġ", 2)
+    ca = [t.replace(" ", "") for t in canonical_tokens(a)]
+    cb = [t.replace(" ", "") for t in canonical_tokens(b)]
+    fallback = trace_back(cumulative_cost_numpy(cost_matrix(ca, cb)))
+    assert align_tokens(a, b) == fallback
 
 
 def test_bad_input():

@@ -8,6 +8,7 @@ import re
 import shutil
 from itertools import combinations
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -106,57 +107,84 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
     proc = snakemake("-n", "--profile", "profiles/tiny", "--configfile", str(path), cwd=tiny_world)
     table = re.search(r"Job stats:\n(.*?)\n\n", proc.stdout, re.S).group(1)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, re.M))
-    # src_neox's own jobs (its training, evaluation, generations and their scores)
-    # and the tables that include it; nothing of the other models
+    # src_neox's own jobs (training, evaluation, generations, scores, dumps, vocabulary
+    # map) and what reads them (the vote changes, so every voted dump is redone);
+    # nothing else of the other models
     assert counts == {
         "train_world_model": "1",
         "evaluate_world_model": "1",
         "generate_responses": "1",
         "score_responses": "3",
         "score_against_reference": "1",
+        "dump_reference_logits": "1",
+        "map_vocabulary": "1",
+        "align_logits": "4",
+        "select_mince": "1",
+        "dump_voted_logits": "3",
         "tabulate_skill_accuracy": "1",
         "vote_responses": "1",
         "compare_advantage_methods": "1",
+        "tabulate_advantage_by_mode": "1",
         "all": "1",
-        "total": "11",
+        "total": "22",
     }, proc.stdout
-    assert set(re.findall(r"\b(?:name|model)=([\w-]+)", proc.stdout)) == {"src_neox"}
+    own = {
+        "train_world_model",
+        "evaluate_world_model",
+        "generate_responses",
+        "score_responses",
+        "score_against_reference",
+        "dump_reference_logits",
+        "map_vocabulary",
+    }
+    for block in re.split(r"^\[.*\]$", proc.stdout, flags=re.M):
+        rule = re.search(r"^rule (\w+):", block, re.M)
+        if rule and rule.group(1) in own:
+            names = set(re.findall(r"\b(?:name|model|source)=([\w-]+)", block))
+            assert names == {"src_neox"}, block
 
 
-def test_inference_mode_vote(tiny_world):
+def test_training_mode_outputs(tiny_world):
+    from fusekit.logits import read_dump
+
+    sources = ["src_llama", "src_neox", "src_qwen2"]
+    mince = pd.read_parquet(tiny_world / "results/profuser/training_mode/mince.parquet")
+    ce = mince[[f"ce_{m}" for m in sources]].to_numpy()
+    assert len(mince) == 800
+    assert (mince.winner.to_numpy() == np.array(sources)[ce.argmin(axis=1)]).all()
+    by_mode = pd.read_csv(tiny_world / "results/profuser/advantage_by_mode.csv")
+    assert by_mode.source.tolist() == sources
+    assert by_mode.training_mode.sum() == pytest.approx(
+        1
+    ) and by_mode.inference_mode.sum() == pytest.approx(1)
     votes = pd.read_parquet(tiny_world / "results/profuser/inference_mode/votes.parquet")
-    sources = {"src_llama", "src_neox", "src_qwen2"}
-    assert len(votes) == 200 * len(SKILLS) and votes.prompt_id.is_unique
-    assert set(votes.model) <= sources and votes.response.str.len().gt(0).all()
-    assert set(votes.strongest_reward_model) == {"rm_strong"}  # measured: best held-out accuracy
-    # three voters: a tie is possible only when all three pick different responses
-    assert (votes.tie_broken == (votes.votes == 1)).all()
-    assert votes.votes.between(1, 3).all()
-    for gen in (tiny_world / "results/generations/fusion_train").glob("*.parquet"):
-        df = pd.read_parquet(gen)
-        assert len(df) == 800 and set(df.finish_reason) <= {"stop", "length"}
-        tput = json.loads(
-            (
-                tiny_world
-                / "results/benchmarks/generation/generate_responses/fusion_train"
-                / f"{gen.stem}.throughput.json"
-            ).read_text()
+    assert by_mode.inference_mode.tolist() == pytest.approx(
+        [float((votes.model == m).mean()) for m in sources]
+    )
+    for m in sources:
+        dump = tiny_world / f"results/logits/fusion_train/{m}.parquet"
+        rows, meta = read_dump(str(dump))
+        tokens = sum(r["n_tokens"] for r in rows)
+        assert meta["k"] == "10" and len(rows) == 800
+        assert dump.stat().st_size / tokens <= 64  # sparse: int32 ids, float16 log-probs
+        voted, _ = read_dump(
+            str(tiny_world / f"results/profuser/inference_mode/logits/{m}.parquet")
         )
-        assert tput["generated_tokens"] == df.n_tokens.sum() and tput["tokens_per_s"] > 0
-
-
-def test_advantage_methods_table(tiny_world):
-    shares = pd.read_csv(tiny_world / "results/profuser/inference_mode/advantage_methods.csv")
-    methods = {"rm:rm_strong", "rm:rm_medium", "rm:rm_weak", "vote", "reference"}
-    assert set(shares.method) == methods
-    assert set(shares.source) == {"src_llama", "src_neox", "src_qwen2"}
-    assert shares.groupby("method").share.sum().round(9).eq(1).all()
-    assert (shares.n_prompts == 800).all()
-    agree = pd.read_csv(tiny_world / "results/profuser/inference_mode/method_agreement.csv")
-    assert len(agree) == 10 and agree.agreement.between(0, 1).all()
-    with_vote = agree[agree.method_b == "vote"].set_index("method_a").agreement
-    # the tie-breaker agrees with the vote more than any other single reward model
-    assert with_vote.idxmax() == "rm:rm_strong"
+        assert len(voted) == int((votes.model == m).sum())
+        for mode in ("training_mode", "inference_mode"):
+            aligned, meta = read_dump(
+                str(tiny_world / f"results/profuser/{mode}/aligned/{m}.parquet")
+            )
+            assert meta["vocab"] == "target" and len(aligned) == len(
+                rows if mode == "training_mode" else voted
+            )
+    # src_llama shares the target's tokenizer: alignment is the identity (no shifted row)
+    same, _ = read_dump(str(tiny_world / "results/logits/fusion_train/src_llama.parquet"))
+    aligned, _ = read_dump(
+        str(tiny_world / "results/profuser/training_mode/aligned/src_llama.parquet")
+    )
+    for a, b in zip(same, aligned, strict=True):
+        assert a["token_ids"] == b["token_ids"] and (a["topk_ids"] == b["topk_ids"]).all()
 
 
 def test_second_run_is_byte_identical(tiny_world, tmp_path):

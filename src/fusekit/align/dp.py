@@ -42,20 +42,27 @@ def _prepare(base, other, base_scheme, other_scheme, check_text) -> tuple[list[s
     return a, b
 
 
-def cost_matrix(a: list[str], b: list[str]) -> np.ndarray:
-    """Edit distances between every pair of (canonical, space-free) tokens; each
-    distinct pair of strings is computed once, in C."""
+def coded_costs(a: list[str], b: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edit distances between the distinct tokens of each side (computed once per
+    distinct pair, in C by rapidfuzz) and each position's code: ``cost[i, j] =
+    small[codes_a[i], codes_b[j]]``."""
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cdist
 
-    codes_a: dict[str, int] = {}
-    codes_b: dict[str, int] = {}
-    ia = np.fromiter((codes_a.setdefault(t, len(codes_a)) for t in a), dtype=np.intp, count=len(a))
-    ib = np.fromiter((codes_b.setdefault(t, len(codes_b)) for t in b), dtype=np.intp, count=len(b))
+    seen_a: dict[str, int] = {}
+    seen_b: dict[str, int] = {}
+    ia = np.fromiter((seen_a.setdefault(t, len(seen_a)) for t in a), dtype=np.int64, count=len(a))
+    ib = np.fromiter((seen_b.setdefault(t, len(seen_b)) for t in b), dtype=np.int64, count=len(b))
     small = cdist(
-        list(codes_a), list(codes_b), scorer=Levenshtein.distance, dtype=np.int32, workers=1
+        list(seen_a), list(seen_b), scorer=Levenshtein.distance, dtype=np.int32, workers=1
     )
-    return small.astype(np.int64)[ia[:, None], ib[None, :]]
+    return small.astype(np.int64), ia, ib
+
+
+def cost_matrix(a: list[str], b: list[str]) -> np.ndarray:
+    """The full [len(a), len(b)] matrix of edit distances."""
+    small, ia, ib = coded_costs(a, b)
+    return small[ia[:, None], ib[None, :]]
 
 
 def cumulative_cost_numpy(cost: np.ndarray) -> np.ndarray:
@@ -79,38 +86,59 @@ def cumulative_cost_numpy(cost: np.ndarray) -> np.ndarray:
     return d
 
 
-def _cumulative_cost_loops(cost):
-    n, m = cost.shape
+def _dtw_loops(small, ia, ib):
+    """D from coded costs, and the trace-back path (FuseLLM's tie order) as two arrays."""
+    n, m = len(ia), len(ib)
     d = np.empty((n, m), dtype=np.int64)
-    d[0, 0] = cost[0, 0]
+    d[0, 0] = small[ia[0], ib[0]]
     for j in range(1, m):
-        d[0, j] = d[0, j - 1] + cost[0, j]
+        d[0, j] = d[0, j - 1] + small[ia[0], ib[j]]
     for i in range(1, n):
-        d[i, 0] = d[i - 1, 0] + cost[i, 0]
+        row = small[ia[i]]
+        d[i, 0] = d[i - 1, 0] + row[ib[0]]
         for j in range(1, m):
             best = d[i - 1, j - 1]
             if d[i - 1, j] < best:
                 best = d[i - 1, j]
             if d[i, j - 1] < best:
                 best = d[i, j - 1]
-            d[i, j] = cost[i, j] + best
-    return d
+            d[i, j] = row[ib[j]] + best
+    pi = np.empty(n + m, dtype=np.int64)
+    pj = np.empty(n + m, dtype=np.int64)
+    i, j, k = n - 1, m - 1, 0
+    pi[0], pj[0] = i, j
+    while i > 0 or j > 0:
+        big = np.iinfo(np.int64).max
+        diag = d[i - 1, j - 1] if i > 0 and j > 0 else big
+        up = d[i - 1, j] if i > 0 else big
+        left = d[i, j - 1] if j > 0 else big
+        if diag <= up and diag <= left:
+            i -= 1
+            j -= 1
+        elif up <= left:
+            i -= 1
+        else:
+            j -= 1
+        k += 1
+        pi[k], pj[k] = i, j
+    return d, pi[: k + 1][::-1].copy(), pj[: k + 1][::-1].copy()
 
 
 try:  # numba compiles the plain loops (about 2 ms for 1024 x 1024); cached on disk
     import numba
 
-    _cumulative_cost_jit = numba.njit(cache=True)(_cumulative_cost_loops)
+    _dtw_jit = numba.njit(cache=True)(_dtw_loops)
 except ImportError:  # pragma: no cover - numba is a dependency; numpy still works
-    _cumulative_cost_jit = None
+    _dtw_jit = None
 
 
 def cumulative_cost(cost: np.ndarray) -> np.ndarray:
     """The DTW matrix D: compiled loops with numba, else the numpy row recurrence."""
     cost = np.ascontiguousarray(cost, dtype=np.int64)
-    if _cumulative_cost_jit is not None:
-        return _cumulative_cost_jit(cost)
-    return cumulative_cost_numpy(cost)
+    if _dtw_jit is None:
+        return cumulative_cost_numpy(cost)
+    n, m = cost.shape
+    return _dtw_jit(cost, np.arange(n, dtype=np.int64), np.arange(m, dtype=np.int64))[0]
 
 
 def trace_back(d: np.ndarray) -> list[tuple[int, int]]:
@@ -149,7 +177,11 @@ def align_tokens(
     the same text (spaces aside), else ValueError says where they differ.
     """
     a, b = _prepare(base, other, base_scheme, other_scheme, check_text)
-    return trace_back(cumulative_cost(cost_matrix(a, b)))
+    small, ia, ib = coded_costs(a, b)
+    if _dtw_jit is None:
+        return trace_back(cumulative_cost_numpy(small[ia[:, None], ib[None, :]]))
+    _, pi, pj = _dtw_jit(small, ia, ib)
+    return list(zip(pi.tolist(), pj.tolist(), strict=True))
 
 
 def align_tokens_reference(
