@@ -102,7 +102,8 @@ def test_paper_config_names_the_papers_models_and_hyperparameters():
         "mosaicml/mpt-7b-8k-chat",
     ]
     assert pro["target"] == "vicuna-7b-v1.5"
-    assert pro["logits"] == {"top_k": 10, "top_p": 0.95, "temperature": 2.0}
+    assert cfg["logits"] == {"top_k": 10, "top_p": 0.95, "temperature": 2.0, "max_length": 2048}
+    assert cfg["reference_score"]["weights"] == {"bleu": 0.25, "rouge": 0.25, "bertscore": 0.5}
     assert pro["optimizer"]["lr"] == 1.5e-5 and pro["optimizer"]["global_batch_size"] == 128
     assert pro["stages"][0] == {"modes": ["inference"], "epochs": 1, "beta": 0.1}
     assert pro["stages"][1]["w_inference"] == 0.1 and pro["stages"][1]["lambda"] == 0.5

@@ -60,6 +60,10 @@ def test_rule_names_are_verb_object():
         "score",
         "vote",
         "compare",
+        "dump",
+        "map",
+        "align",
+        "select",
     }
     for name in _rules():
         assert name.split("_")[0] in verbs, name
