@@ -17,38 +17,13 @@ import pandas as pd
 from fusekit.align import align_topk, map_vocab
 from fusekit.align.tokens import tokenizer_scheme
 from fusekit.align.vocab import VocabMap
-from fusekit.chat import encode_example, use_chat_template
+from fusekit.chat import encode_example
 from fusekit.data import PROMPT_COLUMNS
 from fusekit.io import read_table, write_table
 from fusekit.logits import read_dump, write_dump
 
 log = logging.getLogger("fusekit")
 VOCAB_MAP_COLUMNS = ("source_id", "target_id", "exact", "distance")
-
-
-def _load_tokenizer(path: str, spec: dict):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(
-        path, trust_remote_code=spec.get("trust_remote_code", False)
-    )
-    use_chat_template(tok, spec.get("chat_template"))
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
-def _load_lm(path: str, spec: dict, threads: int):
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    torch.set_num_threads(threads)
-    cuda = torch.cuda.is_available()
-    dtype = getattr(torch, spec.get("dtype", "bfloat16")) if cuda else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype, trust_remote_code=spec.get("trust_remote_code", False)
-    ).eval()
-    return model.to("cuda") if cuda else model
 
 
 def dump_logits(
@@ -65,7 +40,9 @@ def dump_logits(
 
     ``pairs`` has columns prompt_id, prompt, response and optionally system.
     """
-    tok = _load_tokenizer(model_path, model_spec)
+    from fusekit.backends.hf import load_causal_lm, load_tokenizer
+
+    tok = load_tokenizer(model_path, model_spec)
     system = model_spec.get("system_prompt")
     examples = [
         encode_example(tok, p, r, (s if isinstance(s, str) and s else None) or system)
@@ -86,7 +63,7 @@ def dump_logits(
         from fusekit.backends.hf import teacher_forced_topk
 
         batch = logits_cfg.get("batch_size", 8)
-        lm = _load_lm(model_path, model_spec, threads)
+        lm = load_causal_lm(model_path, model_spec, threads)
         stream = teacher_forced_topk(
             lm, tok, examples, k, top_p, temp, batch, max_length, f"dump {model}"
         )

@@ -92,29 +92,39 @@ def context_length(model) -> int:
     raise ValueError(f"cannot tell the context length of {type(model).__name__}")
 
 
+def load_tokenizer(path: str, model_spec: dict):
+    """A model's tokenizer with its configured chat template and a pad token."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(
+        path, trust_remote_code=model_spec.get("trust_remote_code", False)
+    )
+    use_chat_template(tok, model_spec.get("chat_template"))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(path: str, model_spec: dict, threads: int = 1):
+    """The model in eval mode: float32 on CPU, the configured dtype on a GPU."""
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(threads)
+    cuda = torch.cuda.is_available()
+    dtype = getattr(torch, model_spec.get("dtype", "bfloat16")) if cuda else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, trust_remote_code=model_spec.get("trust_remote_code", False)
+    ).eval()
+    return model.to("cuda") if cuda else model
+
+
 class HFGenerator:
     """:class:`fusekit.backends.Generator` over ``transformers``."""
 
     def __init__(self, path: str, model_spec: dict, threads: int = 1):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        torch.set_num_threads(threads)
-        remote = model_spec.get("trust_remote_code", False)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
-        use_chat_template(self.tokenizer, model_spec.get("chat_template"))
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = load_tokenizer(path, model_spec)
         self.tokenizer.padding_side = "left"
-        dtype = (
-            torch.float32
-            if not torch.cuda.is_available()
-            else getattr(torch, model_spec.get("dtype", "bfloat16"))
-        )
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, trust_remote_code=remote
-        ).eval()
-        if torch.cuda.is_available():
-            self.model.to("cuda")
+        self.model = load_causal_lm(path, model_spec, threads)
         self.context_length = context_length(self.model)
         self.system_prompt = model_spec.get("system_prompt")
         self._encoded: dict[tuple, list[int]] = {}
