@@ -1,0 +1,33 @@
+"""Fusion losses on sparse top-k targets (never a dense [batch, length, vocab] target).
+
+Shapes: ``logits`` [B, L, V] are the student's outputs; position ``t`` predicts
+token ``t + 1``. Targets are given per predicted token, aligned with
+``labels`` [B, L] (-100 where nothing is predicted: prompt and padding), and
+the sparse teacher rows ``topk_ids`` / ``topk_logprobs`` [B, L, k] (id -1,
+log-prob -inf for empty entries) hold, at position ``t``, the teacher's
+distribution over token ``t`` (the same convention as the logit dumps). The
+shift happens once, here, in :func:`shift`.
+"""
+
+from fusekit.losses.core import (
+    fuse_loss,
+    fusellm_loss,
+    profuser_loss,
+    sft_loss,
+    shift,
+    sparse_kl,
+    token_log_probs,
+)
+from fusekit.losses.sources import avg_ce_fusion, min_ce_fusion
+
+__all__ = [
+    "avg_ce_fusion",
+    "fuse_loss",
+    "fusellm_loss",
+    "min_ce_fusion",
+    "profuser_loss",
+    "sft_loss",
+    "shift",
+    "sparse_kl",
+    "token_log_probs",
+]
