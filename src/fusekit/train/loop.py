@@ -1,0 +1,248 @@
+"""The one training loop: stages of fusion objectives over a fixed, seeded batch plan.
+
+Every step's batch is a pure function of (seed, stage, epoch), so a job that
+restarts from its last checkpoint replays exactly the steps it had not done and
+ends with the same weights as an uninterrupted run. Checkpoints (model,
+optimizer, scheduler and RNG state through ``accelerate``) live outside the
+declared output; the output is written once, atomically, at the end. At paper
+scale the same loop runs under ``accelerate launch`` with a DeepSpeed ZeRO
+plugin (untested on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fusekit.io import PROVENANCE_FILE, atomic_path, provenance
+from fusekit.train.examples import Example, collate
+
+log = logging.getLogger("fusekit")
+MODES = ("inference", "training")
+
+
+@dataclass(frozen=True)
+class Stage:
+    modes: tuple[str, ...]
+    epochs: float
+    beta: float = 0.5
+    lam: float = 0.5
+    w_inference: float = 1.0
+    w_training: float = 1.0
+
+    @classmethod
+    def from_config(cls, spec: dict) -> Stage:
+        bad = set(spec["modes"]) - set(MODES)
+        if bad:
+            raise ValueError(f"unknown modes {sorted(bad)}; known: {list(MODES)}")
+        return cls(
+            tuple(spec["modes"]),
+            spec["epochs"],
+            spec.get("beta", 0.5),
+            spec.get("lambda", 0.5),
+            spec.get("w_inference", 1.0),
+            spec.get("w_training", 1.0),
+        )
+
+
+def batch_plan(
+    examples: list[Example],
+    stages: list[Stage],
+    global_batch: int,
+    seed: int,
+    order: str = "random",
+) -> list[tuple[int, list[int]]]:
+    """(stage index, example indices) for every optimizer step, in order.
+
+    A stage uses the examples that have a part for each of its modes, for
+    ``epochs`` passes (a fractional last pass takes a prefix); ``order`` is
+    ``random`` (reshuffled each epoch), ``rm_score`` (most votes first) or
+    ``gt_length`` (shortest reference first).
+    """
+    plan = []
+    for s, stage in enumerate(stages):
+        pool = [
+            i
+            for i, e in enumerate(examples)
+            if all(
+                (e.inference if m == "inference" else e.training) is not None for m in stage.modes
+            )
+        ]
+        if not pool:
+            raise ValueError(
+                f"stage {s} ({'+'.join(stage.modes)}) has no examples with those modes"
+            )
+        if order == "rm_score":
+            pool.sort(key=lambda i: (-examples[i].rm_score, examples[i].prompt_id))
+        elif order == "gt_length":
+            pool.sort(key=lambda i: (examples[i].gt_length, examples[i].prompt_id))
+        elif order != "random":
+            raise ValueError(f"unknown order {order!r}; known: random, rm_score, gt_length")
+        todo = math.ceil(len(pool) * stage.epochs)
+        epoch, flat = 0, []
+        while len(flat) < todo:
+            ids = list(pool)
+            if order == "random":
+                random.Random(f"{seed}-{s}-{epoch}").shuffle(ids)
+            flat += ids
+            epoch += 1
+        flat = flat[:todo]
+        plan += [(s, flat[i : i + global_batch]) for i in range(0, len(flat), global_batch)]
+    return plan
+
+
+def _stage_loss(model, stage: Stage, parts_infer, parts_train, pad_id: int, device):
+    from fusekit.losses import profuser_loss
+
+    def run(parts):
+        if not parts:
+            return None
+        ids, mask, labels, topk, lps = (t.to(device) for t in collate(parts, pad_id))
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        return logits, labels, topk, lps
+
+    infer = run(parts_infer) if "inference" in stage.modes else None
+    train = run(parts_train) if "training" in stage.modes else None
+    return profuser_loss(infer, train, stage.beta, stage.lam, stage.w_inference, stage.w_training)
+
+
+def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    pointer = ckpt_dir / "latest"
+    if pointer.exists():
+        path = ckpt_dir / pointer.read_text().strip()
+        if (path / "fusekit_state.json").exists():
+            return path
+    return None
+
+
+def train_fusion(
+    model_path: str,
+    model_spec: dict,
+    examples: list[Example],
+    stages: list[Stage],
+    optim: dict,
+    train_cfg: dict,
+    out: str,
+    checkpoint_dir: str,
+    seed: int,
+    threads: int = 1,
+    stop_after: int | None = None,
+) -> pd.DataFrame:
+    """Train the target on ``examples`` through ``stages``; write the model to ``out``.
+
+    ``optim``: name (adam/adamw), lr, schedule (cosine/linear/constant),
+    global_batch_size. ``train_cfg``: micro_batch_size, save_every (steps),
+    precision (no/bf16/fp16), deepspeed_zero_stage (null on CPU).
+    ``stop_after`` ends the run after that many steps without writing ``out``
+    (to simulate a crash in tests).
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_scheduler
+
+    from fusekit.backends.hf import load_causal_lm, load_tokenizer
+
+    plugin = None
+    if train_cfg.get("deepspeed_zero_stage") is not None:  # paper scale, GPU only
+        from accelerate.utils import DeepSpeedPlugin
+
+        plugin = DeepSpeedPlugin(zero_stage=train_cfg["deepspeed_zero_stage"])
+    cuda = torch.cuda.is_available()
+    acc = Accelerator(
+        cpu=not cuda,
+        mixed_precision=train_cfg.get("precision", "no") if cuda else "no",
+        deepspeed_plugin=plugin,
+    )
+    set_seed(seed)
+    torch.set_num_threads(threads)
+    tok = load_tokenizer(model_path, model_spec)
+    model = load_causal_lm(model_path, {**model_spec, "dtype": "float32"}, threads)
+    model.train()
+    global_batch = optim["global_batch_size"]
+    micro = min(train_cfg.get("micro_batch_size", global_batch), global_batch)
+    plan = batch_plan(
+        examples, stages, global_batch // acc.num_processes, seed, train_cfg.get("order", "random")
+    )
+    opt_cls = torch.optim.AdamW if optim.get("name", "adamw") == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=optim["lr"], weight_decay=0.0)
+    warmup = int(train_cfg.get("warmup_ratio", 0.03) * len(plan))
+    sched = get_scheduler(
+        optim.get("schedule", "cosine"), opt, num_warmup_steps=warmup, num_training_steps=len(plan)
+    )
+    model, opt, sched = acc.prepare(model, opt, sched)
+
+    ckpt_dir = Path(checkpoint_dir)
+    start, records = 0, []
+    latest = _latest_checkpoint(ckpt_dir)
+    if latest is not None:
+        acc.load_state(str(latest))
+        state = json.loads((latest / "fusekit_state.json").read_text())
+        start, records = state["step"], state["log"]
+        log.info("resuming from %s at step %d of %d", latest, start, len(plan))
+
+    save_every = train_cfg.get("save_every", 0)
+    from tqdm.auto import tqdm
+
+    for step in tqdm(
+        range(start, len(plan)), desc="fusion", initial=start, total=len(plan), mininterval=5
+    ):
+        s, idx = plan[step]
+        stage = stages[s]
+        total = 0.0
+        chunks = [idx[i : i + micro] for i in range(0, len(idx), micro)]
+        for chunk in chunks:
+            batch = [examples[i] for i in chunk]
+            loss = _stage_loss(
+                model,
+                stage,
+                [e.inference for e in batch],
+                [e.training for e in batch],
+                tok.pad_token_id,
+                acc.device,
+            ) * (len(chunk) / len(idx))
+            acc.backward(loss)
+            total += loss.item()
+        acc.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        records.append({"step": step + 1, "stage": s, "loss": total, "lr": sched.get_last_lr()[0]})
+        done = step + 1
+        if save_every and done % save_every == 0 and done < len(plan):
+            _save_checkpoint(acc, ckpt_dir, done, records)
+        if stop_after is not None and done >= stop_after:
+            log.info("stopping after step %d (stop_after)", done)
+            return pd.DataFrame(records)
+
+    frame = pd.DataFrame(records)
+    unwrapped = acc.unwrap_model(model)
+    with atomic_path(out, is_dir=True) as tmp:
+        unwrapped.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        frame.to_csv(tmp / "train_log.csv", index=False, float_format="%.6g")
+        spec = {"stages": [s.__dict__ for s in stages], "optim": optim, "train": train_cfg}
+        (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance(spec, seed), indent=2) + "\n")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return frame
+
+
+def _save_checkpoint(acc, ckpt_dir: Path, step: int, records: list[dict]) -> None:
+    """Save the full training state as step-N, then point ``latest`` at it (atomic)."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:07d}"
+    with atomic_path(ckpt_dir / name, is_dir=True) as tmp:
+        acc.save_state(str(tmp))
+        (tmp / "fusekit_state.json").write_text(json.dumps({"step": step, "log": records}))
+    with atomic_path(ckpt_dir / "latest") as tmp:
+        tmp.write_text(name)
+    for old in ckpt_dir.glob("step-*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
