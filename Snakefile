@@ -17,6 +17,7 @@ include: "rules/world.smk"
 include: "rules/generation.smk"
 include: "rules/rewards.smk"
 include: "rules/logits.smk"
+include: "rules/training.smk"
 
 
 rule all:

@@ -27,6 +27,9 @@ wildcard_constraints:
     source=one_of(config["models"]),
     target=one_of(config["models"]),
     mode="training_mode|inference_mode",
+    variant=one_of(
+        {v for s in config["studies"].values() for v in s.get("variants", {})}
+    ),
 
 
 WORLD = layout.WORLD
@@ -98,3 +101,26 @@ def get_vocab_map_models(wildcards):
     return layout.built_model(config, wildcards.source) + layout.built_model(
         config, wildcards.target
     )
+
+
+def get_fusion_inputs(wildcards):
+    return layout.fusion_inputs(config, wildcards.study, wildcards.variant)
+
+
+def get_variant(wildcards):
+    from fusekit.train.fusion import resolve_variant
+
+    return resolve_variant(config["studies"][wildcards.study], wildcards.variant)
+
+
+def get_dump_map(mode):
+    def f(wildcards):
+        sources = get_variant(wildcards)["sources"]
+        return as_json(
+            {
+                m: f"results/{wildcards.study}/{mode}/aligned/{m}.parquet"
+                for m in sources
+            }
+        )
+
+    return f

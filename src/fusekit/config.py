@@ -63,6 +63,13 @@ def check_references(config: dict) -> None:
                 f"{key}.reward_model",
                 f"{spec['reward_model']!r} is not defined under reward_models",
             )
+        for name, variant in spec.get("variants", {}).items():
+            extra = sorted(set(variant.get("sources", [])) - set(spec["sources"]))
+            _need(
+                not extra,
+                f"{key}.variants.{name}.sources",
+                f"{extra} are not sources of the study ({spec['sources']})",
+            )
         inf = spec.get("inference_mode")
         if inf:
             _names_in(

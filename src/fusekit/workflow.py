@@ -26,6 +26,7 @@ def final_targets(config: dict) -> list[str]:
             for mode in ("training_mode", "inference_mode")
             for m in spec["sources"]
         ]
+        targets += [f"results/{study}/models/{v}" for v in sorted(spec.get("variants", {}))]
     return targets
 
 
@@ -146,4 +147,20 @@ def align_inputs(config: dict, study: str, mode: str, model: str) -> dict[str, l
         "dump": [dump],
         "vocab_map": [vocab_map_file(model, spec["target"])],
         "models": built_model(config, model) + built_model(config, spec["target"]),
+    }
+
+
+def fusion_inputs(config: dict, study: str, variant: str) -> dict[str, list[str]]:
+    """What training a variant reads: the prompt set, the votes, the aligned dumps of
+    its sources in both modes, and the target model where the workflow builds it."""
+    from fusekit.train.fusion import resolve_variant
+
+    spec = config["studies"][study]
+    sources = resolve_variant(spec, variant)["sources"]
+    return {
+        "prompts": [f"results/data/{spec['train_dataset']}.parquet"],
+        "votes": [f"results/{study}/inference_mode/votes.parquet"],
+        "inference": [f"results/{study}/inference_mode/aligned/{m}.parquet" for m in sources],
+        "training": [f"results/{study}/training_mode/aligned/{m}.parquet" for m in sources],
+        "target": built_model(config, spec["target"]),
     }

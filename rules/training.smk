@@ -1,0 +1,36 @@
+# Fusion training: every configured variant becomes results/{study}/models/{variant}/.
+# Resumable checkpoints live in results/{study}/checkpoints/{variant}/, outside the
+# declared output (Snakemake deletes declared outputs before a job runs).
+
+
+rule train_fusion:
+    input:
+        unpack(get_fusion_inputs),
+    output:
+        directory("results/{study}/models/{variant}"),
+    log:
+        "logs/training/train_fusion/{study}/{variant}.log",
+    benchmark:
+        "results/benchmarks/training/train_fusion/{study}/{variant}.tsv"
+    conda:
+        "../envs/training.yaml"
+    threads: config["threads"]
+    params:
+        variant=lambda w: as_json(get_variant(w)),
+        inference=get_dump_map("inference_mode"),
+        training=get_dump_map("training_mode"),
+        target=lambda w: config["models"][config["studies"][w.study]["target"]]["path"],
+        target_spec=lambda w: as_json(
+            config["models"][config["studies"][w.study]["target"]]
+        ),
+        optim=lambda w: as_json(config["studies"][w.study]["optimizer"]),
+        training_cfg=lambda w: as_json(config["studies"][w.study]["training"]),
+        seed=lambda w: job_seed("fusion", w.study, w.variant),
+        checkpoints="results/{study}/checkpoints/{variant}",
+    shell:
+        "python scripts/train_fusion.py --variant {params.variant:q} "
+        "--prompts {input.prompts} --votes {input.votes} "
+        "--inference-dumps {params.inference:q} --training-dumps {params.training:q} "
+        "--target-path {params.target:q} --target-spec {params.target_spec:q} "
+        "--optim {params.optim:q} --training {params.training_cfg:q} --seed {params.seed} "
+        "--checkpoint-dir {params.checkpoints} --threads {threads} --out {output} > {log} 2>&1"

@@ -1,0 +1,39 @@
+"""Train one fusion variant of the target (CSFT, Fuse, InferFuse, ProFuser, SimulFuse, ...)."""
+
+from fusekit.cli import json_arg, parser, setup_logging
+from fusekit.train.fusion import train_variant
+
+if __name__ == "__main__":
+    p = parser(__doc__)
+    p.add_argument("--variant", type=json_arg, required=True, help="resolved variant (JSON)")
+    p.add_argument("--prompts", required=True, help="prompt set Parquet (references)")
+    p.add_argument("--votes", required=True, help="votes Parquet (inference mode)")
+    p.add_argument("--inference-dumps", type=json_arg, required=True, help="{source: aligned dump}")
+    p.add_argument("--training-dumps", type=json_arg, required=True, help="{source: aligned dump}")
+    p.add_argument("--target-path", required=True, help="target model (hub id or directory)")
+    p.add_argument(
+        "--target-spec", type=json_arg, required=True, help="models.<target> config (JSON)"
+    )
+    p.add_argument("--optim", type=json_arg, required=True, help="optimizer config (JSON)")
+    p.add_argument("--training", type=json_arg, required=True, help="trainer config (JSON)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--checkpoint-dir", required=True, help="resumable checkpoints (not the output)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True, help="output model directory")
+    a = p.parse_args()
+    setup_logging()
+    train_variant(
+        a.variant,
+        a.prompts,
+        a.votes,
+        a.inference_dumps,
+        a.training_dumps,
+        a.target_path,
+        a.target_spec,
+        a.optim,
+        a.training,
+        a.seed,
+        a.out,
+        a.checkpoint_dir,
+        a.threads,
+    )

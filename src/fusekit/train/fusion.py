@@ -1,0 +1,73 @@
+"""One fusion variant, file to file: examples from votes and aligned dumps, then the loop."""
+
+from __future__ import annotations
+
+import logging
+
+from fusekit.train.examples import build_examples
+from fusekit.train.loop import Stage, train_fusion
+
+log = logging.getLogger("fusekit")
+
+
+def resolve_variant(study: dict, name: str) -> dict:
+    """A variant with the study's defaults filled in: stages, sources, fusion, order."""
+    spec = study.get("variants", {}).get(name)
+    if spec is None:
+        raise ValueError(f"unknown variant {name!r}; known: {sorted(study.get('variants', {}))}")
+    return {
+        "stages": spec.get("stages") or study["stages"],
+        "sources": spec.get("sources") or study["sources"],
+        "fusion": spec.get("fusion", "min_ce"),
+        "order": spec.get("order", "random"),
+    }
+
+
+def train_variant(
+    variant: dict,
+    prompts_path: str,
+    votes_path: str,
+    inference_dumps: dict[str, str],
+    training_dumps: dict[str, str],
+    target_path: str,
+    target_spec: dict,
+    optim: dict,
+    train_cfg: dict,
+    seed: int,
+    out: str,
+    checkpoint_dir: str,
+    threads: int = 1,
+):
+    """Train the target as ``variant`` says (a :func:`resolve_variant` result)."""
+    from fusekit.backends.hf import load_tokenizer
+
+    stages = [Stage.from_config(s) for s in variant["stages"]]
+    modes = {m for s in stages for m in s.modes}
+    tok = load_tokenizer(target_path, target_spec)
+    examples = build_examples(
+        tok,
+        prompts_path,
+        votes_path if "inference" in modes else None,
+        inference_dumps if "inference" in modes else {},
+        training_dumps if "training" in modes else {},
+        variant["fusion"],
+        optim.get("max_length", 2048),
+    )
+    log.info(
+        "%d examples (%d with an inference part, %d with a training part)",
+        len(examples),
+        sum(e.inference is not None for e in examples),
+        sum(e.training is not None for e in examples),
+    )
+    return train_fusion(
+        target_path,
+        target_spec,
+        examples,
+        stages,
+        optim,
+        {**train_cfg, "order": variant["order"]},
+        out,
+        checkpoint_dir,
+        seed,
+        threads,
+    )
