@@ -16,7 +16,6 @@ from fusekit.losses.core import (
     sft_loss,
     shift,
     sparse_kl,
-    token_log_probs,
 )
 from fusekit.losses.sources import avg_ce_fusion, min_ce_fusion
 
@@ -29,5 +28,4 @@ __all__ = [
     "sft_loss",
     "shift",
     "sparse_kl",
-    "token_log_probs",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 IGNORE = -100
 
@@ -18,44 +19,35 @@ def _mean_over(mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / n.clamp(min=1)
 
 
-def token_log_probs(logits: torch.Tensor) -> torch.Tensor:
-    """log-softmax over the vocabulary in float32 (what every loss gathers from)."""
-    return torch.log_softmax(logits.float(), dim=-1)
-
-
-def sft_loss(
-    logits: torch.Tensor, labels: torch.Tensor, logp: torch.Tensor | None = None
-) -> torch.Tensor:
+def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over positions whose label is not -100."""
     logits, labels = shift(logits, labels)
-    logp = token_log_probs(logits) if logp is None else logp[:, :-1]
-    mask = labels != IGNORE
-    nll = -logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return _mean_over(mask, nll)
+    if not (labels != IGNORE).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE
+    )
 
 
 def sparse_kl(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    topk_ids: torch.Tensor,
-    topk_logprobs: torch.Tensor,
-    logp: torch.Tensor | None = None,
+    logits: torch.Tensor, labels: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor
 ) -> torch.Tensor:
     """Token-level KL(P_S || P_T) on the teacher's support, averaged over labelled positions.
 
     The teacher's kept entries are renormalised to a distribution q; the student's
-    log-probs at the same ids are renormalised over that support too, so the KL
-    is zero exactly when the student matches the teacher there. Only a
-    [B, L, k] gather is built, never a dense teacher tensor.
+    distribution is restricted to the same ids and renormalised there, so the
+    KL is zero exactly when the student matches the teacher on its support.
+    Restricting makes the student's full-vocabulary normaliser cancel: only the
+    logits at the k teacher ids are gathered ([B, L, k]); no dense teacher
+    tensor and no second log-softmax over the vocabulary is built.
     """
     logits, labels, topk_ids, topk_logprobs = shift(logits, labels, topk_ids, topk_logprobs)
-    logp = token_log_probs(logits) if logp is None else logp[:, :-1]
     valid = topk_ids >= 0
     mask = (labels != IGNORE) & valid.any(-1)
     neg_inf = torch.finfo(torch.float32).min
     t_lp = topk_logprobs.float().masked_fill(~valid, neg_inf)
     q_log = t_lp - torch.logsumexp(t_lp, -1, keepdim=True)
-    s_lp = logp.gather(-1, topk_ids.clamp(min=0).long()).masked_fill(~valid, neg_inf)
+    s_lp = logits.gather(-1, topk_ids.clamp(min=0).long()).float().masked_fill(~valid, neg_inf)
     s_log = s_lp - torch.logsumexp(s_lp, -1, keepdim=True)
     q = q_log.exp() * valid
     kl = (q * (q_log - s_log)).masked_fill(~valid, 0.0).sum(-1)
@@ -64,19 +56,15 @@ def sparse_kl(
 
 def fuse_loss(logits, labels, topk_ids, topk_logprobs, beta: float) -> torch.Tensor:
     """ProFuser's L_Fuse = L_SFT + beta * KL(P_S || P_T)."""
-    logp = token_log_probs(logits)
-    return sft_loss(logits, labels, logp) + beta * sparse_kl(
-        logits, labels, topk_ids, topk_logprobs, logp
-    )
+    return sft_loss(logits, labels) + beta * sparse_kl(logits, labels, topk_ids, topk_logprobs)
 
 
 def fusellm_loss(logits, labels, topk_ids, topk_logprobs, lam: float) -> torch.Tensor:
     """FuseLLM: lambda * L_CLM + (1 - lambda) * L_fuse, L_fuse the KL to the fused distribution."""
-    logp = token_log_probs(logits)
-    clm = sft_loss(logits, labels, logp)
+    clm = sft_loss(logits, labels)
     if lam >= 1.0:
         return clm
-    return lam * clm + (1 - lam) * sparse_kl(logits, labels, topk_ids, topk_logprobs, logp)
+    return lam * clm + (1 - lam) * sparse_kl(logits, labels, topk_ids, topk_logprobs)
 
 
 def profuser_loss(
