@@ -1,0 +1,151 @@
+"""The fusion trainer: the batch plan, and resuming after an interruption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer
+
+from fusekit.tiny.corpus import build_corpus, filler_text
+from fusekit.tiny.models import build_model
+from fusekit.tiny.tokenizers import train_tokenizer
+from fusekit.train.examples import Example, Part, collate
+from fusekit.train.fusion import resolve_variant
+from fusekit.train.loop import Stage, batch_plan, train_fusion
+
+SIZE = {
+    "hidden_size": 32,
+    "num_layers": 1,
+    "num_heads": 2,
+    "intermediate_size": 64,
+    "max_position": 64,
+}
+
+
+def _part(rng, n_prompt=3, n_resp=5, vocab=300, k=4):
+    ids = rng.integers(5, vocab, n_prompt + n_resp).tolist()
+    labels = [-100] * n_prompt + ids[n_prompt:]
+    topk = np.full((len(ids), k), -1, dtype=np.int32)
+    lps = np.full((len(ids), k), -np.inf, dtype=np.float32)
+    topk[n_prompt:] = rng.integers(5, vocab, (n_resp, k))
+    lps[n_prompt:] = np.log(rng.dirichlet(np.ones(k), n_resp)).astype(np.float32)
+    return Part(ids, labels, topk, lps)
+
+
+def _examples(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        infer = _part(rng) if i % 4 != 0 else None  # a quarter without an inference part
+        out.append(
+            Example(f"p{i:02d}", infer, _part(rng), rm_score=float(i % 3), gt_length=100 - i)
+        )
+    return out
+
+
+def test_batch_plan_pools_epochs_and_orders():
+    ex = _examples()
+    stages = [
+        Stage(("inference",), 1.0),
+        Stage(("inference", "training"), 0.5),
+        Stage(("training",), 2.0),
+    ]
+    plan = batch_plan(ex, stages, global_batch=4, seed=1)
+    by_stage = {s: [i for st, b in plan if st == s for i in b] for s in range(3)}
+    assert sorted(by_stage[0]) == [i for i in range(24) if i % 4 != 0]  # 18 with an inference part
+    assert len(by_stage[1]) == 9 and len(set(by_stage[1])) == 9
+    assert sorted(by_stage[2]) == sorted(list(range(24)) * 2)
+    assert plan == batch_plan(ex, stages, 4, seed=1) and plan != batch_plan(ex, stages, 4, seed=2)
+    first = batch_plan(ex, [Stage(("training",), 1.0)], 24, 0, order="gt_length")[0][1]
+    assert first == list(range(23, -1, -1))  # shortest reference first
+    first = batch_plan(ex, [Stage(("training",), 1.0)], 24, 0, order="rm_score")[0][1]
+    assert [ex[i].rm_score for i in first] == sorted((e.rm_score for e in ex), reverse=True)
+    with pytest.raises(ValueError, match="no examples"):
+        batch_plan(
+            [Example("x", None, _part(np.random.default_rng(0)))], [Stage(("inference",), 1)], 4, 0
+        )
+    with pytest.raises(ValueError, match="unknown modes"):
+        Stage.from_config({"modes": ["reinforce"], "epochs": 1})
+
+
+def test_collate_pads_with_ignored_labels():
+    rng = np.random.default_rng(0)
+    ids, mask, labels, topk, lps = collate([_part(rng, 2, 3), _part(rng, 2, 1)], pad_id=0)
+    assert ids.shape == (2, 5) and mask[1].tolist() == [1, 1, 1, 0, 0]
+    assert labels[1, 3:].tolist() == [-100, -100] and (topk[1, 3:] == -1).all()
+    assert torch.isneginf(lps[1, 3:]).all()
+
+
+def test_resolve_variant_defaults():
+    study = {
+        "stages": [{"modes": ["inference"], "epochs": 1}],
+        "sources": ["a", "b"],
+        "variants": {"P": {}, "S": {"sources": ["b"], "order": "gt_length"}},
+    }
+    assert resolve_variant(study, "P") == {
+        "stages": study["stages"],
+        "sources": ["a", "b"],
+        "fusion": "min_ce",
+        "order": "random",
+    }
+    assert resolve_variant(study, "S")["sources"] == ["b"]
+    with pytest.raises(ValueError, match="unknown variant 'Q'"):
+        resolve_variant(study, "Q")
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    root = tmp_path_factory.mktemp("target")
+    corpus = build_corpus(0, {"pretrain": 30})
+    texts = [
+        f"{p} {r}" for p, r in zip(corpus.prompt, corpus.reference, strict=True)
+    ] + filler_text(0, 30)
+    tok = train_tokenizer(texts, "metaspace_bpe", 300, "vicuna")
+    build_model("LlamaForCausalLM", tok, SIZE, seed=0).save_pretrained(root)
+    tok.save_pretrained(root)
+    return root
+
+
+def test_resume_gives_the_same_weights(target, tmp_path):
+    ex = _examples()
+    stages = [
+        Stage(("inference",), 1.0, beta=0.1),
+        Stage(("inference", "training"), 1.0, 0.5, 0.5, 0.1, 1.0),
+    ]
+    optim = {"name": "adamw", "lr": 1e-3, "schedule": "cosine", "global_batch_size": 4}
+    cfg = {"micro_batch_size": 2, "save_every": 3}
+    full = train_fusion(
+        str(target), {}, ex, stages, optim, cfg, str(tmp_path / "full"), str(tmp_path / "c1"), 7
+    )
+    n_steps = len(full)
+    assert n_steps == 5 + 5  # 18 and 18 examples in batches of 4
+    # interrupted after step 7 (last checkpoint at step 6), then restarted
+    part = train_fusion(
+        str(target),
+        {},
+        ex,
+        stages,
+        optim,
+        cfg,
+        str(tmp_path / "out"),
+        str(tmp_path / "c2"),
+        7,
+        stop_after=7,
+    )
+    assert len(part) == 7 and not (tmp_path / "out").exists()
+    assert (tmp_path / "c2" / "latest").read_text() == "step-0000006"
+    resumed = train_fusion(
+        str(target), {}, ex, stages, optim, cfg, str(tmp_path / "out"), str(tmp_path / "c2"), 7
+    )
+    a = load_file(tmp_path / "full" / "model.safetensors")
+    b = load_file(tmp_path / "out" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.loss.tolist() == pytest.approx(full.loss.tolist())
+    assert not (tmp_path / "c2").exists()  # checkpoints go once the model is written
+    # and training moved the weights
+    init = build_model(
+        "LlamaForCausalLM", AutoTokenizer.from_pretrained(target), SIZE, seed=0
+    ).state_dict()
+    assert any(not torch.equal(init[k], a[k]) for k in a if k in init)
