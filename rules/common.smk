@@ -124,3 +124,11 @@ def get_dump_map(mode):
         )
 
     return f
+
+
+def get_training_launcher(wildcards):
+    """python on CPU; accelerate launch over the configured GPUs at paper scale."""
+    gpus = config["studies"][wildcards.study]["training"]["gpus"]
+    if SCALE == "paper" and gpus > 1:
+        return f"accelerate launch --num_processes {gpus}"
+    return "python"

@@ -27,8 +27,9 @@ rule train_fusion:
         training_cfg=lambda w: as_json(config["studies"][w.study]["training"]),
         seed=lambda w: job_seed("fusion", w.study, w.variant),
         checkpoints="results/{study}/checkpoints/{variant}",
+        launcher=get_training_launcher,
     shell:
-        "python scripts/train_fusion.py --variant {params.variant:q} "
+        "{params.launcher} scripts/train_fusion.py --variant {params.variant:q} "
         "--prompts {input.prompts} --votes {input.votes} "
         "--inference-dumps {params.inference:q} --training-dumps {params.training:q} "
         "--target-path {params.target:q} --target-spec {params.target_spec:q} "
