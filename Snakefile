@@ -20,6 +20,16 @@ include: "rules/logits.smk"
 include: "rules/training.smk"
 
 
+# light bookkeeping runs where Snakemake runs, never as a cluster job
+localrules:
+    all,
+    tabulate_skill_accuracy,
+    vote_responses,
+    compare_advantage_methods,
+    select_mince,
+    tabulate_advantage_by_mode,
+
+
 rule all:
     default_target: True
     input:

@@ -132,3 +132,14 @@ def get_training_launcher(wildcards):
     if SCALE == "paper" and gpus > 1:
         return f"accelerate launch --num_processes {gpus}"
     return "python"
+
+
+def get_resources(kind, key, field=None):
+    """One resource value of a job, from fusekit.resources.job_resources."""
+    from fusekit.resources import job_resources
+
+    def f(wildcards):
+        name = getattr(wildcards, field) if field else None
+        return job_resources(config, kind, name).get(key, 0)
+
+    return f

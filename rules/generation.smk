@@ -15,6 +15,13 @@ rule generate_responses:
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_resources("generate", "gpu", "model"),
+        cpus_per_gpu=get_resources("generate", "cpus_per_gpu", "model"),
+        gpu_model=get_resources("generate", "gpu_model", "model"),
+        mem_mb=get_resources("generate", "mem_mb", "model"),
+        runtime=get_resources("generate", "runtime", "model"),
+        slurm_partition=get_resources("generate", "slurm_partition", "model"),
     params:
         spec=lambda w: as_json(config["models"][w.model]),
         path=lambda w: config["models"][w.model]["path"],

@@ -15,6 +15,13 @@ rule dump_reference_logits:
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_resources("dump", "gpu", "model"),
+        cpus_per_gpu=get_resources("dump", "cpus_per_gpu", "model"),
+        gpu_model=get_resources("dump", "gpu_model", "model"),
+        mem_mb=get_resources("dump", "mem_mb", "model"),
+        runtime=get_resources("dump", "runtime", "model"),
+        slurm_partition=get_resources("dump", "slurm_partition", "model"),
     params:
         spec=lambda w: as_json(config["models"][w.model]),
         path=lambda w: config["models"][w.model]["path"],
@@ -40,6 +47,13 @@ rule dump_voted_logits:
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_resources("dump", "gpu", "model"),
+        cpus_per_gpu=get_resources("dump", "cpus_per_gpu", "model"),
+        gpu_model=get_resources("dump", "gpu_model", "model"),
+        mem_mb=get_resources("dump", "mem_mb", "model"),
+        runtime=get_resources("dump", "runtime", "model"),
+        slurm_partition=get_resources("dump", "slurm_partition", "model"),
     params:
         spec=lambda w: as_json(config["models"][w.model]),
         path=lambda w: config["models"][w.model]["path"],

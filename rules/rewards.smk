@@ -15,6 +15,13 @@ rule score_responses:
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_resources("score", "gpu", "reward_model"),
+        cpus_per_gpu=get_resources("score", "cpus_per_gpu", "reward_model"),
+        gpu_model=get_resources("score", "gpu_model", "reward_model"),
+        mem_mb=get_resources("score", "mem_mb", "reward_model"),
+        runtime=get_resources("score", "runtime", "reward_model"),
+        slurm_partition=get_resources("score", "slurm_partition", "reward_model"),
     params:
         spec=lambda w: as_json(config["reward_models"][w.reward_model]),
         path=lambda w: config["reward_models"][w.reward_model]["path"],

@@ -15,6 +15,13 @@ rule train_fusion:
     conda:
         "../envs/training.yaml"
     threads: config["threads"]
+    resources:
+        gpu=get_resources("train", "gpu", "study"),
+        cpus_per_gpu=get_resources("train", "cpus_per_gpu", "study"),
+        gpu_model=get_resources("train", "gpu_model", "study"),
+        mem_mb=get_resources("train", "mem_mb", "study"),
+        runtime=get_resources("train", "runtime", "study"),
+        slurm_partition=get_resources("train", "slurm_partition", "study"),
     params:
         variant=lambda w: as_json(get_variant(w)),
         inference=get_dump_map("inference_mode"),
