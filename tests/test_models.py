@@ -2,12 +2,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
+from fusekit.batching import pad_right
 from fusekit.chat import encode_example
 from fusekit.tiny.corpus import build_corpus, filler_text
 from fusekit.tiny.models import CAUSAL_LM, SEQ_CLS, build_model
 from fusekit.tiny.preferences import CORRUPTIONS, build_preference_pairs
 from fusekit.tiny.tokenizers import train_tokenizer
-from fusekit.tiny.train import pad_batch, train_causal_lm, train_reward_model
+from fusekit.tiny.train import train_causal_lm, train_reward_model
 
 SIZE = {
     "hidden_size": 32,
@@ -44,7 +45,7 @@ def test_causal_lm_round_trips_through_from_pretrained(arch, tok, tmp_path):
 @pytest.mark.parametrize("arch", SEQ_CLS)
 def test_reward_model_has_one_score(arch, tok):
     model = build_model(arch, tok, SIZE, seed=0, num_labels=1).eval()
-    ids, mask, _ = pad_batch([[5, 6, 7], [5, 6]], tok.pad_token_id, False)
+    ids, mask, _ = pad_right([[5, 6, 7], [5, 6]], tok.pad_token_id, False)
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask).logits
     assert out.shape == (2, 1)
@@ -55,8 +56,8 @@ def test_unknown_architecture(tok):
         build_model("BertForMaskedLM", tok, SIZE, seed=0)
 
 
-def test_pad_batch_masks_prompt_and_padding():
-    ids, mask, labels = pad_batch([[1, 2, 3, 4], [1, 2, 3]], 0, True, [2, 1])
+def test_pad_right_masks_prompt_and_padding():
+    ids, mask, labels = pad_right([[1, 2, 3, 4], [1, 2, 3]], 0, True, [2, 1])
     assert ids.tolist() == [[1, 2, 3, 4], [1, 2, 3, 0]]
     assert mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
     assert labels.tolist() == [[-100, -100, 3, 4], [-100, 2, 3, -100]]

@@ -6,17 +6,8 @@ import torch
 from tqdm.auto import tqdm
 
 from fusekit.backends import Completion, SamplingParams
+from fusekit.batching import pad_left, pad_right
 from fusekit.chat import encode_prompt, use_chat_template
-
-
-def _left_pad(chunk: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, chunk))
-    ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, s in enumerate(chunk):
-        ids[i, width - len(s) :] = torch.tensor(s)
-        mask[i, width - len(s) :] = 1
-    return ids, mask
 
 
 def _completion(tokenizer, row: list[int]) -> Completion:
@@ -51,7 +42,7 @@ def generate_ids(
     if not params.greedy:
         kwargs.update(temperature=params.temperature, top_p=params.top_p, num_return_sequences=n)
     for start in tqdm(range(0, len(encoded), params.batch_size), desc=desc, mininterval=5):
-        ids, mask = _left_pad(encoded[start : start + params.batch_size], tokenizer.pad_token_id)
+        ids, mask = pad_left(encoded[start : start + params.batch_size], tokenizer.pad_token_id)
         seqs = model.generate(
             input_ids=ids,
             attention_mask=mask,
@@ -174,12 +165,7 @@ def teacher_forced_topk(
         for e, s in zip(chunk, seqs, strict=True):
             if len(s) <= e.n_prompt:
                 raise ValueError(f"prompt of {e.n_prompt} tokens leaves no room for a response")
-        width = max(map(len, seqs))
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
+        ids, mask, _ = pad_right(seqs, pad)
         logits = (
             model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device))
             .logits.float()

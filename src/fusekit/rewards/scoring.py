@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from fusekit.batching import pad_right
 from fusekit.chat import encode_example, use_chat_template
 from fusekit.generation import read_generations
 from fusekit.io import write_table
@@ -113,13 +114,8 @@ class RewardScorer:
         scores: list[float] = []
         pad = self.tokenizer.pad_token_id
         for i in tqdm(range(0, len(encoded), self.batch_size), desc=desc, mininterval=5):
-            chunk = encoded[i : i + self.batch_size]
-            width = max(map(len, chunk))
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for k, s in enumerate(chunk):  # right padding: the score is read at the last real token
-                ids[k, : len(s)] = torch.tensor(s)
-                mask[k, : len(s)] = 1
+            # right padding: the score is read at the last real token
+            ids, mask, _ = pad_right(encoded[i : i + self.batch_size], pad)
             scores.extend(self._forward(ids, mask).tolist())
         return scores, truncated, lengths
 

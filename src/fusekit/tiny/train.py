@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from fusekit.batching import pad_right
 from fusekit.chat import encode_example
 
 
@@ -27,22 +28,6 @@ def _lr_lambda(warmup: int, total: int):
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
     return f
-
-
-def pad_batch(
-    seqs: list[list[int]], pad_id: int, fill_labels: bool, n_prompt: list[int] | None = None
-):
-    """Right-pad to the longest sequence; labels are -100 on prompt and padding."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    labels = torch.full((len(seqs), width), -100, dtype=torch.long) if fill_labels else None
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-        if labels is not None:
-            labels[i, n_prompt[i] : len(s)] = torch.tensor(s[n_prompt[i] :])
-    return ids, mask, labels
 
 
 def train_causal_lm(
@@ -70,7 +55,7 @@ def train_causal_lm(
     log = []
     for step in (bar := tqdm(range(steps), desc=desc, mininterval=2)):
         idx = torch.multinomial(w, batch_size, replacement=True, generator=gen).tolist()
-        ids, mask, labels = pad_batch(
+        ids, mask, labels = pad_right(
             [enc[i].input_ids for i in idx],
             tokenizer.pad_token_id,
             True,
@@ -124,7 +109,7 @@ def train_reward_model(
     for step in (bar := tqdm(range(steps), desc=desc, mininterval=2)):
         idx = torch.randint(len(data), (batch_size,), generator=gen).tolist()
         seqs = [data[i][0] for i in idx] + [data[i][1] for i in idx]
-        ids, mask, _ = pad_batch(seqs, tokenizer.pad_token_id, False)
+        ids, mask, _ = pad_right(seqs, tokenizer.pad_token_id, False)
         scores = model(input_ids=ids, attention_mask=mask).logits[:, 0].float()
         chosen, rejected = scores[:batch_size], scores[batch_size:]
         loss = -F.logsigmoid(chosen - rejected).mean()

@@ -172,37 +172,18 @@ def evaluate_reward_model(
 ) -> pd.DataFrame:
     """Held-out preference accuracy: the share of eval pairs (all corruption
     kinds) where the chosen response scores higher than the rejected one."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    import numpy as np
 
-    from fusekit.chat import encode_example
     from fusekit.determinism import make_deterministic
+    from fusekit.rewards.scoring import RewardScorer
     from fusekit.tiny.preferences import build_preference_pairs
-    from fusekit.tiny.train import pad_batch
 
     make_deterministic(0)
     pairs = build_preference_pairs(load_corpus(corpus_path, "eval"), seed + 1)
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-
-    @torch.inference_mode()
-    def score(prompts, responses) -> torch.Tensor:
-        outs = []
-        for i in range(0, len(prompts), batch_size):
-            seqs = [
-                encode_example(tok, p, r).input_ids
-                for p, r in zip(
-                    prompts[i : i + batch_size], responses[i : i + batch_size], strict=True
-                )
-            ]
-            ids, mask, _ = pad_batch(seqs, tok.pad_token_id, False)
-            outs.append(model(input_ids=ids, attention_mask=mask).logits[:, 0].float())
-        return torch.cat(outs)
-
-    ok = score(list(pairs.prompt), list(pairs.chosen)) > score(
-        list(pairs.prompt), list(pairs.rejected)
-    )
-    pairs = pairs.assign(ok=ok.numpy())
+    scorer = RewardScorer(model_dir, {"batch_size": batch_size})
+    chosen, _, _ = scorer.score(list(pairs.prompt), list(pairs.chosen), f"eval {meta['model']}")
+    rejected, _, _ = scorer.score(list(pairs.prompt), list(pairs.rejected), f"eval {meta['model']}")
+    pairs = pairs.assign(ok=np.array(chosen) > np.array(rejected))
     table = _with_overall(pairs).assign(metric="preference_accuracy", **meta)
     table = table[list(SKILL_ACCURACY_COLUMNS)]
     write_table(table, out)
