@@ -18,7 +18,7 @@ def paper():
         "gpu_model": None,
         "cpus_per_gpu": 8,
         "cpu_mem_mb": 8000,
-        "runtime": {"cpu": 60, "generate": 720, "score": 240, "dump": 480, "train": 2880},
+        "runtime": {"cpu": 60, "generate": 720, "score": 240, "dump": 480, "train": 2880, "evaluate": 360},
     }
     cfg["studies"]["profuser"]["training"] = {"gpus": 8}
     return cfg
@@ -32,6 +32,7 @@ def test_gpu_jobs_follow_the_config(paper):
     assert job_resources(paper, "train", "profuser")["gpu"] == 8
     assert job_resources(paper, "score", "Eurus-RM-7b")["gpu"] == 1
     assert job_resources(paper, "dump", "mpt-7b-8k-chat")["runtime"] == 480
+    assert job_resources(paper, "evaluate", "vicuna-7b-v1.5")["gpu"] == 1
     cfg = copy.deepcopy(paper)
     cfg["models"]["vicuna-7b-v1.5"]["tensor_parallel_size"] = 2
     cfg["cluster"]["gpu_model"] = "a100"
@@ -49,4 +50,4 @@ def test_cpu_jobs_and_the_tiny_world_request_no_gpu(paper):
     tiny = {**paper, "scale": "tiny"}
     assert job_resources(tiny, "generate", "vicuna-7b-v1.5")["gpu"] == 0
     with pytest.raises(ValueError, match="unknown job kind"):
-        job_resources(paper, "evaluate")
+        job_resources(paper, "telepathy")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-KINDS = ("cpu", "generate", "score", "dump", "train")
+KINDS = ("cpu", "generate", "score", "dump", "train", "evaluate")
 
 
 def _gpus(config: dict, kind: str, name: str | None) -> int:
@@ -19,6 +19,8 @@ def _gpus(config: dict, kind: str, name: str | None) -> int:
     if kind == "train":
         return config["studies"][name]["training"]["gpus"]
     if kind == "score":
+        return 1
+    if kind == "evaluate":  # lm-eval's transformers backend: one GPU per model
         return 1
     return config["models"][name].get("tensor_parallel_size", 1)
 
