@@ -14,8 +14,10 @@ KINDS = ("cpu", "generate", "score", "dump", "train", "evaluate")
 
 
 def _gpus(config: dict, kind: str, name: str | None) -> int:
-    if kind == "cpu" or config["scale"] == "tiny":
+    if kind == "cpu":
         return 0
+    if config["scale"] == "tiny":  # CPU models; one GPU each only to test dispatch
+        return 1 if config["cluster"].get("tiny_gpu_jobs") else 0
     if kind == "train":
         return config["studies"][name]["training"]["gpus"]
     if kind == "score":
@@ -38,7 +40,9 @@ def job_resources(config: dict, kind: str, name: str | None = None) -> dict:
             "runtime": cluster["runtime"]["cpu"],
             "slurm_partition": cluster["cpu_partition"],
         }
-    if kind == "score":
+    if config["scale"] == "tiny":
+        params_b = 0
+    elif kind == "score":
         params_b = config["reward_models"][name].get("params_b", 7)
     elif kind == "train":
         params_b = config["models"][config["studies"][name]["target"]].get("params_b", 7)
