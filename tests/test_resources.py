@@ -51,6 +51,7 @@ def test_cpu_jobs_and_the_tiny_world_request_no_gpu(paper):
     assert job_resources(tiny, "generate", "vicuna-7b-v1.5")["gpu"] == 0
     dispatch = {**tiny, "cluster": {**paper["cluster"], "tiny_gpu_jobs": True}}
     res = job_resources(dispatch, "train", "profuser")
-    assert res["gpu"] == 1 and res["mem_mb"] == 8000 and res["slurm_partition"] == "gpu"
+    assert res["gpu"] == 1 and res["slurm_partition"] == "gpu"
+    assert res["mem_mb"] < job_resources(paper, "train", "profuser")["mem_mb"]
     with pytest.raises(ValueError, match="unknown job kind"):
         job_resources(paper, "telepathy")
