@@ -11,6 +11,9 @@ if not config:
     configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/world.smk"
@@ -18,6 +21,8 @@ include: "rules/generation.smk"
 include: "rules/rewards.smk"
 include: "rules/logits.smk"
 include: "rules/training.smk"
+include: "rules/evaluation.smk"
+include: "rules/report.smk"
 
 
 # light bookkeeping runs where Snakemake runs, never as a cluster job
@@ -28,6 +33,14 @@ localrules:
     compare_advantage_methods,
     select_mince,
     tabulate_advantage_by_mode,
+    build_openllm_tasks,
+    tabulate_paper_table,
+    verify_tables,
+    publish_headline_table,
+    plot_advantage_by_mode,
+    plot_advantage_methods,
+    plot_loss_curves,
+    plot_table_vs_reported,
 
 
 rule all:

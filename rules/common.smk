@@ -27,6 +27,7 @@ wildcard_constraints:
     source=one_of(config["models"]),
     target=one_of(config["models"]),
     mode="training_mode|inference_mode",
+    table=one_of({t for s in config["studies"].values() for t in s.get("tables", {})}),
     variant=one_of(
         {v for s in config["studies"].values() for v in s.get("variants", {})}
     ),
@@ -139,7 +140,53 @@ def get_resources(kind, key, field=None):
     from fusekit.resources import job_resources
 
     def f(wildcards):
-        name = getattr(wildcards, field) if field else None
+        if field == "study_target":
+            name = config["studies"][wildcards.study]["target"]
+        else:
+            name = getattr(wildcards, field) if field else None
         return job_resources(config, kind, name).get(key, 0)
 
     return f
+
+
+OPENLLM = config["evaluation"]["openllm"]
+# benchmarks in config order (as_json sorts keys; a list keeps the paper's column order)
+BENCHMARK_LIST = json.dumps([{**b, "key": k} for k, b in OPENLLM["benchmarks"].items()])
+
+
+def get_openllm_tasks(wildcards):
+    return layout.openllm_tasks(config)
+
+
+def get_openllm_settings(wildcards):
+    """evaluation.openllm without its benchmarks, plus the seed and the model's
+    trust_remote_code (for a variant: its study's target's)."""
+    name = getattr(wildcards, "model", None)
+    if name is None:
+        name = config["studies"][wildcards.study]["target"]
+    settings = {k: v for k, v in OPENLLM.items() if k != "benchmarks"}
+    settings["seed"] = config["seed"]
+    settings["trust_remote_code"] = config["models"][name].get(
+        "trust_remote_code", False
+    )
+    return as_json(settings)
+
+
+def get_table_evaluations(wildcards):
+    return layout.table_evaluations(config, wildcards.study, wildcards.table)
+
+
+def get_table_spec(wildcards):
+    return config["studies"][wildcards.study]["tables"][wildcards.table]
+
+
+def get_study_tables(wildcards):
+    return layout.study_tables(config, wildcards.study)
+
+
+def get_variant_models(wildcards):
+    spec = config["studies"][wildcards.study]
+    return [
+        f"results/{wildcards.study}/models/{v}"
+        for v in sorted(spec.get("variants", {}))
+    ]

@@ -108,11 +108,10 @@ def test_paper_config_names_the_papers_models_and_hyperparameters():
     assert pro["stages"][0] == {"modes": ["inference"], "epochs": 1, "beta": 0.1}
     assert pro["stages"][1]["w_inference"] == 0.1 and pro["stages"][1]["lambda"] == 0.5
     assert cfg["datasets"]["orca_best"]["n_examples"] == 100000
-    assert cfg["evaluation"]["openllm"]["gsm8k"] == {
-        "task": "gsm8k_cot",
-        "num_fewshot": 8,
-        "metric": "exact_match",
-    }
+    gsm8k = cfg["evaluation"]["openllm"]["benchmarks"]["gsm8k"]  # Open-Instruct style
+    assert (gsm8k["task"], gsm8k["num_fewshot"], gsm8k["metric"]) == ("gsm8k_cot", 8, "exact_match")
+    mmlu = cfg["evaluation"]["openllm"]["benchmarks"]["mmlu"]
+    assert (mmlu["num_fewshot"], mmlu["aggregate"]) == (5, "macro")
     fc = cfg["studies"]["fusechat3"]
     assert fc["dpo"]["beta"] == 10.0 and fc["dpo"]["rm_gap"] == [0.01, 0.1]
 

@@ -64,6 +64,9 @@ def test_rule_names_are_verb_object():
         "map",
         "align",
         "select",
+        "verify",
+        "publish",
+        "plot",
     }
     for name in _rules():
         assert name.split("_")[0] in verbs, name

@@ -18,7 +18,14 @@ def paper():
         "gpu_model": None,
         "cpus_per_gpu": 8,
         "cpu_mem_mb": 8000,
-        "runtime": {"cpu": 60, "generate": 720, "score": 240, "dump": 480, "train": 2880, "evaluate": 360},
+        "runtime": {
+            "cpu": 60,
+            "generate": 720,
+            "score": 240,
+            "dump": 480,
+            "train": 2880,
+            "evaluate": 360,
+        },
     }
     cfg["studies"]["profuser"]["training"] = {"gpus": 8}
     return cfg

@@ -70,6 +70,8 @@ def check_references(config: dict) -> None:
                 f"{key}.variants.{name}.sources",
                 f"{extra} are not sources of the study ({spec['sources']})",
             )
+        for table, tspec in spec.get("tables", {}).items():
+            _check_table(config, spec, f"{key}.tables.{table}", tspec)
         inf = spec.get("inference_mode")
         if inf:
             _names_in(
@@ -93,8 +95,60 @@ def check_references(config: dict) -> None:
             _need(
                 config["scale"] == "tiny", f"datasets.{name}.kind", "tiny_corpus needs scale: tiny"
             )
+    headline = config.get("evaluation", {}).get("headline")
+    if headline and config.get("studies"):
+        study, table = headline
+        _need(
+            table in config["studies"].get(study, {}).get("tables", {}),
+            "evaluation.headline",
+            f"{study}.{table} is not a table under studies.{study}.tables",
+        )
     if config["scale"] == "tiny":
         _check_tiny(config)
+
+
+def _check_table(config: dict, study: dict, key: str, spec: dict) -> None:
+    """Rows name models or variants that exist; columns name configured benchmarks;
+    the reported CSV exists and holds every named row and column."""
+    import csv
+
+    benchmarks = config.get("evaluation", {}).get("openllm", {}).get("benchmarks", {})
+    used = spec.get("benchmarks", [])
+    for cols in spec.get("groups", {}).values():
+        used = [*used, *cols]
+    _names_in(used, benchmarks, f"{key}.benchmarks", "evaluation.openllm.benchmarks")
+    for i, row in enumerate(spec["rows"]):
+        if "model" in row:
+            _need(
+                row["model"] in config["models"],
+                f"{key}.rows[{i}].model",
+                f"{row['model']!r} is not defined under models",
+            )
+        else:
+            _need(
+                row["variant"] in study.get("variants", {}),
+                f"{key}.rows[{i}].variant",
+                f"{row['variant']!r} is not a variant of the study",
+            )
+    path = Path(spec["reported"])
+    _need(path.is_file(), f"{key}.reported", f"no such file {path}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        names = {r.get("model") for r in reader}
+        header = reader.fieldnames or []
+    _need("model" in header, f"{key}.reported", f"{path} has no 'model' column")
+    for i, row in enumerate(spec["rows"]):
+        name = row.get("reported")
+        _need(
+            name is None or name in names,
+            f"{key}.rows[{i}].reported",
+            f"{name!r} is not a model row of {path}",
+        )
+    columns = list(spec.get("groups", {})) or [
+        benchmarks[b]["label"] for b in (spec.get("benchmarks") or benchmarks) if b in benchmarks
+    ]
+    missing = [c for c in columns if c not in header]
+    _need(not missing, f"{key}.reported", f"{path} has no column {missing} (has {header})")
 
 
 def _check_tiny(config: dict) -> None:

@@ -27,7 +27,7 @@ def final_targets(config: dict) -> list[str]:
             for m in spec["sources"]
         ]
         targets += [f"results/{study}/models/{v}" for v in sorted(spec.get("variants", {}))]
-    return targets
+    return targets + report_targets(config)
 
 
 def inference_mode_studies(config: dict) -> list[str]:
@@ -164,3 +164,64 @@ def fusion_inputs(config: dict, study: str, variant: str) -> dict[str, list[str]
         "training": [f"results/{study}/training_mode/aligned/{m}.parquet" for m in sources],
         "target": built_model(config, spec["target"]),
     }
+
+
+# --- evaluation and reports -------------------------------------------------
+
+
+def openllm_file(study: str, row: dict) -> str:
+    """The evaluation JSON of a table row: shared per model, per study for a variant."""
+    if "model" in row:
+        return f"results/evaluation/openllm/{row['model']}.json"
+    return f"results/{study}/evaluation/openllm/{row['variant']}.json"
+
+
+def openllm_tasks(config: dict) -> list[str]:
+    """The local task folder lm-eval reads, when the workflow builds it (the tiny world)."""
+    tasks_dir = config.get("evaluation", {}).get("openllm", {}).get("tasks_dir")
+    return [tasks_dir] if tasks_dir else []
+
+
+def table_evaluations(config: dict, study: str, table: str) -> dict[str, str]:
+    """Row name (model or variant) -> evaluation JSON, for every row of a table."""
+    rows = config["studies"][study]["tables"][table]["rows"]
+    return {row.get("model") or row["variant"]: openllm_file(study, row) for row in rows}
+
+
+def study_tables(config: dict, study: str) -> dict[str, str]:
+    """Table name -> CSV, for every configured table of a study."""
+    return {t: f"results/{study}/{t}.csv" for t in config["studies"][study].get("tables", {})}
+
+
+def study_figures(config: dict, study: str) -> list[str]:
+    """The PNGs of a study: advantage figures where it has inference mode, loss curves
+    where it trains variants, one reproduced-vs-reported plot per table."""
+    spec = config["studies"][study]
+    figs = []
+    if "inference_mode" in spec:
+        figs += [
+            f"results/{study}/figures/advantage_by_mode.png",
+            f"results/{study}/figures/advantage_methods.png",
+        ]
+    if spec.get("variants"):
+        figs.append(f"results/{study}/figures/loss_curves.png")
+    figs += [f"results/{study}/figures/{t}_vs_reported.png" for t in spec.get("tables", {})]
+    return figs
+
+
+def report_targets(config: dict) -> list[str]:
+    """Tables, verification notes, figures and the headline table."""
+    out = []
+    for study, spec in sorted(config.get("studies", {}).items()):
+        if spec.get("tables"):  # every source, the base target and every variant is evaluated
+            models = sorted({*spec["sources"], spec["target"]})
+            out += [openllm_file(study, {"model": m}) for m in models]
+            out += [openllm_file(study, {"variant": v}) for v in sorted(spec.get("variants", {}))]
+            out += list(study_tables(config, study).values())
+            out.append(f"results/{study}/verification.md")
+        if "inference_mode" in spec:
+            out += study_figures(config, study)
+    headline = config.get("evaluation", {}).get("headline")
+    if headline and headline[1] in config.get("studies", {}).get(headline[0], {}).get("tables", {}):
+        out.append(f"results/{headline[1]}.csv")
+    return out

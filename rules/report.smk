@@ -1,0 +1,166 @@
+# Paper tables beside the reported numbers, the verification note a reviewer reads,
+# figures, and the headline table (results/table1.csv). Reports only read files.
+
+
+rule tabulate_paper_table:
+    input:
+        evaluations=lambda w: list(get_table_evaluations(w).values()),
+        reported=lambda w: get_table_spec(w)["reported"],
+    output:
+        report(
+            "results/{study}/{table}.csv",
+            caption="../report/captions/table.rst",
+            category="{study}",
+            subcategory="Tables",
+        ),
+    log:
+        "logs/report/tabulate_paper_table/{study}/{table}.log",
+    benchmark:
+        "results/benchmarks/report/tabulate_paper_table/{study}/{table}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        spec=lambda w: as_json(get_table_spec(w)),
+        benchmarks=BENCHMARK_LIST,
+        evaluations=lambda w: as_json(get_table_evaluations(w)),
+    shell:
+        "python scripts/tabulate_paper_table.py --name {wildcards.table} --spec {params.spec:q} "
+        "--benchmarks {params.benchmarks:q} --evaluations {params.evaluations:q} "
+        "--out {output} > {log} 2>&1"
+
+
+rule verify_tables:
+    input:
+        lambda w: list(get_study_tables(w).values()),
+    output:
+        report(
+            "results/{study}/verification.md",
+            caption="../report/captions/verification.rst",
+            category="{study}",
+            subcategory="Verification",
+        ),
+    log:
+        "logs/report/verify_tables/{study}.log",
+    benchmark:
+        "results/benchmarks/report/verify_tables/{study}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        tables=lambda w: as_json(get_study_tables(w)),
+        titles=lambda w: as_json(
+            {
+                t: s.get("title", "")
+                for t, s in config["studies"][w.study]["tables"].items()
+            }
+        ),
+        benchmarks=BENCHMARK_LIST,
+        tolerance=config["evaluation"]["tolerance"],
+        scale=SCALE,
+    shell:
+        "python scripts/verify_tables.py --study {wildcards.study} --tables {params.tables:q} "
+        "--titles {params.titles:q} --benchmarks {params.benchmarks:q} "
+        "--tolerance {params.tolerance} --scale {params.scale} --out {output} > {log} 2>&1"
+
+
+rule publish_headline_table:
+    input:
+        "results/{study}/{table}.csv".format(
+            study=config["evaluation"]["headline"][0],
+            table=config["evaluation"]["headline"][1],
+        ),
+    output:
+        "results/{table}.csv",
+    log:
+        "logs/report/publish_headline_table/{table}.log",
+    benchmark:
+        "results/benchmarks/report/publish_headline_table/{table}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    shell:
+        "cp {input} {output} 2> {log}"
+
+
+rule plot_advantage_by_mode:
+    input:
+        "results/{study}/advantage_by_mode.csv",
+    output:
+        report(
+            "results/{study}/figures/advantage_by_mode.png",
+            caption="../report/captions/advantage_by_mode.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+    log:
+        "logs/report/plot_advantage_by_mode/{study}.log",
+    benchmark:
+        "results/benchmarks/report/plot_advantage_by_mode/{study}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    shell:
+        "python scripts/plot_figure.py --kind advantage_by_mode {input} --out {output} "
+        "> {log} 2>&1"
+
+
+rule plot_advantage_methods:
+    input:
+        shares="results/{study}/inference_mode/advantage_methods.csv",
+        agreement="results/{study}/inference_mode/method_agreement.csv",
+    output:
+        report(
+            "results/{study}/figures/advantage_methods.png",
+            caption="../report/captions/advantage_methods.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+    log:
+        "logs/report/plot_advantage_methods/{study}.log",
+    benchmark:
+        "results/benchmarks/report/plot_advantage_methods/{study}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    shell:
+        "python scripts/plot_figure.py --kind advantage_methods {input.shares} "
+        "{input.agreement} --out {output} > {log} 2>&1"
+
+
+rule plot_loss_curves:
+    input:
+        get_variant_models,
+    output:
+        report(
+            "results/{study}/figures/loss_curves.png",
+            caption="../report/captions/loss_curves.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+    log:
+        "logs/report/plot_loss_curves/{study}.log",
+    benchmark:
+        "results/benchmarks/report/plot_loss_curves/{study}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    shell:
+        "python scripts/plot_figure.py --kind loss_curves {input} --out {output} > {log} 2>&1"
+
+
+rule plot_table_vs_reported:
+    input:
+        "results/{study}/{table}.csv",
+    output:
+        report(
+            "results/{study}/figures/{table}_vs_reported.png",
+            caption="../report/captions/table_vs_reported.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+    log:
+        "logs/report/plot_table_vs_reported/{study}/{table}.log",
+    benchmark:
+        "results/benchmarks/report/plot_table_vs_reported/{study}/{table}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        title=lambda w: config["studies"][w.study]["tables"][w.table].get("title", ""),
+    shell:
+        "python scripts/plot_figure.py --kind table {input} --title {params.title:q} "
+        "--out {output} > {log} 2>&1"

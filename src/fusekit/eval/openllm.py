@@ -1,0 +1,193 @@
+"""OpenLLM benchmarks through lm-eval's Python API (``lm_eval.simple_evaluate``).
+
+One call per model evaluates every configured benchmark
+(``evaluation.openllm``: lm-eval task, shots, metric, and for group tasks
+such as MMLU whether the score is the macro average over subtasks or
+lm-eval's own size-weighted group score). The result is one JSON per model
+with every benchmark's value in percent, so tables only read files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+# runs offline: tasks and models are local (the tiny world) or already in the hub cache
+OFFLINE_ENV = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def process_results_mc2(doc: dict, results: Sequence[tuple[float, bool]]) -> dict[str, float]:
+    """TruthfulQA's mc2: the share of (normalised) probability on the true answers.
+
+    ``results`` holds one (log-likelihood, is_greedy) pair per choice of
+    ``doc["mc2_targets"]``; computed in log space so long answers do not underflow.
+    """
+    ll = np.array([r[0] for r in results], dtype=np.float64)
+    labels = np.asarray(doc["mc2_targets"]["labels"])
+    if len(ll) != len(labels):
+        raise ValueError(f"mc2: {len(ll)} log-likelihoods for {len(labels)} labelled choices")
+    log_total = np.logaddexp.reduce(ll)
+    return {"acc": float(np.exp(np.logaddexp.reduce(ll[labels == 1]) - log_total))}
+
+
+def _leaves(task: str, group_subtasks: dict[str, list[str]]) -> list[str]:
+    children = group_subtasks.get(task)
+    if not children:
+        return [task]
+    return [leaf for child in children for leaf in _leaves(child, group_subtasks)]
+
+
+def _metric_key(results: dict, task: str, metric: str) -> str:
+    row = results.get(task, {})
+    for key in (f"{metric},none", f"{metric},strict-match", metric):
+        if key in row:
+            return key
+    keys = [k for k in row if k.split(",")[0] == metric]
+    if len(keys) == 1:
+        return keys[0]
+    raise KeyError(f"lm-eval results of task {task!r} have no metric {metric!r}: {sorted(row)}")
+
+
+def benchmark_value(output: dict, task: str, metric: str, aggregate: str) -> dict:
+    """One benchmark's score (0-100) and standard error from lm-eval's output.
+
+    ``aggregate='macro'``: the unweighted mean over the group's leaf subtasks
+    (MMLU as the Open LLM Leaderboard v1 reports it); ``'lm_eval'``: the task's or
+    group's own value.
+    """
+    results, groups = output["results"], output.get("group_subtasks", {})
+    leaves = _leaves(task, groups)
+    if aggregate == "macro" and leaves != [task]:
+        values = [results[t][_metric_key(results, t, metric)] for t in leaves]
+        ses = [
+            results[t].get(_metric_key(results, t, metric).replace(",", "_stderr,", 1))
+            for t in leaves
+        ]
+        value = float(np.mean(values))
+        se = (
+            math.sqrt(sum(s * s for s in ses)) / len(ses)
+            if all(isinstance(s, float) for s in ses)
+            else None
+        )
+        return {
+            "value": 100 * value,
+            "stderr": None if se is None else 100 * se,
+            "n_subtasks": len(leaves),
+        }
+    key = _metric_key(results, task, metric)
+    se = results[task].get(key.replace(",", "_stderr,", 1))
+    return {
+        "value": 100 * float(results[task][key]),
+        "stderr": 100 * se if isinstance(se, float) else None,
+        "n_subtasks": len(leaves),
+    }
+
+
+def evaluate_model(
+    model_path: str,
+    benchmarks: dict[str, dict],
+    include_path: str | None = None,
+    apply_chat_template: bool = False,
+    batch_size: int | str = 16,
+    device: str | None = None,
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    seed: int = 1234,
+    limit: int | None = None,
+) -> dict:
+    """Run every benchmark of ``benchmarks`` (``evaluation.openllm``) on one model.
+
+    Benchmarks with the same shot count run in one ``simple_evaluate`` call.
+    Returns ``{"benchmarks": {key: {label, task, num_fewshot, metric, aggregate,
+    value, stderr, n_subtasks}}, "lm_eval": {...versions and settings}}``.
+    """
+    os.environ.update(OFFLINE_ENV)
+    import lm_eval
+    import torch
+    from lm_eval.tasks import TaskManager
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    manager = TaskManager(include_path=str(Path(include_path).resolve()) if include_path else None)
+    known = set(manager.all_tasks)
+    missing = sorted({b["task"] for b in benchmarks.values()} - known)
+    if missing:
+        raise ValueError(
+            f"lm-eval knows no task {missing} (include_path={include_path!r}); "
+            "check evaluation.openllm.<benchmark>.task"
+        )
+    model_args = {"pretrained": model_path, "dtype": dtype, "trust_remote_code": trust_remote_code}
+    by_shots: dict[int, list[str]] = {}
+    for key, spec in benchmarks.items():
+        by_shots.setdefault(spec["num_fewshot"], []).append(key)
+    out: dict[str, dict] = {}
+    for shots, keys in sorted(by_shots.items()):
+        tasks = sorted({benchmarks[k]["task"] for k in keys})
+        output = lm_eval.simple_evaluate(
+            model="hf",
+            model_args=model_args,
+            tasks=tasks,
+            num_fewshot=shots,
+            batch_size=batch_size,
+            device=device,
+            task_manager=manager,
+            apply_chat_template=apply_chat_template,
+            fewshot_as_multiturn=apply_chat_template and shots > 0,
+            log_samples=False,
+            limit=limit,
+            bootstrap_iters=0 if limit else 1000,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
+        for key in keys:
+            spec = benchmarks[key]
+            out[key] = {
+                "label": spec.get("label", key),
+                "task": spec["task"],
+                "num_fewshot": shots,
+                "metric": spec["metric"],
+                "aggregate": spec.get("aggregate", "lm_eval"),
+                **benchmark_value(
+                    output, spec["task"], spec["metric"], spec.get("aggregate", "lm_eval")
+                ),
+            }
+    return {
+        "model_path": model_path,
+        "benchmarks": out,
+        "lm_eval": {
+            "version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else None,
+            "apply_chat_template": apply_chat_template,
+            "batch_size": batch_size,
+            "dtype": dtype,
+            "device": device,
+            "limit": limit,
+        },
+    }
+
+
+def evaluate_to_file(
+    model_path: str, benchmarks: dict[str, dict], settings: dict, out: str
+) -> dict:
+    """File to file: evaluate one model (``settings``: evaluation.openllm without its
+    benchmarks) and write the JSON with provenance."""
+    from fusekit.io import write_json
+
+    result = evaluate_model(
+        model_path,
+        benchmarks,
+        include_path=settings.get("tasks_dir"),
+        apply_chat_template=settings.get("apply_chat_template", False),
+        batch_size=settings.get("batch_size", 16),
+        dtype=settings.get("dtype", "auto"),
+        trust_remote_code=settings.get("trust_remote_code", False),
+        seed=settings.get("seed", 1234),
+        limit=settings.get("limit"),
+    )
+    write_json(result, out)
+    return result

@@ -1,0 +1,138 @@
+"""Figures of a study as PNG (matplotlib, no display needed).
+
+- :func:`plot_advantage_by_mode`: each source's win share in training mode
+  (MinCE on the references) beside inference mode (reward-model vote), the
+  analogue of ProFuser's Figure 1a;
+- :func:`plot_advantage_methods`: how often each advantage-evaluation method
+  (each reward model, the vote, the reference score) picks each source, and
+  how often two methods agree (ProFuser's Figure 3);
+- :func:`plot_loss_curves`: the training loss of every variant, stage
+  boundaries marked;
+- :func:`plot_table_vs_reported`: reproduced against reported cells of a
+  paper table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fusekit.io import atomic_path  # noqa: E402
+
+
+def _save(fig, out: str | Path) -> None:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _bars(ax, labels: list[str], series: dict[str, list[float]]) -> None:
+    x = np.arange(len(labels))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        pos = x - 0.4 + width * (i + 0.5)
+        bars = ax.bar(pos, values, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(x, labels)
+
+
+def plot_advantage_by_mode(table: pd.DataFrame, out: str | Path, title: str = "") -> None:
+    """Bars of ``table`` (columns source, training_mode, inference_mode)."""
+    missing = {"source", "training_mode", "inference_mode"} - set(table.columns)
+    if missing:
+        raise ValueError(f"advantage-by-mode table lacks columns {sorted(missing)}")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    _bars(
+        ax,
+        table["source"].tolist(),
+        {
+            "training mode (MinCE on references)": table["training_mode"].tolist(),
+            "inference mode (RM vote)": table["inference_mode"].tolist(),
+        },
+    )
+    ax.set_ylabel("share of prompts won")
+    ax.set_ylim(0, max(1e-9, table[["training_mode", "inference_mode"]].to_numpy().max()) * 1.25)
+    ax.set_title(title or "Advantage of each source by mode")
+    ax.legend(fontsize=8)
+    _save(fig, out)
+
+
+def plot_advantage_methods(
+    shares: pd.DataFrame, agreement: pd.DataFrame, out: str | Path, title: str = ""
+) -> None:
+    """Left: share of prompts each method gives each source; right: pairwise agreement."""
+    need = {"method", "source", "share"}
+    if need - set(shares.columns):
+        raise ValueError(f"method table lacks columns {sorted(need - set(shares.columns))}")
+    pivot = shares.pivot(index="method", columns="source", values="share")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), width_ratios=[1.3, 1])
+    _bars(left, pivot.index.tolist(), {s: pivot[s].tolist() for s in pivot.columns})
+    left.set_ylabel("share of prompts where the source is best")
+    left.set_ylim(0, float(pivot.to_numpy().max()) * 1.3)
+    left.tick_params(axis="x", labelrotation=20, labelsize=8)
+    left.legend(fontsize=8, title="source")
+    left.set_title("Which source each method prefers")
+    methods = sorted(set(agreement["method_a"]) | set(agreement["method_b"]))
+    mat = np.eye(len(methods))
+    for r in agreement.itertuples():
+        i, j = methods.index(r.method_a), methods.index(r.method_b)
+        mat[i, j] = mat[j, i] = r.agreement
+    im = right.imshow(mat, vmin=0, vmax=1, cmap="viridis")
+    right.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+    right.set_yticks(range(len(methods)), methods, fontsize=8)
+    for i in range(len(methods)):
+        for j in range(len(methods)):
+            right.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+    right.set_title("Agreement between methods")
+    fig.colorbar(im, ax=right, fraction=0.046)
+    fig.suptitle(title or "Advantage-evaluation methods")
+    _save(fig, out)
+
+
+def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str = "") -> None:
+    """One panel per variant: loss per optimizer step (and its running mean)."""
+    if not logs:
+        raise ValueError("no training logs to plot")
+    n = len(logs)
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, (name, log) in zip(axes.flat, sorted(logs.items()), strict=False):
+        need = {"step", "stage", "loss"}
+        if need - set(log.columns):
+            raise ValueError(f"training log of {name} lacks {sorted(need - set(log.columns))}")
+        ax.plot(log["step"], log["loss"], lw=0.6, alpha=0.5, color="tab:blue")
+        window = max(1, len(log) // 20)
+        ax.plot(log["step"], log["loss"].rolling(window, min_periods=1).mean(), color="tab:blue")
+        for step in log["step"][log["stage"].diff().fillna(0) != 0]:
+            ax.axvline(step, color="grey", ls="--", lw=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(title or "Fusion training loss (dashed: stage boundaries)")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def plot_table_vs_reported(table: pd.DataFrame, out: str | Path, title: str = "") -> None:
+    """Reproduced (y) against reported (x) for every cell with a reported value."""
+    cells = table.dropna(subset=["reported"])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for column, part in cells.groupby("column", sort=False):
+        ax.scatter(part["reported"], part["reproduced"], label=column, s=18)
+    lo = float(min(cells["reported"].min(), cells["reproduced"].min(), 0)) if len(cells) else 0
+    hi = float(max(cells["reported"].max(), cells["reproduced"].max(), 100)) if len(cells) else 100
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("reported (paper)")
+    ax.set_ylabel("reproduced")
+    ax.legend(fontsize=7)
+    ax.set_title(title or "Reproduced vs reported")
+    _save(fig, out)

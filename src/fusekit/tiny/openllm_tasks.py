@@ -1,0 +1,233 @@
+"""The tiny world's OpenLLM benchmarks: lm-eval tasks over local JSONL files.
+
+Each paper benchmark has a tiny analogue built from the corpus's ``eval`` split,
+scored with the same kind of metric, so the evaluation code path (lm-eval's
+task loader, its loglikelihood and generation requests, its metrics) is the one
+the paper config takes:
+
+============  ===============================  =========================================
+benchmark     tiny task                        metric (as in the Open LLM Leaderboard v1)
+============  ===============================  =========================================
+MMLU          ``tiny_mmlu`` (one subtask per    acc, macro-averaged over subtasks of
+              skill, of unequal sizes)          unequal size
+HellaSwag     ``tiny_hellaswag``                acc_norm: pick the reference that
+                                                continues this prompt among others'
+ARC           ``tiny_arc``                      acc_norm: pick the right final answer
+Winogrande    ``tiny_winogrande``               acc: the reference vs one with a wrong answer
+GSM8K         ``tiny_gsm8k``                    exact_match on the number after
+                                                "the answer is", generated greedily
+TruthfulQA    ``tiny_truthfulqa_mc2``           mc2: probability mass on the true answers
+============  ===============================  =========================================
+
+Data files are written next to the task YAMLs and referenced relative to the
+directory the workflow runs in (the repository root), so the folder can be
+read by ``lm_eval.tasks.TaskManager(include_path=...)`` with no network.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from fusekit.io import atomic_path
+
+# subtask sizes of tiny_mmlu differ on purpose: the macro average then differs from
+# lm-eval's size-weighted group score, and the tests can tell them apart
+MMLU_SIZES = {"arith": 48, "reverse": 16, "upper": 32, "lookup": 64}
+N_CHOICES = 4
+_UTILS = '''"""lm-eval hooks of the tiny tasks; the logic lives in fusekit."""
+
+from fusekit.eval.openllm import process_results_mc2  # noqa: F401
+'''
+
+
+def _wrong_answers(gold: str, pool: list[str], rng: random.Random, n: int) -> list[str]:
+    """``n`` plausible wrong answers: near sums, other orders of the same letters, the
+    wrong case, other colours (from ``pool``, the skill's answers)."""
+    if gold.lstrip("-").isdigit():
+        g = int(gold)
+        near = [str(g + d) for d in (-3, -2, -1, 1, 2, 3) if g + d >= 0]
+        return rng.sample(near, min(n, len(near)))
+    letters = gold.split()
+    if len(letters) > 1:
+        orders = {" ".join(p) for p in itertools.permutations(letters)} - {gold}
+        if gold.isupper():
+            orders.add(gold.lower())
+        return rng.sample(sorted(orders), min(n, len(orders)))
+    others = sorted({a for a in pool if a != gold})
+    return rng.sample(others, min(n, len(others)))
+
+
+def _with_answer(reference: str, gold: str, wrong: str) -> str:
+    """The reference with its answer replaced everywhere it is stated (the last
+    two occurrences: "... makes 11 . the answer is 11"), a fluent wrong response."""
+    head, sep, tail = reference.rpartition("the answer is ")
+    if not sep:
+        return wrong
+    before, found, after = head.rpartition(gold)
+    head = f"{before}{wrong}{after}" if found else head
+    return f"{head}{sep}{tail.replace(gold, wrong, 1)}"
+
+
+def _shuffled(right: str, wrong: list[str], rng: random.Random) -> tuple[list[str], int]:
+    choices = [right, *wrong]
+    rng.shuffle(choices)
+    return choices, choices.index(right)
+
+
+def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]]:
+    """Documents of every tiny task, keyed by task name (pure function of the split)."""
+    rng = random.Random(f"openllm-{seed}")
+    by_skill = {s: g.reset_index(drop=True) for s, g in eval_split.groupby("skill", sort=True)}
+    answers = {s: sorted(set(g["answer"])) for s, g in by_skill.items()}
+    docs: dict[str, list[dict]] = {}
+
+    def pick(skills: tuple[str, ...]) -> pd.DataFrame:
+        parts = [by_skill[s] for s in skills if s in by_skill]
+        return pd.concat(parts, ignore_index=True) if parts else eval_split.head(0)
+
+    def choice_rows(frame: pd.DataFrame, n_wrong: int) -> list[dict]:
+        """The reference among copies of it that state wrong answers."""
+        rows = []
+        for r in frame.itertuples():
+            wrong = _wrong_answers(r.answer, answers[r.skill], rng, n_wrong)
+            choices, label = _shuffled(
+                r.reference, [_with_answer(r.reference, r.answer, w) for w in wrong], rng
+            )
+            rows.append({"id": r.prompt_id, "query": r.prompt, "choices": choices, "label": label})
+        return rows
+
+    for skill, n in MMLU_SIZES.items():
+        if skill in by_skill:
+            docs[f"tiny_mmlu_{skill}"] = choice_rows(by_skill[skill].head(n), N_CHOICES - 1)
+    docs["tiny_hellaswag"] = choice_rows(pick(("reverse", "upper")), N_CHOICES - 1)
+    docs["tiny_arc"] = choice_rows(pick(("arith", "lookup")), N_CHOICES - 1)
+    docs["tiny_winogrande"] = choice_rows(pick(("reverse",)), 1)
+
+    docs["tiny_gsm8k"] = [
+        {"id": r.prompt_id, "query": r.prompt, "answer": r.answer}
+        for r in pick(("arith",)).itertuples()
+    ]
+
+    rows = []
+    for r in pick(("lookup",)).itertuples():
+        wrong = _wrong_answers(r.answer, answers[r.skill], rng, 2)
+        true = [r.reference, f"the answer is {r.answer}"]
+        false = [_with_answer(r.reference, r.answer, w) for w in wrong]
+        false += [f"the answer is {w}" for w in wrong]
+        rows.append(
+            {
+                "id": r.prompt_id,
+                "query": r.prompt,
+                "mc2_targets": {"choices": true + false, "labels": [1] * 2 + [0] * len(false)},
+            }
+        )
+    docs["tiny_truthfulqa_mc2"] = rows
+    return {name: rows for name, rows in docs.items() if rows}
+
+
+def _dataset(data_file: str) -> dict:
+    return {
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": data_file}},
+        "test_split": "test",
+        "fewshot_split": "test",
+        "doc_to_text": "{{query}}",
+    }
+
+
+def _metric(name: str) -> dict:
+    return {"metric": name, "aggregation": "mean", "higher_is_better": True}
+
+
+def task_spec(name: str, data_file: str) -> dict:
+    """The lm-eval task YAML of one tiny task."""
+    spec = {"task": name, **_dataset(data_file), "metadata": {"version": 1.0}}
+    if name == "tiny_gsm8k":
+        spec.update(
+            output_type="generate_until",
+            doc_to_target="{{answer}}",
+            generation_kwargs={"until": ["\n\n"], "do_sample": False, "max_gen_toks": 40},
+            filter_list=[
+                {
+                    "name": "strict-match",
+                    "filter": [
+                        {"function": "regex", "regex_pattern": r"the answer is (\-?[0-9]+)"},
+                        {"function": "take_first"},
+                    ],
+                }
+            ],
+            metric_list=[{**_metric("exact_match"), "ignore_case": True}],
+        )
+    elif name == "tiny_truthfulqa_mc2":
+        spec.update(
+            output_type="multiple_choice",
+            doc_to_target=0,
+            doc_to_choice="{{mc2_targets.choices}}",
+            process_results="!function utils.process_results_mc2",
+            metric_list=[_metric("acc")],
+        )
+    else:
+        metrics = [_metric("acc")]
+        if name in ("tiny_hellaswag", "tiny_arc"):
+            metrics.append(_metric("acc_norm"))
+        spec.update(
+            output_type="multiple_choice",
+            doc_to_target="label",
+            doc_to_choice="choices",
+            metric_list=metrics,
+        )
+    return spec
+
+
+class _FunctionTag(str):
+    """A string dumped as lm-eval's ``!function`` YAML tag."""
+
+
+def _represent_function(dumper, value):
+    return dumper.represent_scalar("!function", value.removeprefix("!function "))
+
+
+yaml.SafeDumper.add_representer(_FunctionTag, _represent_function)
+
+
+def write_tasks(corpus_path: str | Path, out_dir: str | Path, seed: int) -> dict[str, int]:
+    """Write every tiny task (JSONL data + YAML) and the ``tiny_mmlu`` group into
+    ``out_dir``, atomically as a folder. Returns the number of documents per task."""
+    corpus = pd.read_parquet(corpus_path)
+    if "split" not in corpus.columns:
+        raise ValueError(f"{corpus_path}: no 'split' column; is this the tiny corpus?")
+    eval_split = corpus[corpus["split"] == "eval"]
+    if eval_split.empty:
+        raise ValueError(f"{corpus_path}: the 'eval' split is empty")
+    docs = build_task_docs(eval_split, seed)
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        for name, rows in docs.items():
+            data_file = (out_dir / f"{name}.jsonl").as_posix()
+            with open(tmp / f"{name}.jsonl", "w") as f:
+                for row in rows:
+                    f.write(json.dumps(row, sort_keys=True) + "\n")
+            spec = task_spec(name, data_file)
+            if "process_results" in spec:
+                spec["process_results"] = _FunctionTag(spec["process_results"])
+            (tmp / f"{name}.yaml").write_text(
+                yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+            )
+        subtasks = sorted(n for n in docs if n.startswith("tiny_mmlu_"))
+        group = {
+            "group": "tiny_mmlu",
+            "task": subtasks,
+            "aggregate_metric_list": [
+                {"metric": "acc", "aggregation": "mean", "weight_by_size": True}
+            ],
+            "metadata": {"version": 1.0},
+        }
+        (tmp / "tiny_mmlu.yaml").write_text(yaml.safe_dump(group, sort_keys=False))
+        (tmp / "utils.py").write_text(_UTILS)
+    return {name: len(rows) for name, rows in docs.items()}
