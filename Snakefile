@@ -23,6 +23,7 @@ include: "rules/logits.smk"
 include: "rules/training.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
+include: "rules/chat_evaluation.smk"
 
 
 # light bookkeeping runs where Snakemake runs, never as a cluster job
@@ -41,6 +42,9 @@ localrules:
     plot_advantage_methods,
     plot_loss_curves,
     plot_table_vs_reported,
+    build_chat_eval_sets,
+    score_arena,
+    tabulate_chat_eval,
 
 
 rule all:

@@ -1,6 +1,7 @@
 # Config validation and the helpers every stage uses. Input functions are one-liners
 # over fusekit.workflow, which holds the file layout as pure, tested functions.
 import json
+import os
 import re
 
 from snakemake.utils import validate
@@ -20,13 +21,24 @@ def one_of(names):
 
 
 wildcard_constraints:
-    dataset=one_of(config["datasets"]),
+    dataset=one_of(
+        [
+            *config["datasets"],
+            *(layout.CHAT_SETS if layout.chat_eval_enabled(config) else []),
+        ]
+    ),
     model=one_of(config["models"]),
     reward_model=one_of(config["reward_models"]),
     study=one_of(config["studies"]),
     source=one_of(config["models"]),
     target=one_of(config["models"]),
     mode="training_mode|inference_mode",
+    entry=one_of(
+        {
+            *config["models"],
+            *(v for s in config["studies"].values() for v in s.get("variants", {})),
+        }
+    ),
     table=one_of({t for s in config["studies"].values() for t in s.get("tables", {})}),
     variant=one_of(
         {v for s in config["studies"].values() for v in s.get("variants", {})}
@@ -48,6 +60,10 @@ def job_seed(*names):
 
 def get_final_targets():
     return layout.final_targets(config)
+
+
+def get_prompts_file(wildcards):
+    return layout.prompts_file(wildcards.dataset)
 
 
 def get_dataset_input(wildcards):
@@ -190,3 +206,32 @@ def get_variant_models(wildcards):
         f"results/{wildcards.study}/models/{v}"
         for v in sorted(spec.get("variants", {}))
     ]
+
+
+# AlpacaEval-2 and Arena-Hard (rules/chat_evaluation.smk)
+CHAT_FILES = layout.chat_set_files(config) if layout.chat_eval_enabled(config) else {}
+JUDGE_KEYS = sorted(
+    {
+        j["api_key_env"]
+        for j in config.get("judges", {}).values()
+        if j["kind"] == "openai"
+    }
+)
+# the API key reaches jobs through the environment only (never params, logs or results)
+if [k for k in JUDGE_KEYS if k in os.environ]:
+
+    envvars:
+        *[k for k in JUDGE_KEYS if k in os.environ],
+
+
+def get_judge(evaluation):
+    name = config["evaluation"][evaluation]["judge"]
+    return as_json(config["judges"][name])
+
+
+def get_chat_generations(dataset):
+    return lambda w: layout.chat_generations(config, w.study, dataset, w.entry)
+
+
+def get_chat_entries(study):
+    return layout.chat_entries(config, study)

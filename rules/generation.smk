@@ -3,7 +3,7 @@
 
 rule generate_responses:
     input:
-        prompts="results/data/{dataset}.parquet",
+        prompts=get_prompts_file,
         model=get_model_dir,
     output:
         generations="results/generations/{dataset}/{model}.parquet",

@@ -53,6 +53,30 @@ BAD = [
         ["tiny_world.models.src_llama.tokenizer", "'nope' is not defined"],
     ),
     (
+        "dangling judge",
+        "evaluation.alpaca_eval.judge",
+        "gpt5",
+        ["evaluation.alpaca_eval.judge", "'gpt5' is not defined under judges"],
+    ),
+    (
+        "table row of no variant",
+        "studies.profuser.tables.table1.rows",
+        [{"variant": "MegaFuse"}],
+        ["studies.profuser.tables.table1.rows[0].variant", "'MegaFuse'"],
+    ),
+    (
+        "table row not in the paper",
+        "studies.profuser.tables.table4.rows",
+        [{"model": "tgt_llama", "reported": "vicuna-13b"}],
+        ["table4.rows[0].reported", "'vicuna-13b' is not a model row"],
+    ),
+    (
+        "table column not a benchmark",
+        "studies.profuser.tables.table2.groups",
+        {"Knowledge": ["mmlu", "trivia"]},
+        ["table2.benchmarks", "'trivia' is not defined under evaluation.openllm.benchmarks"],
+    ),
+    (
         "dangling source",
         "studies.profuser.sources",
         ["src_llama", "ghost"],
@@ -81,7 +105,24 @@ def test_shipped_configs_plan_the_dag(configfile):
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout.split("Job stats:")[1], re.M))
     # three sources generate once each; three reward models score each of them
     assert counts["prepare_prompts"] == ("2" if "config.yaml" in configfile else "1")
-    assert (counts["generate_responses"], counts["score_responses"]) == ("3", "9")
+    # ... and every model a study names answers the AlpacaEval and Arena-Hard sets
+    cfg = load(configfile.split("/")[1])
+    named = {m for s in cfg["studies"].values() for m in [*s["sources"], s["target"]]}
+    assert counts["generate_responses"] == str(3 + 2 * len(named))
+    assert counts["score_responses"] == "9"
+    variants = len(cfg["studies"]["profuser"]["variants"])
+    assert (
+        counts["evaluate_alpaca"]
+        == counts["evaluate_arena"]
+        == str(
+            sum(
+                len(set([*s["sources"], s["target"]])) + len(s.get("variants", {}))
+                for s in cfg["studies"].values()
+            )
+        )
+    )
+    assert counts["evaluate_openllm_variant"] == str(variants)
+    assert counts["tabulate_paper_table"] == "3" and counts["publish_headline_table"] == "1"
     assert counts["vote_responses"] == counts["compare_advantage_methods"] == "1"
     if "tiny" in configfile:
         for rule in (

@@ -95,6 +95,23 @@ def check_references(config: dict) -> None:
             _need(
                 config["scale"] == "tiny", f"datasets.{name}.kind", "tiny_corpus needs scale: tiny"
             )
+    for evaluation in ("alpaca_eval", "arena_hard"):
+        spec = config.get("evaluation", {}).get(evaluation)
+        if spec:
+            judges = config.get("judges", {})
+            _need(
+                spec["judge"] in judges,
+                f"evaluation.{evaluation}.judge",
+                f"{spec['judge']!r} is not defined under judges (known: {sorted(judges)})",
+            )
+            judge = judges[spec["judge"]]
+            needs = ("model", "api_key_env") if judge["kind"] == "openai" else ("path",)
+            for key in needs:
+                _need(
+                    key in judge,
+                    f"judges.{spec['judge']}.{key}",
+                    f"required for kind {judge['kind']!r}",
+                )
     headline = config.get("evaluation", {}).get("headline")
     if headline and config.get("studies"):
         study, table = headline

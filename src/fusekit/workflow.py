@@ -27,7 +27,7 @@ def final_targets(config: dict) -> list[str]:
             for m in spec["sources"]
         ]
         targets += [f"results/{study}/models/{v}" for v in sorted(spec.get("variants", {}))]
-    return targets + report_targets(config)
+    return targets + report_targets(config) + chat_targets(config)
 
 
 def inference_mode_studies(config: dict) -> list[str]:
@@ -225,3 +225,78 @@ def report_targets(config: dict) -> list[str]:
     if headline and headline[1] in config.get("studies", {}).get(headline[0], {}).get("tables", {}):
         out.append(f"results/{headline[1]}.csv")
     return out
+
+
+# --- AlpacaEval-2 and Arena-Hard ---------------------------------------------
+
+CHAT = "results/chat_eval"
+CHAT_SETS = ("alpaca_eval", "arena_hard")
+
+
+def chat_eval_enabled(config: dict) -> bool:
+    ev = config.get("evaluation", {})
+    return bool(ev.get("alpaca_eval") and ev.get("arena_hard"))
+
+
+def prompts_file(dataset: str) -> str:
+    """The prompt set a model answers: a configured data set, or a chat-evaluation set."""
+    if dataset in CHAT_SETS:
+        return f"{CHAT}/{dataset}/prompts.parquet"
+    return f"results/data/{dataset}.parquet"
+
+
+def chat_set_files(config: dict) -> dict[str, str]:
+    """What the evaluation-set builder writes, by name."""
+    baseline = config["evaluation"]["arena_hard"]["baseline"]
+    files = {
+        "reference": f"{CHAT}/alpaca_eval/reference_outputs.json",
+        "alpaca_prompts": prompts_file("alpaca_eval"),
+        "questions": f"{CHAT}/arena_hard/question.jsonl",
+        "baseline": f"{CHAT}/arena_hard/model_answer/{baseline}.jsonl",
+        "arena_prompts": prompts_file("arena_hard"),
+    }
+    if config["scale"] == "tiny":
+        files.update(
+            concise=f"{CHAT}/alpaca_eval/gamed_concise.json",
+            verbose=f"{CHAT}/alpaca_eval/gamed_verbose.json",
+        )
+    return files
+
+
+def lc_reference(config: dict) -> list[str]:
+    """The df_gamed.csv the length-controlled win rate reads: built by the workflow
+    ('build'), a local file, or none (alpaca_eval fetches its own)."""
+    ref = config["evaluation"]["alpaca_eval"].get("lc_reference")
+    if ref == "build":
+        return [f"{CHAT}/alpaca_eval/df_gamed.csv"]
+    return [ref] if ref else []
+
+
+def judge_inputs(config: dict, evaluation: str) -> list[str]:
+    """The judge's model folder when the workflow builds it (a tiny reward model)."""
+    judge = config["judges"][config["evaluation"][evaluation]["judge"]]
+    if judge["kind"] == "local" and judge["path"].startswith(f"{WORLD}/"):
+        return [judge["path"]]
+    return []
+
+
+def chat_entries(config: dict, study: str) -> dict[str, str]:
+    """Every model a study names (sources, target, trained variants) -> 'model' or 'variant'."""
+    spec = config["studies"][study]
+    entries = {m: "model" for m in [*spec["sources"], spec["target"]]}
+    entries.update({v: "variant" for v in spec.get("variants", {})})
+    return entries
+
+
+def chat_generations(config: dict, study: str, dataset: str, entry: str) -> str:
+    """A model's answers to a chat-evaluation set (shared), or a variant's (per study)."""
+    if chat_entries(config, study)[entry] == "model":
+        return f"results/generations/{dataset}/{entry}.parquet"
+    return f"results/{study}/generations/{dataset}/{entry}.parquet"
+
+
+def chat_targets(config: dict) -> list[str]:
+    """One chat-evaluation table per study (and what it reads)."""
+    if not chat_eval_enabled(config):
+        return []
+    return [f"results/{study}/chat_eval.csv" for study in sorted(config.get("studies", {}))]

@@ -91,6 +91,7 @@ def evaluate_model(
     model_path: str,
     benchmarks: dict[str, dict],
     include_path: str | None = None,
+    include_defaults: bool = True,
     apply_chat_template: bool = False,
     batch_size: int | str = 16,
     device: str | None = None,
@@ -112,7 +113,11 @@ def evaluate_model(
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    manager = TaskManager(include_path=str(Path(include_path).resolve()) if include_path else None)
+    # indexing lm-eval's own ~15k task files takes seconds: skip it when every task is local
+    manager = TaskManager(
+        include_path=str(Path(include_path).resolve()) if include_path else None,
+        include_defaults=include_defaults or not include_path,
+    )
     known = set(manager.all_tasks)
     missing = sorted({b["task"] for b in benchmarks.values()} - known)
     if missing:
@@ -120,7 +125,16 @@ def evaluate_model(
             f"lm-eval knows no task {missing} (include_path={include_path!r}); "
             "check evaluation.openllm.<benchmark>.task"
         )
-    model_args = {"pretrained": model_path, "dtype": dtype, "trust_remote_code": trust_remote_code}
+    from lm_eval.models.huggingface import HFLM
+
+    # one model for every shot count (simple_evaluate would load it once per call)
+    lm = HFLM(
+        pretrained=model_path,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        batch_size=batch_size,
+        device=device,
+    )
     by_shots: dict[int, list[str]] = {}
     for key, spec in benchmarks.items():
         by_shots.setdefault(spec["num_fewshot"], []).append(key)
@@ -128,12 +142,9 @@ def evaluate_model(
     for shots, keys in sorted(by_shots.items()):
         tasks = sorted({benchmarks[k]["task"] for k in keys})
         output = lm_eval.simple_evaluate(
-            model="hf",
-            model_args=model_args,
+            model=lm,
             tasks=tasks,
             num_fewshot=shots,
-            batch_size=batch_size,
-            device=device,
             task_manager=manager,
             apply_chat_template=apply_chat_template,
             fewshot_as_multiturn=apply_chat_template and shots > 0,
@@ -182,6 +193,7 @@ def evaluate_to_file(
         model_path,
         benchmarks,
         include_path=settings.get("tasks_dir"),
+        include_defaults=settings.get("include_default_tasks", True),
         apply_chat_template=settings.get("apply_chat_template", False),
         batch_size=settings.get("batch_size", 16),
         dtype=settings.get("dtype", "auto"),
