@@ -73,10 +73,14 @@ def benchmark_value(output: dict, task: str, metric: str, aggregate: str) -> dic
             if all(isinstance(s, float) for s in ses)
             else None
         )
+        group_key = _metric_key(results, task, metric) if task in results else None
         return {
             "value": 100 * value,
             "stderr": None if se is None else 100 * se,
             "n_subtasks": len(leaves),
+            "subtasks": {t: 100 * float(v) for t, v in zip(leaves, values, strict=True)},
+            # lm-eval's own (size-weighted) group score, kept for comparison
+            "lm_eval_group_value": 100 * float(results[task][group_key]) if group_key else None,
         }
     key = _metric_key(results, task, metric)
     se = results[task].get(key.replace(",", "_stderr,", 1))

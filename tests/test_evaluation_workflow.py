@@ -1,0 +1,169 @@
+"""Evaluation stages on the tiny world: lm-eval, paper tables, verification, figures,
+the Snakemake report, AlpacaEval-2 and Arena-Hard (the session's tiny_world build)."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def cfg(tiny_world):
+    return yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())
+
+
+def _evaluation(tiny_world, row):
+    name = row.get("model") or row["variant"]
+    sub = "evaluation" if "model" in row else "profuser/evaluation"
+    return json.loads((tiny_world / f"results/{sub}/openllm/{name}.json").read_text())
+
+
+def test_lm_eval_generation_agrees_with_the_worlds_own_accuracy(tiny_world, cfg):
+    # tiny GSM8K is the eval split's one-digit additions, answered greedily through
+    # lm-eval's generate_until; the world table answered the same prompts greedily
+    # through fusekit's generator: the two must agree exactly
+    world = pd.read_csv(tiny_world / "results/tiny/world/skill_accuracy.csv")
+    world = world[world["role"] != "reward_model"].set_index("model")
+    for model in cfg["tiny_world"]["models"]:
+        got = _evaluation(tiny_world, {"model": model})["benchmarks"]["gsm8k"]["value"]
+        assert got == pytest.approx(100 * world.loc[model, "arith"], abs=1e-6), model
+
+
+def test_mmlu_is_the_macro_average_over_subjects(tiny_world, cfg):
+    for row in cfg["studies"]["profuser"]["tables"]["table1"]["rows"]:
+        mmlu = _evaluation(tiny_world, row)["benchmarks"]["mmlu"]
+        subjects = mmlu["subtasks"]
+        assert mmlu["n_subtasks"] == len(subjects) == 4
+        assert mmlu["value"] == pytest.approx(np.mean(list(subjects.values())))
+    # the subjects differ in size, so lm-eval's weighted group score is another number
+    values = [_evaluation(tiny_world, r)["benchmarks"]["mmlu"] for r in [{"model": "tgt_llama"}]]
+    assert values[0]["lm_eval_group_value"] != pytest.approx(values[0]["value"], abs=1e-6)
+
+
+def test_table1_cells_match_evaluations_and_the_paper(tiny_world, cfg):
+    spec = cfg["studies"]["profuser"]["tables"]["table1"]
+    table = pd.read_csv(tiny_world / "results/profuser/table1.csv")
+    assert table.equals(pd.read_csv(tiny_world / "results/table1.csv"))  # the headline copy
+    paper = pd.read_csv(tiny_world / spec["reported"]).set_index("model")
+    labels = {k: b["label"] for k, b in cfg["evaluation"]["openllm"]["benchmarks"].items()}
+    assert list(dict.fromkeys(table["column"])) == [*labels.values(), "Average"]
+    assert list(dict.fromkeys(table["model"])) == [
+        r.get("model") or r["variant"] for r in spec["rows"]
+    ]
+    for row in spec["rows"]:
+        name = row.get("model") or row["variant"]
+        mine = table[table["model"] == name].set_index("column")
+        values = _evaluation(tiny_world, row)["benchmarks"]
+        for key, label in labels.items():
+            assert mine.loc[label, "reproduced"] == pytest.approx(values[key]["value"], abs=1e-3)
+        assert mine.loc["Average", "reproduced"] == pytest.approx(
+            np.mean([values[k]["value"] for k in labels]), abs=1e-3
+        )
+        if row.get("reported"):
+            for label in [*labels.values(), "Average"]:
+                assert mine.loc[label, "reported"] == paper.loc[row["reported"], label]
+            diff = mine["reproduced"] - mine["reported"]
+            assert np.allclose(mine["difference"], diff, atol=1e-3)
+        else:
+            assert mine["reported"].isna().all()
+
+
+def test_verification_lists_every_cell(tiny_world, cfg):
+    text = (tiny_world / "results/profuser/verification.md").read_text()
+    tol = cfg["evaluation"]["tolerance"]
+    for name in cfg["studies"]["profuser"]["tables"]:
+        table = pd.read_csv(tiny_world / f"results/profuser/{name}.csv")
+        section = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+        rows = [line for line in section.splitlines() if re.match(r"^\| \S* \| ", line)]
+        assert len(rows) == len(table), name
+        within = (table["difference"].abs() <= tol).sum()
+        assert f"| {name} | {table['reported'].notna().sum()} | {within} |" in text
+    assert "tiny world" in text and "`tiny_gsm8k` | 0 | exact_match" in text
+
+
+def test_figures_are_drawn(tiny_world):
+    figs = tiny_world / "results/profuser/figures"
+    names = {p.name for p in figs.glob("*.png")}
+    assert {"advantage_by_mode.png", "advantage_methods.png", "loss_curves.png"} <= names
+    assert {f"table{n}_vs_reported.png" for n in (1, 2, 4)} <= names
+    for p in figs.glob("*.png"):
+        assert p.read_bytes()[:4] == b"\x89PNG" and p.stat().st_size > 10_000, p
+
+
+def test_report_holds_tables_and_figures_with_captions(tiny_world, tmp_path):
+    out = tmp_path / "report.html"
+    snakemake("--profile", "profiles/tiny", "--report", str(out), cwd=tiny_world)
+    html = out.read_text(errors="replace")
+    for name in ("table1.csv", "verification.md", "advantage_by_mode.png", "loss_curves.png"):
+        assert name in html, name
+    assert "Advantage of each source by mode" in html  # a caption, rendered
+    assert "AlpacaEval-2 and Arena-Hard v0.1" in html
+
+
+def test_changing_one_variant_reruns_its_training_evaluations_and_tables(tiny_world, tmp_path):
+    cfg = yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())
+    cfg["studies"]["profuser"]["variants"]["GTLen"]["fusion"] = "avg_ce"
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # a user's edit keeps the order
+    proc = snakemake("-n", "--profile", "profiles/tiny", "--configfile", str(path), cwd=tiny_world)
+    table = re.search(r"Job stats:\n(.*?)\n\n", proc.stdout, re.S).group(1)
+    # GTLen sits in Tables 2 and 4, not in Table 1 (so not in results/table1.csv either)
+    assert dict(re.findall(r"^(\w+)\s+(\d+)$", table, re.M)) == {
+        "train_fusion": "1",
+        "evaluate_openllm_variant": "1",
+        "generate_variant_responses": "2",
+        "evaluate_alpaca": "1",
+        "evaluate_arena": "1",
+        "score_arena": "1",
+        "tabulate_chat_eval": "1",
+        "tabulate_paper_table": "2",
+        "plot_table_vs_reported": "2",
+        "plot_loss_curves": "1",
+        "verify_tables": "1",
+        "all": "1",
+        "total": "15",
+    }, proc.stdout
+    assert set(re.findall(r"\bvariant=([\w-]+)", proc.stdout)) == {"GTLen"}
+    assert set(re.findall(r"\bentry=([\w-]+)", proc.stdout)) == {"GTLen"}
+    assert set(re.findall(r"\btable=(\w+)", proc.stdout)) == {"table2", "table4"}
+
+
+def test_chat_evaluation_covers_every_named_model(tiny_world, cfg):
+    study = cfg["studies"]["profuser"]
+    named = [*study["sources"], study["target"], *study["variants"]]
+    table = pd.read_csv(tiny_world / "results/profuser/chat_eval.csv")
+    assert sorted(table["model"]) == sorted(named)
+    for col in ("lc_win_rate", "win_rate", "arena_hard", "arena_hard_lower", "arena_hard_upper"):
+        assert table[col].between(0, 100).all(), col
+    assert (table["arena_hard_lower"] <= table["arena_hard"]).all()
+    assert (table["arena_hard"] <= table["arena_hard_upper"]).all()
+    scores = json.loads(
+        (tiny_world / "results/profuser/chat_eval/arena_hard_scores.json").read_text()
+    )
+    assert scores["baseline"] == "tiny_reference" and scores["rounds"] == 100
+    # both games of every question for every model, each with one of the five verdicts
+    questions = (
+        (tiny_world / "results/chat_eval/arena_hard/question.jsonl").read_text().splitlines()
+    )
+    j = pd.read_parquet(tiny_world / "results/profuser/chat_eval/arena_hard/ProFuser.parquet")
+    assert len(j) == 2 * len(questions) and sorted(j["game"].unique().tolist()) == [1, 2]
+    assert set(j["score"].dropna()) <= {"A>>B", "A>B", "A=B", "B>A", "B>>A"}
+    per_item = pd.read_parquet(
+        tiny_world / "results/profuser/chat_eval/alpaca_eval/ProFuser.parquet"
+    )
+    reference = json.loads(
+        (tiny_world / "results/chat_eval/alpaca_eval/reference_outputs.json").read_text()
+    )
+    assert len(per_item) == len(reference)
+    assert per_item["preference"].between(1, 2).all()
+    metrics = json.loads(
+        (tiny_world / "results/profuser/chat_eval/alpaca_eval/ProFuser.json").read_text()
+    )
+    # the raw win rate is the mean preference for the model (alpaca_eval: 2 = model wins)
+    assert metrics["win_rate"] == pytest.approx(100 * (per_item["preference"] - 1).mean(), abs=1e-6)
