@@ -6,6 +6,8 @@ sparse top-10 teacher row on every response token. Each step is forward,
 loss, backward and an AdamW update; the median of several steps is compared.
 
     python benchmarks/fusion_step.py [--batch 8] [--length 256] [--steps 6]
+    python benchmarks/fusion_step.py --device cuda --precision bf16 --hidden 2048 --layers 8 \
+        --batch 4 --length 2048          # closer to the paper's shapes, on one GPU
 """
 
 from __future__ import annotations
@@ -33,29 +35,41 @@ def main() -> None:
     p.add_argument("--length", type=int, default=256)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="autocast dtype")
     p.add_argument("--out", default=str(ROOT / "benchmarks/out/fusion_step.json"))
     a = p.parse_args()
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(
         vocab_size=a.vocab,
-        hidden_size=256,
-        intermediate_size=688,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        hidden_size=a.hidden,
+        intermediate_size=int(a.hidden * 2.6875),
+        num_hidden_layers=a.layers,
+        num_attention_heads=max(4, a.hidden // 128),
+        num_key_value_heads=max(4, a.hidden // 128),
         max_position_embeddings=a.length,
     )
-    model = transformers.LlamaForCausalLM(cfg)
+    dev = torch.device(a.device)
+    model = transformers.LlamaForCausalLM(cfg).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    ids = torch.randint(0, a.vocab, (a.batch, a.length))
+    ids = torch.randint(0, a.vocab, (a.batch, a.length), device=dev)
     labels = ids.clone()
     labels[:, : a.length // 4] = -100  # a prompt
-    topk = torch.randint(0, a.vocab, (a.batch, a.length, a.k))
-    lps = torch.log_softmax(torch.randn(a.batch, a.length, a.k), -1)
+    topk = torch.randint(0, a.vocab, (a.batch, a.length, a.k), device=dev)
+    lps = torch.log_softmax(torch.randn(a.batch, a.length, a.k, device=dev), -1)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16")
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     def step(kind: str) -> float:
+        sync()
         t = time.perf_counter()
-        logits = model(input_ids=ids).logits
+        with autocast:
+            logits = model(input_ids=ids).logits
         if kind == "sft":
             loss = sft_loss(logits, labels)
         elif kind == "fuse":
@@ -65,6 +79,7 @@ def main() -> None:
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         return time.perf_counter() - t
 
     times = {"sft": [], "fuse": [], "fusellm": []}
@@ -77,7 +92,7 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     print(
         f"model {n_params / 1e6:.1f}M parameters, vocabulary {a.vocab}, "
-        f"batch {a.batch} x {a.length}, k={a.k}"
+        f"batch {a.batch} x {a.length}, k={a.k}, {a.device} {a.precision}"
     )
     for k, v in med.items():
         print(
@@ -87,7 +102,7 @@ def main() -> None:
     print(f"fusion step / SFT step = {med['fuse'] / med['sft']:.3f} (target <= 1.25)")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(
-        json.dumps({"median_s": med, "ratio": med["fuse"] / med["sft"]}, indent=2)
+        json.dumps({"median_s": med, "ratio": med["fuse"] / med["sft"], "args": vars(a)}, indent=2)
     )
 
 

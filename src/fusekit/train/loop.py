@@ -161,6 +161,12 @@ def train_fusion(
         mixed_precision=train_cfg.get("precision", "no") if cuda else "no",
         deepspeed_plugin=plugin,
     )
+    log.info(
+        "training on %s (%d process(es)), mixed precision %s",
+        acc.device,
+        acc.num_processes,
+        acc.mixed_precision,
+    )
     set_seed(seed)
     torch.set_num_threads(threads)
     tok = load_tokenizer(model_path, model_spec)
