@@ -64,6 +64,7 @@ def render_verification(
         yes = status.count("yes")
         lines.append(f"| {name} | {n} | {yes} | {n - yes} |")
     for name, df in tables.items():
+        df = df.assign(group=df["group"].fillna(""), row=df["row"].fillna(""))
         lines += ["", f"## {name}", ""]
         if titles.get(name):
             lines += [titles[name], ""]
