@@ -127,7 +127,7 @@ def check_references(config: dict) -> None:
 def _check_table(config: dict, study: dict, key: str, spec: dict) -> None:
     """Rows name models or variants that exist; columns name configured benchmarks;
     the reported CSV exists and holds every named row and column."""
-    import csv
+    from fusekit.report.tables import columns_of, read_reported
 
     benchmarks = config.get("evaluation", {}).get("openllm", {}).get("benchmarks", {})
     used = spec.get("benchmarks", [])
@@ -149,22 +149,19 @@ def _check_table(config: dict, study: dict, key: str, spec: dict) -> None:
             )
     path = Path(spec["reported"])
     _need(path.is_file(), f"{key}.reported", f"no such file {path}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        names = {r.get("model") for r in reader}
-        header = reader.fieldnames or []
-    _need("model" in header, f"{key}.reported", f"{path} has no 'model' column")
+    try:  # the same reader and column layout the tables are built with
+        reported = read_reported(path)
+    except ValueError as err:
+        raise ConfigError(f"config key {key}.reported: {err}") from err
     for i, row in enumerate(spec["rows"]):
         name = row.get("reported")
         _need(
-            name is None or name in names,
+            name is None or name in reported.index,
             f"{key}.rows[{i}].reported",
             f"{name!r} is not a model row of {path}",
         )
-    columns = list(spec.get("groups", {})) or [
-        benchmarks[b]["label"] for b in (spec.get("benchmarks") or benchmarks) if b in benchmarks
-    ]
-    missing = [c for c in columns if c not in header]
+    header = list(reported.columns)
+    missing = [c for c in columns_of(spec, benchmarks) if c not in header]
     _need(not missing, f"{key}.reported", f"{path} has no column {missing} (has {header})")
 
 

@@ -52,6 +52,12 @@ def _metric_key(results: dict, task: str, metric: str) -> str:
     raise KeyError(f"lm-eval results of task {task!r} have no metric {metric!r}: {sorted(row)}")
 
 
+def _stderr(results: dict, task: str, key: str) -> float | None:
+    """The standard error lm-eval reports beside metric ``key`` (e.g. acc_stderr,none)."""
+    se = results[task].get(key.replace(",", "_stderr,", 1))
+    return se if isinstance(se, float) else None
+
+
 def benchmark_value(output: dict, task: str, metric: str, aggregate: str) -> dict:
     """One benchmark's score (0-100) and standard error from lm-eval's output.
 
@@ -62,15 +68,13 @@ def benchmark_value(output: dict, task: str, metric: str, aggregate: str) -> dic
     results, groups = output["results"], output.get("group_subtasks", {})
     leaves = _leaves(task, groups)
     if aggregate == "macro" and leaves != [task]:
-        values = [results[t][_metric_key(results, t, metric)] for t in leaves]
-        ses = [
-            results[t].get(_metric_key(results, t, metric).replace(",", "_stderr,", 1))
-            for t in leaves
-        ]
+        keys = {t: _metric_key(results, t, metric) for t in leaves}
+        values = [results[t][keys[t]] for t in leaves]
+        ses = [_stderr(results, t, keys[t]) for t in leaves]
         value = float(np.mean(values))
         se = (
             math.sqrt(sum(s * s for s in ses)) / len(ses)
-            if all(isinstance(s, float) for s in ses)
+            if all(s is not None for s in ses)
             else None
         )
         group_key = _metric_key(results, task, metric) if task in results else None
@@ -83,10 +87,10 @@ def benchmark_value(output: dict, task: str, metric: str, aggregate: str) -> dic
             "lm_eval_group_value": 100 * float(results[task][group_key]) if group_key else None,
         }
     key = _metric_key(results, task, metric)
-    se = results[task].get(key.replace(",", "_stderr,", 1))
+    se = _stderr(results, task, key)
     return {
         "value": 100 * float(results[task][key]),
-        "stderr": 100 * se if isinstance(se, float) else None,
+        "stderr": None if se is None else 100 * se,
         "n_subtasks": len(leaves),
     }
 
