@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import copy_workflow  # noqa: E402
+from conftest import copy_workflow, snakemake  # noqa: E402
 
 TARGET_S = 600.0
 
@@ -41,13 +39,8 @@ def main() -> None:
     wd = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="fusekit-table1-"))
     wd.mkdir(parents=True, exist_ok=True)
     copy_workflow(wd)
-    env = dict(
-        os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
-    )
-    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/tiny"]
-    cmd += ["--cores", str(a.cores), "results/table1.csv"]
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=wd, env=env, check=True, capture_output=True)
+    snakemake("--profile", "profiles/tiny", "--cores", str(a.cores), "results/table1.csv", cwd=wd)
     wall = time.perf_counter() - t
 
     rows = [

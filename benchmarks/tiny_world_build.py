@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import copy_workflow  # noqa: E402
+from conftest import copy_workflow, snakemake  # noqa: E402
 
 TARGET_S = 180.0
 
@@ -51,21 +50,15 @@ def main() -> None:
     wd = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="fusekit-bench-"))
     wd.mkdir(parents=True, exist_ok=True)
     copy_workflow(wd)
-    env = dict(
-        os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
+    t = time.perf_counter()
+    snakemake(
         "--profile",
         "profiles/tiny",
         "--cores",
         str(a.cores),
         "results/tiny/world/skill_accuracy.csv",
-    ]
-    t = time.perf_counter()
-    subprocess.run(cmd, cwd=wd, env=env, check=True, capture_output=True)
+        cwd=wd,
+    )
     wall = time.perf_counter() - t
 
     rows = []
