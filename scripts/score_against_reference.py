@@ -1,7 +1,9 @@
-"""BLEU, ROUGE-L and BERTScore of every response against its reference answer."""
+"""BLEU, ROUGE-L and BERTScore of every response against its reference answer (BLEU and
+ROUGE-L over script-aware tokens: fusekit.rewards.reference.tokens)."""
 
 from fusekit.cli import json_arg, parser, setup_logging
 from fusekit.inference_mode import score_against_reference
+from fusekit.rewards.reference import TOKENISATION
 
 if __name__ == "__main__":
     p = parser(__doc__)
@@ -15,5 +17,6 @@ if __name__ == "__main__":
     )
     p.add_argument("--out", required=True, help="output Parquet")
     a = p.parse_args()
-    setup_logging()
+    log = setup_logging()
+    log.info("BLEU and ROUGE-L tokenisation: %s", TOKENISATION)
     score_against_reference(a.generations, a.prompts, a.weights, a.encoder, a.out)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from fusekit.rewards.methods import method_agreement, method_choices, method_shares
-from fusekit.rewards.vote import majority_vote, rm_picks, strongest_from_table
+from fusekit.rewards.vote import check_finite, majority_vote, rm_picks, strongest_from_table
 
 RMS = ["rm_a", "rm_b", "rm_c"]
 
@@ -142,3 +142,71 @@ def test_method_shares_and_agreement():
     assert agree[("rm:rm_a", "rm:rm_b")] == 0.5
     assert agree[("reference", "vote")] == 0.0
     assert len(agree) == 6
+
+
+INF = float("inf")
+
+
+def test_a_prompt_without_usable_candidates_has_no_winner(caplog):
+    # every source answered "p_empty" with an empty string (scored -inf by
+    # rewards.empty_response: lowest); "p_ok" is ordinary
+    scores = table(
+        [
+            ("p_empty", "a", {"rm_a": -INF, "rm_b": -INF, "rm_c": -INF}),
+            ("p_empty", "b", {"rm_a": -INF, "rm_b": -INF, "rm_c": -INF}),
+            ("p_ok", "a", {"rm_a": 1.0, "rm_b": 1.0, "rm_c": 0.0}),
+            ("p_ok", "b", {"rm_a": 0.0, "rm_b": 0.0, "rm_c": 1.0}),
+        ]
+    )
+    with caplog.at_level("WARNING", logger="fusekit"):
+        v = majority_vote(scores, RMS, strongest="rm_a")
+    assert v.prompt_id.tolist() == ["p_ok"] and v.model.tolist() == ["a"]
+    assert v.attrs["dropped_prompts"] == ["p_empty"]
+    assert "1 of 2 prompts have no usable candidate" in caplog.text and "p_empty" in caplog.text
+
+
+def test_an_unusable_candidate_never_wins_even_unanimously_against_nothing():
+    # one empty response (-inf everywhere) beside one real answer with low scores: the real
+    # answer wins 3-0; -inf for one RM only: that RM picks among the rest
+    scores = table(
+        [
+            ("p", "a", {"rm_a": -INF, "rm_b": -INF, "rm_c": -INF}),
+            ("p", "b", {"rm_a": -50.0, "rm_b": -50.0, "rm_c": -50.0}),
+            ("q", "a", {"rm_a": -INF, "rm_b": 2.0, "rm_c": 2.0}),
+            ("q", "b", {"rm_a": -9.0, "rm_b": 1.0, "rm_c": 1.0}),
+        ]
+    )
+    v = majority_vote(scores, RMS, strongest="rm_a").set_index("prompt_id")
+    assert v.loc["p", "model"] == "b" and v.loc["p", "votes"] == 3
+    assert v.loc["q", "model"] == "a" and v.loc["q", "votes"] == 2
+    assert "rm_a:b/0" in v.loc["q", "picks"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), INF, None])
+def test_non_finite_scores_name_prompt_model_and_reward_model(bad):
+    scores = table(
+        [
+            ("p1", "a", {"rm_a": 1.0, "rm_b": 1.0, "rm_c": 1.0}),
+            ("p2", "a", {"rm_a": 1.0, "rm_b": 1.0, "rm_c": 1.0}),
+            ("p2", "b", {"rm_a": 0.5, "rm_b": bad, "rm_c": 0.2}),
+        ]
+    )
+    with pytest.raises(ValueError, match=r"'rm_b'.*prompt 'p2'.*model 'b' sample 0"):
+        majority_vote(scores, RMS, strongest="rm_a")
+    with pytest.raises(ValueError, match=r"^scores/rm_b/b\.parquet: reward model 'rm_b'"):
+        check_finite(scores, file="scores/rm_b/b.parquet")
+
+
+def test_vote_file_to_file_names_the_score_file_with_a_nan(tmp_path):
+    from fusekit.inference_mode import vote
+    from fusekit.rewards.scoring import SCORE_COLUMNS
+
+    paths = []
+    for rm in RMS:
+        df = table([("p1", "a", {rm: float("nan") if rm == "rm_c" else 1.0})])
+        df = df.assign(truncated=False, n_input_tokens=3)[list(SCORE_COLUMNS)]
+        paths.append(str(tmp_path / f"{rm}.parquet"))
+        df.to_parquet(paths[-1])
+    with pytest.raises(ValueError, match=r"rm_c\.parquet: reward model 'rm_c'.*'p1'"):
+        vote(paths, [], RMS, "rm_a", str(tmp_path / "votes.parquet"))
+    assert not (tmp_path / "votes.parquet").exists()

@@ -17,7 +17,7 @@ from fusekit.io import read_table, write_table
 from fusekit.rewards.methods import method_agreement, method_choices, method_shares
 from fusekit.rewards.reference import REFERENCE_COLUMNS, reference_scores
 from fusekit.rewards.scoring import SCORE_COLUMNS
-from fusekit.rewards.vote import KEY, majority_vote, strongest_from_table
+from fusekit.rewards.vote import KEY, check_finite, majority_vote, strongest_from_table
 
 log = logging.getLogger("fusekit")
 
@@ -46,14 +46,20 @@ def vote(
             )
         strongest = strongest_from_table(read_table(world_table), reward_models)
         log.info("strongest reward model (measured): %s", strongest)
-    scores = _read_all(score_paths, SCORE_COLUMNS)
+    tables = [read_table(p, SCORE_COLUMNS) for p in score_paths]
+    for path, table in zip(score_paths, tables, strict=True):
+        check_finite(table, file=path)  # NaN / +inf: stop, naming file, prompt, model and RM
+    scores = pd.concat(tables, ignore_index=True)
     gens = pd.concat([read_generations(p, "lowest") for p in generation_paths], ignore_index=True)
     voted = majority_vote(scores, reward_models, strongest)
+    dropped = voted.attrs.get("dropped_prompts", [])
     voted = voted.merge(gens[KEY + ["prompt", "response"]], on=KEY, how="left")
     voted["strongest_reward_model"] = strongest
     log.info(
-        "voted %d prompts; wins per source: %s; ties broken by %s: %d",
+        "voted %d prompts (%d without a usable candidate dropped); wins per source: %s; "
+        "ties broken by %s: %d",
         len(voted),
+        len(dropped),
         voted.model.value_counts().to_dict(),
         strongest,
         int(voted.tie_broken.sum()),

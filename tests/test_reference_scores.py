@@ -1,0 +1,64 @@
+"""BLEU and ROUGE-L of the reference-based advantage score in every script."""
+
+import pytest
+
+from fusekit.rewards.reference import bleu, rouge_l, tokens
+
+IDENTICAL = [
+    "the capital of france is paris",
+    "巴黎是法国的首都。",
+    "Париж — столица Франции.",
+    "ปารีสเป็นเมืองหลวงของฝรั่งเศส",
+    "東京は日本の首都です。",
+    "Αθήνα είναι η πρωτεύουσα.",
+    "القاهرة عاصمة مصر",
+    "東",
+]
+
+
+@pytest.mark.parametrize("text", IDENTICAL)
+def test_identical_text_scores_one_in_every_script(text):
+    assert rouge_l([text], [text]) == [pytest.approx(1.0, abs=1e-12)]
+    assert bleu([text], [text]) == [pytest.approx(1.0, abs=1e-12)]
+
+
+def test_unrelated_text_scores_zero_in_every_script():
+    assert rouge_l(["巴黎是首都"], ["東京で会う"]) == [0.0]
+    assert rouge_l(["Париж столица"], ["Москва город"]) == [0.0]
+    assert bleu(["ปารีส"], ["โตเกียว"]) == [0.0]
+
+
+def test_one_final_full_stop_costs_little_not_everything():
+    # 8 shared characters: ROUGE-L ignores the punctuation token; BLEU counts it
+    # (8 of 9 reference tokens, hypothesis shorter by one: brevity penalty exp(1 - 9/8))
+    assert rouge_l(["巴黎是法国的首都"], ["巴黎是法国的首都。"]) == [pytest.approx(1.0)]
+    b = bleu(["巴黎是法国的首都"], ["巴黎是法国的首都。"])[0]
+    assert 0.8 < b < 1.0
+
+
+def test_rouge_l_is_the_lcs_f1_over_characters_of_unspaced_scripts():
+    # hypothesis 4 characters, reference 6, LCS 4 (巴黎 ... 首都): P = 1, R = 2/3, F = 0.8
+    assert rouge_l(["巴黎首都"], ["巴黎是法国首都"])[0] == pytest.approx(2 * 4 / (4 + 7))
+    # Russian words: LCS 2 of 3 and 3 words
+    assert rouge_l(["Париж это столица"], ["Париж столица Франции"])[0] == pytest.approx(2 / 3)
+
+
+def test_tokens_split_unspaced_scripts_into_graphemes_and_keep_words():
+    assert tokens("巴黎是首都。") == ["巴", "黎", "是", "首", "都", "。"]
+    assert tokens("Париж — столица.") == ["Париж", "—", "столица", "."]
+    # a Thai consonant with its vowel and tone marks stays one token
+    assert tokens("เป็น") == ["เ", "ป็", "น"]
+    assert tokens("the answer is 42.") == ["the", "answer", "is", "42", "."]
+    # full-width forms are normalised (NFKC)
+    assert tokens("４２") == tokens("42")
+
+
+def test_english_is_scored_as_before():
+    # word-level English BLEU / ROUGE-L as sacrebleu 13a and rouge-score compute them
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    hyp, ref = "the cat sat on the mat .", "the cat sat on a mat ."
+    assert bleu([hyp], [ref])[0] == pytest.approx(sacrebleu.sentence_bleu(hyp, [ref]).score / 100)
+    plain = rouge_scorer.RougeScorer(["rougeL"]).score(ref, hyp)["rougeL"].fmeasure
+    assert rouge_l([hyp], [ref])[0] == pytest.approx(plain)
