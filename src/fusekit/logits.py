@@ -60,12 +60,26 @@ def topk_of_logits(logits, k: int, top_p: float, temperature: float):
         )
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     top_lp, top_ids = logp.topk(min(k, logp.shape[-1]), dim=-1)
-    probs = top_lp.exp()
-    before = probs.cumsum(-1) - probs  # mass of the entries ranked above each one
-    drop = before >= top_p
-    top_lp = top_lp.masked_fill(drop, float("-inf"))
-    top_ids = top_ids.masked_fill(drop, -1)
-    return top_ids.to(torch.int32).numpy(), top_lp.numpy()
+    top_lp, top_ids = top_lp.numpy(), top_ids.to(torch.int32).numpy()
+    drop = ~top_p_keep(np.exp(top_lp), top_p)
+    top_lp[drop], top_ids[drop] = -np.inf, -1
+    return top_ids, top_lp
+
+
+def top_p_keep(sorted_probs: np.ndarray, top_p: float) -> np.ndarray:
+    """The top-p (nucleus) cut, the one rule of every backend: given probabilities sorted
+    in descending order along the last axis ([..., k]), keep an entry while the mass
+    ranked above it is below ``top_p`` (the entry that crosses ``top_p`` is kept).
+    Returns a bool mask of the same shape."""
+    before = np.cumsum(sorted_probs, axis=-1) - sorted_probs
+    return before < top_p
+
+
+def fits(n_tokens: int, max_length: int | None) -> bool:
+    """Whether a prompt + response of ``n_tokens`` fits a dump's ``max_length``; a
+    response that does not is dropped and counted, never cut (a cut response would
+    be aligned and scored as if whole)."""
+    return max_length is None or n_tokens <= max_length
 
 
 def write_dump(rows: list[dict], out: str, metadata: dict) -> None:

@@ -9,18 +9,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from fusekit.align import align_topk, map_vocab
+from fusekit.align.distributions import map_rows
 from fusekit.align.tokens import tokenizer_scheme
-from fusekit.align.vocab import VocabMap
+from fusekit.align.vocab import ROLE_PRECEDENCE, VocabMap, special_pairs, vocab_map_report
 from fusekit.chat import encode_example
 from fusekit.data import PROMPT_COLUMNS
-from fusekit.io import read_table, write_table
-from fusekit.logits import read_dump, write_dump
+from fusekit.io import atomic_path, read_table, write_table
+from fusekit.logits import fits, read_dump, write_dump
+from fusekit.losses import min_ce_index
 
 log = logging.getLogger("fusekit")
 VOCAB_MAP_COLUMNS = ("source_id", "target_id", "exact", "distance")
@@ -36,23 +40,46 @@ def dump_logits(
     backend: str = "transformers",
     threads: int = 1,
 ) -> list[dict]:
-    """Teacher-forced top-k dump of ``model`` on ``pairs``.
+    """Teacher-forced top-k dump of ``model`` on ``pairs`` (format: :mod:`fusekit.logits`).
 
-    ``pairs`` has columns prompt_id, prompt, response and optionally system.
+    ``pairs`` has columns prompt_id, prompt, response and optionally system. A pair
+    whose prompt + response + EOS is longer than ``logits_cfg["max_length"]`` is
+    dropped, never cut, so that every row's tokens, text and cross-entropy cover the
+    whole response; the dropped prompt ids are logged and kept in the dump's
+    metadata (``dropped_too_long``), and :func:`common_rows` drops them for every
+    source.
     """
     from fusekit.backends.hf import load_causal_lm, load_tokenizer
 
     tok = load_tokenizer(model_path, model_spec)
     system = model_spec.get("system_prompt")
-    examples = [
-        encode_example(tok, p, r, (s if isinstance(s, str) and s else None) or system)
-        for p, r, s in zip(
-            pairs.prompt, pairs.response, pairs.get("system", [None] * len(pairs)), strict=True
-        )
-    ]
-    rows = []
     k, top_p, temp = logits_cfg["top_k"], logits_cfg["top_p"], logits_cfg["temperature"]
     max_length = logits_cfg.get("max_length")
+    examples, kept, dropped = [], [], []
+    for pid, p, r, s in zip(
+        pairs.prompt_id,
+        pairs.prompt,
+        pairs.response,
+        pairs.get("system", [None] * len(pairs)),
+        strict=True,
+    ):
+        e = encode_example(tok, p, r, (s if isinstance(s, str) and s else None) or system)
+        if fits(len(e.input_ids), max_length):
+            examples.append(e)
+            kept.append((pid, r))
+        else:
+            dropped.append(pid)
+    if dropped:
+        log.warning(
+            "%s: %d of %d responses dropped: prompt + response + EOS longer than "
+            "logits.max_length = %s tokens (first: %s)",
+            model,
+            len(dropped),
+            len(pairs),
+            max_length,
+            dropped[:5],
+        )
+    rows = []
     if backend == "vllm":  # paper scale, GPU only
         from fusekit.backends.vllm_backend import teacher_forced_topk_vllm
 
@@ -69,9 +96,7 @@ def dump_logits(
         )
     else:
         raise ValueError(f"unknown logits backend {backend!r}; known: transformers, vllm")
-    for (pid, resp), (token_ids, ids, lps, ce) in zip(
-        zip(pairs.prompt_id, pairs.response, strict=True), stream, strict=True
-    ):
+    for (pid, resp), (token_ids, ids, lps, ce) in zip(kept, stream, strict=True):
         rows.append(
             {
                 "prompt_id": pid,
@@ -84,7 +109,15 @@ def dump_logits(
                 "topk_logprobs": lps.ravel().tolist(),
             }
         )
-    meta = {"k": k, "top_p": top_p, "temperature": temp, "tokenizer": model_path, "vocab": "source"}
+    meta = {
+        "k": k,
+        "top_p": top_p,
+        "temperature": temp,
+        "tokenizer": model_path,
+        "vocab": "source",
+        "max_length": max_length,
+        "dropped_too_long": json.dumps([str(p) for p in dropped]),
+    }
     write_dump(rows, out, meta)
     n = sum(r["n_tokens"] for r in rows)
     log.info("dumped %d sequences, %d tokens of %s", len(rows), n, model)
@@ -126,29 +159,48 @@ def dump_voted_logits(
     return dump_logits(mine, model, model_path, model_spec, logits_cfg, out, backend, threads)
 
 
-def _special_pairs(src_tok, tgt_tok) -> dict[int, int]:
-    pairs = {}
-    for role in ("eos_token_id", "bos_token_id", "pad_token_id", "unk_token_id"):
-        s, t = getattr(src_tok, role), getattr(tgt_tok, role)
-        if s is not None and t is not None:
-            pairs[s] = t
-    return pairs
+def _roles(tok) -> dict[str, int | None]:
+    return {role: getattr(tok, f"{role}_token_id", None) for role in ROLE_PRECEDENCE}
 
 
-def build_vocab_map(source_tok_path: str, target_tok_path: str, out: str) -> VocabMap:
-    """Map every source token id to a target id; special tokens map by role."""
+def load_tokenizers(source_tok_path: str, target_tok_path: str):
+    """The source and target tokenizers as ``AutoTokenizer`` loads them (no chat
+    template, no pad token added: the vocabulary as published)."""
     from transformers import AutoTokenizer
 
-    src, tgt = (
+    return (
         AutoTokenizer.from_pretrained(source_tok_path),
         AutoTokenizer.from_pretrained(target_tok_path),
     )
+
+
+def build_vocab_map(
+    source_tok_path: str,
+    target_tok_path: str,
+    out: str,
+    source_scheme: str | None = None,
+    target_scheme: str | None = None,
+    report_out: str | None = None,
+) -> VocabMap:
+    """Map every source token id to a target id by bytes, special tokens by role
+    (:func:`fusekit.align.map_vocab`); writes the map (Parquet: source_id,
+    target_id, exact, distance) and, beside it, a JSON report
+    (:func:`fusekit.align.vocab.vocab_map_report`; ``report_out``, default
+    ``<out without .parquet>.report.json``). ``*_scheme`` override the schemes the
+    tokenizers declare (``models.<name>.token_scheme``)."""
+    src, tgt = load_tokenizers(source_tok_path, target_tok_path)
+    fixed, used = special_pairs(_roles(src), _roles(tgt))
+    s_vocab, t_vocab = src.get_vocab(), tgt.get_vocab()
+    s_specials = set(src.all_special_tokens) | set(getattr(src, "added_tokens_encoder", {}))
+    t_specials = set(tgt.all_special_tokens) | set(getattr(tgt, "added_tokens_encoder", {}))
     vmap = map_vocab(
-        src.get_vocab(),
-        tgt.get_vocab(),
-        tokenizer_scheme(src),
-        tokenizer_scheme(tgt),
-        fixed=_special_pairs(src, tgt),
+        s_vocab,
+        t_vocab,
+        tokenizer_scheme(src, source_scheme),
+        tokenizer_scheme(tgt, target_scheme),
+        fixed=fixed,
+        source_specials=s_specials,
+        target_specials=t_specials,
     )
     df = pd.DataFrame(
         {
@@ -158,45 +210,88 @@ def build_vocab_map(source_tok_path: str, target_tok_path: str, out: str) -> Voc
             "distance": vmap.distance,
         }
     )
+    rules = {s_vocab[t]: "name" for t in s_specials if t in s_vocab}
+    rules.update({s: f"role {r}" for s, r in used.items()})
+    report = vocab_map_report(vmap, s_vocab, t_vocab, rules)
+    report.update(
+        source=source_tok_path,
+        target=target_tok_path,
+        source_scheme=tokenizer_scheme(src, source_scheme),
+        target_scheme=tokenizer_scheme(tgt, target_scheme),
+    )
+    report_out = report_out or str(out).removesuffix(".parquet") + ".report.json"
     write_table(df, out)
+    with atomic_path(report_out) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     log.info(
-        "vocabulary map %s -> %s: %d ids, %.1f%% exact",
+        "vocabulary map %s -> %s: %d ids, %.1f%% exact, %d to byte-fallback tokens; "
+        "distances of the rest %s",
         source_tok_path,
         target_tok_path,
         len(df),
         100 * df.exact.mean(),
+        report["to_byte_fallback"],
+        report["nearest_distance_histogram"],
     )
     return vmap
 
 
-def read_vocab_map(path: str) -> VocabMap:
+def read_vocab_map(path: str, n_target: int | None = None) -> VocabMap:
+    """A vocabulary map file; raises ValueError naming the file when source ids are not
+    0..n-1 or target ids fall outside ``[0, n_target)``."""
     df = read_table(path, VOCAB_MAP_COLUMNS).sort_values("source_id")
     if not (df.source_id.to_numpy() == np.arange(len(df))).all():
         raise ValueError(f"{path}: source ids must be 0..n-1")
-    return VocabMap(df.target_id.to_numpy(), df.exact.to_numpy(), df.distance.to_numpy())
+    t = df.target_id.to_numpy()
+    if len(t) and (t.min() < 0 or (n_target is not None and t.max() >= n_target)):
+        bad = int(np.flatnonzero((t < 0) | (t >= (n_target or np.inf)))[0])
+        raise ValueError(
+            f"{path}: source id {bad} maps to target id {int(t[bad])}, "
+            f"outside the target vocabulary (0..{(n_target or 0) - 1})"
+        )
+    return VocabMap(t, df.exact.to_numpy(), df.distance.to_numpy())
 
 
 def align_dump(
-    dump_path: str, source_tok_path: str, target_tok_path: str, vocab_map_path: str, out: str
+    dump_path: str,
+    source_tok_path: str,
+    target_tok_path: str,
+    vocab_map_path: str,
+    out: str,
+    max_text_mismatch_share: float = 0.05,
+    source_scheme: str | None = None,
+    target_scheme: str | None = None,
 ) -> list[dict]:
-    """Carry every row of a source dump onto the target tokenization of the same response."""
-    from transformers import AutoTokenizer
+    """Carry every row of a source dump onto the target tokenization of the same response
+    (:func:`fusekit.align.align_topk`: FuseLLM's soft rule).
 
-    src, tgt = (
-        AutoTokenizer.from_pretrained(source_tok_path),
-        AutoTokenizer.from_pretrained(target_tok_path),
-    )
-    s_scheme, t_scheme = tokenizer_scheme(src), tokenizer_scheme(tgt)
-    vmap = read_vocab_map(vocab_map_path)
+    Rows whose two tokenizations spell different text are aligned anyway by the DP
+    and counted: those that agree after Unicode NFKC (one tokenizer normalises,
+    :func:`fusekit.align.tokens.compare_texts`) always pass; the rest raise
+    ValueError (naming the file and prompts, before anything is written) only when
+    there is more than one and their share exceeds ``max_text_mismatch_share``
+    (``logits.max_text_mismatch_share``). The output's metadata (``alignment``)
+    and the log give, per dump, these counts and the tokens carried vs one-hot.
+    """
+    src, tgt = load_tokenizers(source_tok_path, target_tok_path)
+    s_scheme = tokenizer_scheme(src, source_scheme)
+    t_scheme = tokenizer_scheme(tgt, target_scheme)
+    vmap = read_vocab_map(vocab_map_path, len(tgt))
+    if len(vmap) != len(src):
+        raise ValueError(
+            f"{vocab_map_path}: maps {len(vmap)} source ids, but {source_tok_path} has {len(src)}"
+        )
     rows, meta = read_dump(dump_path)
-    out_rows = []
-    for i, r in enumerate(rows):
+    out_rows, mismatched, normalised = [], [], []
+    carried_tokens = one_hot_tokens = 0
+    for i, r in enumerate(tqdm(rows, desc="align", mininterval=5)):
         src_ids = r["token_ids"]
         body = src_ids[:-1] if src_ids[-1] == src.eos_token_id else src_ids
         tgt_ids = tgt(r["response"], add_special_tokens=False)["input_ids"]
         try:
             aligned = align_topk(
                 src.convert_ids_to_tokens(body),
+                body,
                 r["topk_ids"][: len(body)],
                 r["topk_logprobs"][: len(body)],
                 tgt.convert_ids_to_tokens(tgt_ids),
@@ -207,14 +302,18 @@ def align_dump(
             )
         except ValueError as err:
             raise ValueError(f"{dump_path}: row {i} (prompt_id {r['prompt_id']!r}): {err}") from err
+        if aligned.text_match == "normalised":
+            normalised.append(r["prompt_id"])
+        elif aligned.text_match == "different":
+            mismatched.append(r["prompt_id"])
+        carried_tokens += int(aligned.carried.sum())
+        one_hot_tokens += int(aligned.one_hot.sum())
         ids, lps = aligned.ids, aligned.logprobs
-        if len(body) < len(src_ids):  # the EOS row maps id by id, like any single-token match
-            eos_ids = np.where(
-                r["topk_ids"][-1] >= 0, vmap.target_id[np.maximum(r["topk_ids"][-1], 0)], -1
-            )
-            ids = np.vstack([ids, eos_ids.astype(np.int32)])
-            lps = np.vstack([lps, r["topk_logprobs"][-1]])
+        if len(body) < len(src_ids):  # the EOS row maps id by id, like any carried token
+            eos_ids, eos_lps = map_rows(r["topk_ids"][-1:], r["topk_logprobs"][-1:], vmap.target_id)
+            ids, lps = np.vstack([ids, eos_ids]), np.vstack([lps, eos_lps])
             tgt_ids = tgt_ids + [tgt.eos_token_id]
+            carried_tokens += 1
         out_rows.append(
             {
                 "prompt_id": r["prompt_id"],
@@ -227,37 +326,117 @@ def align_dump(
                 "topk_logprobs": lps.ravel().tolist(),
             }
         )
-    write_dump(out_rows, out, {**meta, "vocab": "target", "tokenizer": target_tok_path})
-    log.info("aligned %d sequences of %s onto %s", len(out_rows), dump_path, target_tok_path)
+    share = len(mismatched) / max(len(rows), 1)
+    for ids_, what in (
+        (normalised, "differ only by Unicode normalisation"),
+        (mismatched, "differ"),
+    ):
+        if ids_:
+            log.warning(
+                "%s: in %d of %d rows the source and target tokenizations spell text that "
+                "%s; aligned anyway by the DP (first: %s)",
+                dump_path,
+                len(ids_),
+                len(rows),
+                what,
+                ids_[:5],
+            )
+    if len(mismatched) > 1 and share > max_text_mismatch_share:
+        raise ValueError(
+            f"{dump_path}: {len(mismatched)} of {len(rows)} rows ({share:.1%}) spell different "
+            f"text in the source and target tokenizations, above "
+            f"logits.max_text_mismatch_share = {max_text_mismatch_share:.1%} "
+            f"(first prompt ids: {mismatched[:5]}); are the tokenizers right?"
+        )
+    total = max(carried_tokens + one_hot_tokens, 1)
+    stats = {
+        "rows": len(out_rows),
+        "text_normalised_rows": len(normalised),
+        "text_mismatch_rows": len(mismatched),
+        "carried_tokens": carried_tokens,
+        "one_hot_tokens": one_hot_tokens,
+        "carried_share": round(carried_tokens / total, 6),
+    }
+    write_dump(
+        out_rows,
+        out,
+        {**meta, "vocab": "target", "tokenizer": target_tok_path, "alignment": json.dumps(stats)},
+    )
+    log.info(
+        "aligned %d sequences of %s onto %s: %d tokens carry a source distribution, "
+        "%d one-hot (%.1f%% carried); %d rows differ by normalisation, %d otherwise",
+        len(out_rows),
+        dump_path,
+        target_tok_path,
+        carried_tokens,
+        one_hot_tokens,
+        100 * stats["carried_share"],
+        len(normalised),
+        len(mismatched),
+    )
     return out_rows
 
 
+def dropped_prompts(meta: dict) -> set[str]:
+    """Prompt ids a dump left out because they did not fit ``logits.max_length``."""
+    return set(json.loads(meta.get("dropped_too_long", "[]")))
+
+
+def common_rows(dumps: dict[str, str]) -> tuple[dict[str, dict[str, dict]], set[str]]:
+    """Rows of several sources' dumps of one prompt set, keyed source -> prompt id,
+    restricted to the prompts every source kept.
+
+    A prompt that some source dropped as too long is dropped for all (so MinCE
+    compares cross-entropies over the same responses); returns the rows and the
+    dropped prompt ids. Raises ValueError naming the dump when a prompt is missing
+    from a dump for any other reason.
+    """
+    rows = {}
+    dropped: set[str] = set()
+    for source, path in dumps.items():
+        r, meta = read_dump(path)
+        rows[source] = {x["prompt_id"]: x for x in r}
+        dropped |= dropped_prompts(meta)
+    everyone = set().union(*(set(r) for r in rows.values())) - dropped
+    for source, path in dumps.items():
+        missing = sorted(everyone - set(rows[source]))
+        if missing:
+            raise ValueError(
+                f"{path}: no row for prompt {missing[0]!r} (and {len(missing) - 1} more) that "
+                f"other sources' dumps hold; was {source}'s dump built from the same prompts?"
+            )
+    if dropped:
+        log.warning(
+            "%d prompts dropped for every source: some source's dump left them out as longer "
+            "than logits.max_length (first: %s)",
+            len(dropped),
+            sorted(dropped)[:5],
+        )
+    kept = {s: {p: x for p, x in r.items() if p in everyone} for s, r in rows.items()}
+    return kept, dropped
+
+
 def select_mince(dump_paths: list[str], out: str) -> pd.DataFrame:
-    """Per prompt, the source with the minimum cross-entropy on the reference (ties: first
-    source in sorted order). Columns: prompt_id, winner, ce_<source> for each source."""
-    frames = []
+    """Per prompt, the source with the minimum cross-entropy on the reference
+    (:func:`fusekit.losses.min_ce_index`: ties go to the first source by name).
+    Columns: prompt_id, winner, ce_<source> for each source in name order.
+    Prompts some source dropped as too long are left out (:func:`common_rows`)."""
+    names = {}
     for p in dump_paths:
         rows, _ = read_dump(p)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "prompt_id": [r["prompt_id"] for r in rows],
-                    "model": [r["model"] for r in rows],
-                    "ce": [r["ce"] for r in rows],
-                }
-            )
-        )
-    long = pd.concat(frames, ignore_index=True)
-    if long.ce.isna().any() or np.isinf(long.ce).any():
-        bad = long[long.ce.isna() | np.isinf(long.ce)].iloc[0]
-        raise ValueError(f"non-finite cross-entropy for prompt {bad.prompt_id!r} of {bad.model}")
-    wide = long.pivot(index="prompt_id", columns="model", values="ce").sort_index(axis=1)
-    if wide.isna().any().any():
-        pid = wide.index[wide.isna().any(axis=1)][0]
-        raise ValueError(f"prompt {pid!r} lacks a cross-entropy from some source")
-    result = pd.DataFrame({"prompt_id": wide.index, "winner": wide.idxmin(axis=1).to_numpy()})
-    for m in wide.columns:
-        result[f"ce_{m}"] = wide[m].to_numpy()
+        if rows:
+            names[rows[0]["model"]] = p
+    rows, _ = common_rows(dict(sorted(names.items())))
+    sources = sorted(rows)
+    pids = sorted(rows[sources[0]]) if sources else []
+    ce = np.array([[rows[s][p]["ce"] for s in sources] for p in pids], dtype=np.float64)
+    if ce.size and not np.isfinite(ce).all():
+        i, j = np.argwhere(~np.isfinite(ce))[0]
+        raise ValueError(f"non-finite cross-entropy for prompt {pids[i]!r} of {sources[j]}")
+    winners = [sources[min_ce_index(row, sources)] for row in ce]
+    result = pd.DataFrame({"prompt_id": pids, "winner": winners})
+    for j, m in enumerate(sources):
+        result[f"ce_{m}"] = ce[:, j] if len(pids) else []
     write_table(result, out)
     log.info("MinCE wins: %s", result.winner.value_counts().to_dict())
     return result

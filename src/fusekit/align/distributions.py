@@ -2,12 +2,28 @@
 
 Convention (no label shift to get wrong): a dump holds, for every response
 token t, the distribution that *predicts* token t (the model's output at
-position t-1). Aligning tokens therefore aligns distributions directly: the
-target token u receives the distribution that predicts the source token it is
-aligned to. As in FuseLLM, a target token aligned to exactly one source token
-takes that token's distribution, its ids mapped through the vocabulary map
-(probabilities of source ids that land on the same target id are added); a
-target token aligned to several source tokens gets a one-hot on itself.
+position t-1). Aligning tokens therefore aligns distributions directly.
+
+The rule is FuseLLM's ``transform_step_logits`` in its "soft" mode
+(``FuseLLM/src/utils/others.py``, fanqiwan/FuseAI), the mode its README runs.
+On the DTW path between the two tokenizations, a target token u
+
+- aligned to exactly one source token j *carries* j's distribution (its ids
+  mapped through the vocabulary map; probabilities of source ids that land on
+  the same target id are added, where FuseLLM keeps the first) only when u
+  spells the same bytes as j or is j's vocabulary-map image;
+- otherwise (a 1:1 cell whose tokens differ, one piece of a source token that
+  spans several target tokens, or a target token aligned to several source
+  tokens) gets a one-hot on itself.
+
+FuseLLM special-cases the first token for GPT-NeoX/MPT sources, whose first
+token carries no space marker where SentencePiece adds one; here the first
+tokens compare with leading spaces removed on both sides, for every scheme.
+
+The two tokenizations may spell different text after Unicode normalisation
+(Qwen normalises NFC, some tokenizers NFKC, Llama-2 not at all): the DP aligns
+them anyway, as FuseLLM's does, and :class:`AlignedTopK` says how the texts
+compare.
 """
 
 from __future__ import annotations
@@ -17,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fusekit.align.dp import align_tokens
+from fusekit.align.tokens import canonical_tokens, compare_texts
 from fusekit.align.vocab import VocabMap
 
 
@@ -24,7 +41,13 @@ from fusekit.align.vocab import VocabMap
 class AlignedTopK:
     ids: np.ndarray  # int32 [n_target, k], -1 where empty
     logprobs: np.ndarray  # float32 [n_target, k], -inf where empty
-    one_hot: np.ndarray  # bool [n_target]: several source tokens -> one-hot on the target token
+    one_hot: np.ndarray  # bool [n_target]: a one-hot on the target token, nothing carried
+    text_match: str  # "same", "normalised" or "different": fusekit.align.tokens.compare_texts
+
+    @property
+    def carried(self) -> np.ndarray:
+        """bool [n_target]: rows that carry a source distribution."""
+        return ~self.one_hot
 
 
 def check_topk(ids: np.ndarray, logprobs: np.ndarray, where: str = "dump") -> None:
@@ -75,6 +98,7 @@ def map_rows(
 
 def align_topk(
     source_tokens: list[str],
+    source_token_ids: list[int],
     source_ids: np.ndarray,
     source_logprobs: np.ndarray,
     target_tokens: list[str],
@@ -83,31 +107,51 @@ def align_topk(
     source_scheme: str | None = None,
     target_scheme: str | None = None,
 ) -> AlignedTopK:
-    """Map one sequence's top-k distributions onto the target tokenization.
+    """Map one sequence's top-k distributions onto the target tokenization (the rule of
+    the module docstring).
 
-    ``source_tokens`` / ``target_tokens``: token strings of the same response
-    text in each tokenization; ``source_ids`` / ``source_logprobs``: [n_source, k]
-    top-k of the distribution predicting each source token; ``target_token_ids``:
-    the target's ids of ``target_tokens`` (for one-hot rows).
+    ``source_tokens`` / ``source_token_ids``: the source tokenization of the
+    response (strings and ids); ``source_ids`` / ``source_logprobs``: [n_source, k]
+    top-k of the distribution predicting each source token; ``target_tokens`` /
+    ``target_token_ids``: the target tokenization of the same response.
+    Returns [n_target, k] rows. Raises ValueError on inconsistent lengths, bad
+    top-k rows (:func:`check_topk`) or an empty sequence.
     """
     check_topk(source_ids, source_logprobs)
-    if len(source_ids) != len(source_tokens):
-        raise ValueError(f"{len(source_tokens)} source tokens but {len(source_ids)} distributions")
+    if not len(source_tokens) == len(source_token_ids) == len(source_ids):
+        raise ValueError(
+            f"{len(source_tokens)} source tokens, {len(source_token_ids)} ids, "
+            f"but {len(source_ids)} distributions"
+        )
     if len(target_token_ids) != len(target_tokens):
         raise ValueError("target tokens and ids differ in length")
     k = source_ids.shape[1]
-    path = align_tokens(target_tokens, source_tokens, target_scheme, source_scheme)
+    s_canon = canonical_tokens(source_tokens, source_scheme)
+    t_canon = canonical_tokens(target_tokens, target_scheme)
+    path = align_tokens(target_tokens, source_tokens, target_scheme, source_scheme, False)
     sources_of: list[list[int]] = [[] for _ in target_tokens]
     for u, j in path:
         sources_of[u].append(j)
+    image = vocab_map.target_id[np.asarray(source_token_ids, dtype=np.int64)]
+
+    def carries(u: int) -> bool:
+        if len(sources_of[u]) != 1:
+            return False
+        j = sources_of[u][0]
+        a, b = t_canon[u], s_canon[j]
+        if u == 0 and j == 0:
+            a, b = a.lstrip(" "), b.lstrip(" ")
+        return a == b or int(image[j]) == int(target_token_ids[u])
+
+    carried = np.array([carries(u) for u in range(len(target_tokens))], dtype=bool)
     ids = np.full((len(target_tokens), k), -1, dtype=np.int32)
     lps = np.full((len(target_tokens), k), -np.inf, dtype=np.float32)
-    one_hot = np.zeros(len(target_tokens), dtype=bool)
-    single = np.array([len(js) == 1 for js in sources_of])
-    rows = [js[0] for js in sources_of if len(js) == 1]
-    ids[single], lps[single] = map_rows(
-        source_ids[rows], source_logprobs[rows], vocab_map.target_id
-    )
-    for u in np.flatnonzero(~single):
-        ids[u, 0], lps[u, 0], one_hot[u] = target_token_ids[u], 0.0, True
-    return AlignedTopK(ids, lps, one_hot)
+    rows = [sources_of[u][0] for u in np.flatnonzero(carried)]
+    if rows:
+        ids[carried], lps[carried] = map_rows(
+            source_ids[rows], source_logprobs[rows], vocab_map.target_id
+        )
+    hot = np.flatnonzero(~carried)
+    ids[hot, 0] = np.asarray(target_token_ids, dtype=np.int32)[hot]
+    lps[hot, 0] = 0.0
+    return AlignedTopK(ids, lps, ~carried, compare_texts(t_canon, s_canon))

@@ -1,11 +1,24 @@
-"""Vocabulary map from a source tokenizer to a target tokenizer (FuseLLM).
+"""Vocabulary map from a source tokenizer to a target tokenizer (FuseLLM), by bytes.
 
-Each source token maps to the target token with the same string, else the
-one with the same canonical spelling (markers and byte encodings aside; a real
-token before a byte-fallback one), else the target token at minimum edit
-distance (ties: the lowest target id). FuseLLM brute-forces this in Python
-over a 64-process pool; here the exact matches are a dictionary lookup and
-the rest one chunked rapidfuzz ``cdist`` over both cores.
+Each source token maps to a target token:
+
+1. special tokens by role (:func:`special_pairs`: EOS to EOS, BOS to BOS, pad,
+   unk; one token with several roles takes the first of EOS > BOS > pad > unk
+   that the target has), else to the target special token of the same string;
+2. otherwise the target token that spells the same bytes (``exact``: markers and
+   byte encodings aside, across schemes: byte-level ``é`` is the single byte
+   0xE9 and is *not* the letter é): the token of the same string when it spells
+   the same bytes (so a vocabulary maps onto itself as the identity), else a
+   real token before a byte-fallback one;
+3. otherwise the target token at minimum edit distance between canonical
+   spellings; ties go to a real token before a byte-fallback token before a
+   special token, then to the lowest id.
+
+FuseLLM brute-forces step 3 in Python over a 64-process pool. Here the exact
+matches are a dictionary lookup, and the nearest search is rapidfuzz ``cdist``
+in C with a growing distance cut-off (1, 2, 4, ...): a query whose nearest
+token lies within the cut-off is settled exactly in a cheap banded pass, and
+only the rest go on. Source: FuseLLM ``src/utils/vocab_mapping.py`` (fanqiwan/FuseAI).
 """
 
 from __future__ import annotations
@@ -16,18 +29,24 @@ import numpy as np
 
 from fusekit.align.tokens import BYTE_FALLBACK, canonical_tokens
 
+ROLE_PRECEDENCE = ("eos", "bos", "pad", "unk")
+
 
 @dataclass(frozen=True)
 class VocabMap:
-    target_id: np.ndarray  # int64, one per source id
-    exact: np.ndarray  # bool: canonical spellings are equal
-    distance: np.ndarray  # int64: edit distance to the chosen target token
+    target_id: np.ndarray  # int64 [n_source]: the target id of each source id
+    exact: np.ndarray  # bool [n_source]: same bytes (or a special token mapped by role/name)
+    distance: np.ndarray  # int64 [n_source]: edit distance to the chosen target token
 
     def __len__(self) -> int:
         return len(self.target_id)
 
 
-def _as_list(vocab) -> list[str]:
+def vocab_list(vocab) -> list[str]:
+    """Token strings indexed by id from a ``{token: id}`` dict or a list.
+
+    Raises ValueError when the ids are not 0..n-1 without gaps.
+    """
     if isinstance(vocab, dict):
         ids = sorted(vocab.values())
         if ids != list(range(len(ids))):
@@ -39,56 +58,156 @@ def _as_list(vocab) -> list[str]:
     return list(vocab)
 
 
+def special_pairs(
+    source_roles: dict[str, int | None], target_roles: dict[str, int | None]
+) -> tuple[dict[int, int], dict[int, str]]:
+    """Special tokens mapped by role.
+
+    ``*_roles``: role (``eos``, ``bos``, ``pad``, ``unk``) -> token id or None.
+    A source id holding several roles (GPT-NeoX / MPT: ``<|endoftext|>`` is BOS,
+    EOS and UNK) takes the first role of :data:`ROLE_PRECEDENCE` that the target
+    has. Returns ``{source_id: target_id}`` and ``{source_id: role used}``.
+    """
+    pairs: dict[int, int] = {}
+    used: dict[int, str] = {}
+    for role in ROLE_PRECEDENCE:
+        s, t = source_roles.get(role), target_roles.get(role)
+        if s is None or t is None or s in pairs:
+            continue
+        pairs[s], used[s] = t, role
+    return pairs, used
+
+
+def _nearest(
+    queries: list[str], candidates: list[str], chunk: int, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query the index of the first candidate at minimum edit distance, and the
+    distance. Growing cut-offs settle near queries cheaply (see the module docstring)."""
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cdist
+
+    best = np.zeros(len(queries), dtype=np.int64)
+    dist = np.zeros(len(queries), dtype=np.int64)
+    todo = np.arange(len(queries))
+    cutoff = 1
+    longest = max((len(c) for c in candidates), default=0)
+    while len(todo):
+        final = cutoff > longest + max(len(queries[i]) for i in todo)
+        settled = []
+        for start in range(0, len(todo), chunk):
+            idx = todo[start : start + chunk]
+            d = cdist(
+                [queries[i] for i in idx],
+                candidates,
+                scorer=Levenshtein.distance,
+                dtype=np.int32,
+                workers=workers,
+                score_cutoff=None if final else cutoff,
+            )
+            arg = d.argmin(axis=1)  # the first minimum: candidates come in preference order
+            low = d[np.arange(len(idx)), arg]
+            ok = np.ones(len(idx), dtype=bool) if final else low <= cutoff
+            best[idx[ok]], dist[idx[ok]] = arg[ok], low[ok]
+            settled.append(idx[ok])
+        todo = np.setdiff1d(todo, np.concatenate(settled), assume_unique=True)
+        cutoff *= 2
+    return best, dist
+
+
 def map_vocab(
     source_vocab,
     target_vocab,
     source_scheme: str | None = None,
     target_scheme: str | None = None,
     fixed: dict[int, int] | None = None,
-    chunk: int = 2048,
+    source_specials=(),
+    target_specials=(),
+    chunk: int = 4096,
     workers: int = -1,
 ) -> VocabMap:
-    """Map every source id to a target id.
+    """Map every source id to a target id (the rules of the module docstring).
 
     ``source_vocab`` / ``target_vocab``: a ``{token: id}`` dict (a tokenizer's
-    ``get_vocab()``) or a list of token strings indexed by id. ``fixed`` forces
-    some pairs (special tokens by role: EOS to EOS, say).
+    ``get_vocab()``) or a list of token strings indexed by id; schemes as in
+    :func:`fusekit.align.tokens.canonical_tokens` (detected when None).
+    ``fixed``: forced pairs (special tokens by role, :func:`special_pairs`),
+    counted as exact. ``*_specials``: special token strings, which match only
+    specials of the same string and spell as themselves.
+    Returns a :class:`VocabMap` of length ``len(source_vocab)``.
+    Raises ValueError on an empty vocabulary.
     """
-    from rapidfuzz.distance import Levenshtein
-    from rapidfuzz.process import cdist
-
-    src_raw, tgt_raw = _as_list(source_vocab), _as_list(target_vocab)
-    src = canonical_tokens(src_raw, source_scheme)
-    tgt = canonical_tokens(tgt_raw, target_scheme)
-    if not src or not tgt:
+    src_raw, tgt_raw = vocab_list(source_vocab), vocab_list(target_vocab)
+    if not src_raw or not tgt_raw:
         raise ValueError("cannot map an empty vocabulary")
-    # the same token string first; else the same bytes, preferring a real token
-    # over a byte-fallback one (<0x41> and A spell the same byte)
-    raw = {t: i for i, t in reversed(list(enumerate(tgt_raw)))}
-    first: dict[str, int] = {}
-    for i in sorted(
-        range(len(tgt)), key=lambda i: (BYTE_FALLBACK.match(tgt_raw[i]) is not None, i)
-    ):
-        first.setdefault(tgt[i], i)
+    s_special, t_special = frozenset(source_specials), frozenset(target_specials)
+    src = canonical_tokens(src_raw, source_scheme, s_special)
+    tgt = canonical_tokens(tgt_raw, target_scheme, t_special)
+
+    def rank(i: int) -> tuple[int, int]:
+        t = tgt_raw[i]
+        return (2 if t in t_special else 1 if BYTE_FALLBACK.match(t) else 0, i)
+
+    order = np.array(sorted(range(len(tgt)), key=rank), dtype=np.int64)
+    by_bytes: dict[str, int] = {}
+    by_string: dict[str, int] = {}
+    for i in order.tolist():
+        by_string.setdefault(tgt_raw[i], i)
+        if tgt_raw[i] not in t_special:
+            by_bytes.setdefault(tgt[i], i)
+
+    def exact_id(raw: str, canon: str) -> int:
+        same = by_string.get(raw, -1)
+        if raw in s_special:  # a special matches only a special of the same string
+            return same if raw in t_special else -1
+        if same >= 0 and tgt[same] == canon and raw not in t_special:
+            return same
+        return by_bytes.get(canon, -1)
+
     target_id = np.array(
-        [raw.get(r, first.get(c, -1)) for r, c in zip(src_raw, src, strict=True)], dtype=np.int64
+        [exact_id(r, c) for r, c in zip(src_raw, src, strict=True)], dtype=np.int64
     )
+    for s, t in (fixed or {}).items():
+        target_id[s] = t
     exact = target_id >= 0
     distance = np.zeros(len(src), dtype=np.int64)
     todo = np.flatnonzero(~exact)
-    queries = [src[i] for i in todo]
-    for start in range(0, len(queries), chunk):
-        d = cdist(
-            queries[start : start + chunk],
-            tgt,
-            scorer=Levenshtein.distance,
-            dtype=np.int32,
-            workers=workers,
-        )
-        best = d.argmin(axis=1)  # first minimum: the lowest target id
-        idx = todo[start : start + chunk]
-        target_id[idx] = best
-        distance[idx] = d[np.arange(len(best)), best]
-    for s, t in (fixed or {}).items():
-        target_id[s], exact[s], distance[s] = t, True, 0
+    if len(todo):
+        cands = [tgt[i] for i in order.tolist()]
+        best, dist = _nearest([src[i] for i in todo], cands, chunk, workers)
+        target_id[todo], distance[todo] = order[best], dist
     return VocabMap(target_id, exact, distance)
+
+
+def vocab_map_report(
+    vmap: VocabMap,
+    source_vocab,
+    target_vocab,
+    specials: dict[int, str] | None = None,
+) -> dict:
+    """A summary to write beside a map: sizes, exact share, a histogram of the
+    distances of the non-exact ids (0, 1, 2, 3, 4+), how many ids went to
+    byte-fallback target tokens, and how each source special token mapped
+    (``specials``: source id -> rule, e.g. ``role eos`` or ``name``)."""
+    src_raw, tgt_raw = vocab_list(source_vocab), vocab_list(target_vocab)
+    near = vmap.distance[~vmap.exact]
+    hist = {str(d): int((near == d).sum()) for d in range(4)}
+    hist["4+"] = int((near >= 4).sum())
+    fallback = np.array([BYTE_FALLBACK.match(t) is not None for t in tgt_raw])
+    return {
+        "source_size": len(src_raw),
+        "target_size": len(tgt_raw),
+        "exact": int(vmap.exact.sum()),
+        "exact_share": round(float(vmap.exact.mean()), 6),
+        "nearest_distance_histogram": hist,
+        "to_byte_fallback": int(fallback[vmap.target_id].sum()),
+        "specials": [
+            {
+                "source_id": int(s),
+                "source_token": src_raw[s],
+                "target_id": int(vmap.target_id[s]),
+                "target_token": tgt_raw[int(vmap.target_id[s])],
+                "rule": rule,
+            }
+            for s, rule in sorted((specials or {}).items())
+        ],
+    }

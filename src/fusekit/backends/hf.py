@@ -153,18 +153,24 @@ def teacher_forced_topk(
     """Per example (an :class:`fusekit.chat.Encoded`): response ids, the top-k of the
     distribution predicting each, and the mean cross-entropy of the response.
 
-    Yields ``(token_ids, topk_ids, topk_logprobs, ce)``; a response is cut to fit
-    ``max_length`` tokens in all.
+    Yields ``(token_ids, topk_ids, topk_logprobs, ce)``, ``ce`` the mean
+    cross-entropy (:func:`fusekit.losses.mean_cross_entropy`). Raises ValueError
+    for an example longer than ``max_length`` (callers drop those first:
+    :func:`fusekit.logits.fits`).
     """
-    from fusekit.logits import topk_of_logits
+    from fusekit.logits import fits, topk_of_logits
+    from fusekit.losses import mean_cross_entropy
 
     pad = tokenizer.pad_token_id
     for start in tqdm(range(0, len(examples), batch_size), desc=desc, mininterval=5):
         chunk = examples[start : start + batch_size]
-        seqs = [e.input_ids[:max_length] if max_length else e.input_ids for e in chunk]
-        for e, s in zip(chunk, seqs, strict=True):
-            if len(s) <= e.n_prompt:
-                raise ValueError(f"prompt of {e.n_prompt} tokens leaves no room for a response")
+        seqs = [e.input_ids for e in chunk]
+        for e in chunk:
+            if not fits(len(e.input_ids), max_length) or len(e.input_ids) <= e.n_prompt:
+                raise ValueError(
+                    f"example of {len(e.input_ids)} tokens ({e.n_prompt} prompt) does not fit "
+                    f"max_length {max_length} with a response"
+                )
         ids, mask, _ = pad_right(seqs, pad)
         logits = (
             model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device))
@@ -175,5 +181,5 @@ def teacher_forced_topk(
             rows = logits[i, e.n_prompt - 1 : len(s) - 1]  # row t predicts response token t
             targets = torch.tensor(s[e.n_prompt :])
             top_ids, top_lp = topk_of_logits(rows, k, top_p, temperature)  # checks finiteness
-            ce = torch.nn.functional.cross_entropy(rows, targets).item()
+            ce = mean_cross_entropy(rows, targets)
             yield s[e.n_prompt :], top_ids, top_lp, ce

@@ -77,6 +77,8 @@ def teacher_forced_topk_vllm(
     import numpy as np
     import vllm
 
+    from fusekit.logits import top_p_keep
+
     engine = vllm.LLM(
         model=path,
         tensor_parallel_size=model_spec.get("tensor_parallel_size", 1),
@@ -84,7 +86,7 @@ def teacher_forced_topk_vllm(
         trust_remote_code=model_spec.get("trust_remote_code", False),
     )
     sp = vllm.SamplingParams(max_tokens=1, prompt_logprobs=k + 1, temperature=1.0)
-    seqs = [e.input_ids[:max_length] for e in examples]
+    seqs = [e.input_ids for e in examples]  # the caller passes only examples that fit
     outs = engine.generate([{"prompt_token_ids": s} for s in seqs], sp)
     for e, s, o in zip(examples, seqs, outs, strict=True):
         resp = s[e.n_prompt :]
@@ -97,8 +99,7 @@ def teacher_forced_topk_vllm(
             best = sorted(entry.items(), key=lambda kv: -kv[1].logprob)[:k]
             raw = np.array([v.logprob for _, v in best]) / temperature
             raw = raw - np.logaddexp.reduce(raw)
-            p = np.exp(raw)
-            keep = (np.cumsum(p) - p) < top_p
+            keep = top_p_keep(np.exp(raw), top_p)
             ids[t, : keep.sum()] = [i for (i, _), kp in zip(best, keep, strict=True) if kp]
             lps[t, : keep.sum()] = raw[keep]
-        yield resp, ids, lps, float(np.mean(nll))
+        yield resp, ids, lps, float(np.mean(nll))  # the mean NLL, as mean_cross_entropy

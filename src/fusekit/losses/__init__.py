@@ -10,20 +10,31 @@ shift happens once, here, in :func:`shift`.
 """
 
 from fusekit.losses.core import (
+    TRAINING_OBJECTIVES,
     fuse_loss,
     fusellm_loss,
+    log_normalizer,
+    mean_cross_entropy,
     profuser_loss,
+    sft_and_kl,
     sft_loss,
     shift,
     sparse_kl,
+    token_nll,
 )
-from fusekit.losses.sources import avg_ce_fusion, min_ce_fusion
+from fusekit.losses.sources import avg_ce_fusion, min_ce_fusion, min_ce_index
 
 __all__ = [
+    "TRAINING_OBJECTIVES",
+    "log_normalizer",
+    "mean_cross_entropy",
+    "sft_and_kl",
+    "token_nll",
     "avg_ce_fusion",
     "fuse_loss",
     "fusellm_loss",
     "min_ce_fusion",
+    "min_ce_index",
     "profuser_loss",
     "sft_loss",
     "shift",

@@ -1,9 +1,13 @@
-"""SFT, sparse KL and the fusion objectives built from them (each written once)."""
+"""SFT, sparse KL and the fusion objectives built from them (each written once).
+
+Every term reads the student's full-vocabulary log-softmax, computed as one
+``logsumexp`` per position (:func:`log_normalizer`) and shared by the SFT and
+KL terms of a step: ``log p(i) = logits[i] - logZ``.
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 IGNORE = -100
 
@@ -19,52 +23,96 @@ def _mean_over(mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / n.clamp(min=1)
 
 
+def log_normalizer(logits: torch.Tensor) -> torch.Tensor:
+    """``logZ = logsumexp(logits)`` over the vocabulary, in float32: [..., V] -> [...]."""
+    return torch.logsumexp(logits.float(), dim=-1)
+
+
+def token_nll(
+    logits: torch.Tensor, targets: torch.Tensor, log_z: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-position negative log-likelihood ``logZ - logits[target]`` (nats), the one
+    cross-entropy of the library: [..., V] logits and [...] targets -> [...].
+    Positions whose target is -100 give 0."""
+    log_z = log_normalizer(logits) if log_z is None else log_z
+    picked = logits.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1).float()
+    return (log_z - picked).masked_fill(targets == IGNORE, 0.0)
+
+
+def mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean cross-entropy (nats per token) of ``targets`` [n] under ``logits`` [n, V], as
+    a float: what a logit dump's ``ce`` column holds and MinCE compares."""
+    return token_nll(logits, targets).mean().item()
+
+
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over positions whose label is not -100."""
     logits, labels = shift(logits, labels)
-    if not (labels != IGNORE).any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE
-    )
+    return _mean_over(labels != IGNORE, token_nll(logits, labels))
+
+
+def _kl_terms(logits, labels, topk_ids, topk_logprobs, log_z) -> torch.Tensor:
+    """Mean KL(P_S || P_T) over labelled positions with a teacher row (shifted inputs)."""
+    valid = topk_ids >= 0
+    mask = (labels != IGNORE) & valid.any(-1)
+    floor = torch.finfo(torch.float32).min
+    t_lp = topk_logprobs.float().masked_fill(~valid, floor)
+    q_log = t_lp - torch.logsumexp(t_lp, -1, keepdim=True)
+    s_log = logits.gather(-1, topk_ids.clamp(min=0).long()).float() - log_z.unsqueeze(-1)
+    kl = (q_log.exp() * (q_log - s_log)).masked_fill(~valid, 0.0).sum(-1)
+    return _mean_over(mask, kl)
 
 
 def sparse_kl(
     logits: torch.Tensor, labels: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor
 ) -> torch.Tensor:
-    """Token-level KL(P_S || P_T) on the teacher's support, averaged over labelled positions.
+    """Token-level KL(P_S || P_T), averaged over labelled positions with a teacher row.
 
-    The teacher's kept entries are renormalised to a distribution q; the student's
-    distribution is restricted to the same ids and renormalised there, so the
-    KL is zero exactly when the student matches the teacher on its support.
-    Restricting makes the student's full-vocabulary normaliser cancel: only the
-    logits at the k teacher ids are gathered ([B, L, k]); no dense teacher
-    tensor and no second log-softmax over the vocabulary is built.
+    P_S (teacher): the kept top-k entries renormalised to a distribution q over
+    its ids (the sparse fused distribution of FuseLLM / ProFuser). P_T (student):
+    the full-vocabulary softmax of ``logits``, read at the teacher's ids:
+    ``KL = sum_i q_i (log q_i - log p_T(i))``. A one-hot teacher row gives the
+    student's cross-entropy of that token. Shapes: ``logits`` [B, L, V],
+    ``labels`` [B, L], ``topk_ids`` / ``topk_logprobs`` [B, L, k] (-1 / -inf padding).
+    Source: ProFuser Eq. 4's KL term; FuseLLM Eq. (fusion loss).
     """
     logits, labels, topk_ids, topk_logprobs = shift(logits, labels, topk_ids, topk_logprobs)
-    valid = topk_ids >= 0
-    mask = (labels != IGNORE) & valid.any(-1)
-    neg_inf = torch.finfo(torch.float32).min
-    t_lp = topk_logprobs.float().masked_fill(~valid, neg_inf)
-    q_log = t_lp - torch.logsumexp(t_lp, -1, keepdim=True)
-    s_lp = logits.gather(-1, topk_ids.clamp(min=0).long()).float().masked_fill(~valid, neg_inf)
-    s_log = s_lp - torch.logsumexp(s_lp, -1, keepdim=True)
-    q = q_log.exp() * valid
-    kl = (q * (q_log - s_log)).masked_fill(~valid, 0.0).sum(-1)
-    return _mean_over(mask, kl)
+    return _kl_terms(logits, labels, topk_ids, topk_logprobs, log_normalizer(logits))
+
+
+def sft_and_kl(logits, labels, topk_ids, topk_logprobs) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sft_loss` and :func:`sparse_kl` of the same batch with one shared logsumexp."""
+    logits, labels, topk_ids, topk_logprobs = shift(logits, labels, topk_ids, topk_logprobs)
+    log_z = log_normalizer(logits)
+    sft = _mean_over(labels != IGNORE, token_nll(logits, labels, log_z))
+    return sft, _kl_terms(logits, labels, topk_ids, topk_logprobs, log_z)
 
 
 def fuse_loss(logits, labels, topk_ids, topk_logprobs, beta: float) -> torch.Tensor:
-    """ProFuser's L_Fuse = L_SFT + beta * KL(P_S || P_T)."""
-    return sft_loss(logits, labels) + beta * sparse_kl(logits, labels, topk_ids, topk_logprobs)
+    """ProFuser Eq. 4: L_Fuse = L_SFT + beta * KL(P_S || P_T)."""
+    if beta == 0:
+        return sft_loss(logits, labels)
+    sft, kl = sft_and_kl(logits, labels, topk_ids, topk_logprobs)
+    return sft + beta * kl
 
 
 def fusellm_loss(logits, labels, topk_ids, topk_logprobs, lam: float) -> torch.Tensor:
-    """FuseLLM: lambda * L_CLM + (1 - lambda) * L_fuse, L_fuse the KL to the fused distribution."""
-    clm = sft_loss(logits, labels)
+    """FuseLLM: lambda * L_CLM + (1 - lambda) * L_Fusion, L_Fusion the KL to the fused
+    distribution (FuseLLM Eq. 5)."""
     if lam >= 1.0:
-        return clm
-    return lam * clm + (1 - lam) * sparse_kl(logits, labels, topk_ids, topk_logprobs)
+        return sft_loss(logits, labels)
+    clm, kl = sft_and_kl(logits, labels, topk_ids, topk_logprobs)
+    return lam * clm + (1 - lam) * kl
+
+
+# Training-mode objectives by name (config: studies.<s>.training_objective or a stage's
+# training_objective): each maps (logits, labels, topk_ids, topk_logprobs, beta, lam) to a loss.
+TRAINING_OBJECTIVES = {
+    # ProFuser Eq. 4: L_SFT + beta * KL, the stage's beta
+    "profuser_eq4": lambda lg, lb, ids, lps, beta, lam: fuse_loss(lg, lb, ids, lps, beta),
+    # FuseLLM: lambda * L_CLM + (1 - lambda) * KL, the stage's lambda
+    "fusellm_lambda": lambda lg, lb, ids, lps, beta, lam: fusellm_loss(lg, lb, ids, lps, lam),
+}
 
 
 def profuser_loss(
@@ -74,19 +122,26 @@ def profuser_loss(
     lam: float,
     w_inference: float,
     w_training: float,
+    training_objective: str = "profuser_eq4",
 ) -> torch.Tensor:
     """ProFuser's L = w1 * L_InferFuse + w2 * L_TrainFuse.
 
     ``infer`` / ``train``: (logits, labels, topk_ids, topk_logprobs) on the voted
     output and on the reference, or None when the stage leaves that mode out.
-    L_InferFuse is :func:`fuse_loss` with ``beta``; L_TrainFuse is
-    :func:`fusellm_loss` with ``lam``.
+    L_InferFuse is :func:`fuse_loss` with ``beta`` (ProFuser Eq. 4); L_TrainFuse is
+    the named ``training_objective`` (:data:`TRAINING_OBJECTIVES`).
+    Raises ValueError when both modes are None or the objective is unknown.
     """
     if infer is None and train is None:
         raise ValueError("a fusion step needs at least one mode")
+    if training_objective not in TRAINING_OBJECTIVES:
+        raise ValueError(
+            f"unknown training objective {training_objective!r}; "
+            f"known: {sorted(TRAINING_OBJECTIVES)}"
+        )
     total = 0.0
     if infer is not None:
         total = total + w_inference * fuse_loss(*infer, beta=beta)
     if train is not None:
-        total = total + w_training * fusellm_loss(*train, lam=lam)
+        total = total + w_training * TRAINING_OBJECTIVES[training_objective](*train, beta, lam)
     return total

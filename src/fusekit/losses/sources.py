@@ -11,14 +11,35 @@ from __future__ import annotations
 import numpy as np
 
 
-def min_ce_fusion(rows: list[tuple[np.ndarray, np.ndarray]], ces: list[float]):
-    """The rows of the source with minimum cross-entropy (ties: the first)."""
+def min_ce_index(ces, names: list[str]) -> int:
+    """MinCE's choice: the index of the lowest cross-entropy; ties go to the source
+    whose name sorts first (one rule for the MinCE table and for fusion).
+
+    ``ces``: one cross-entropy per source (nats per token); ``names``: the sources.
+    Raises ValueError when empty, of different lengths, or not finite.
+    """
+    ces = np.asarray(ces, dtype=np.float64)
+    if len(ces) == 0 or len(ces) != len(names):
+        raise ValueError(f"{len(ces)} cross-entropies for {len(names)} sources")
+    if not np.isfinite(ces).all():
+        raise ValueError(f"non-finite cross-entropy among {dict(zip(names, ces.tolist(), strict=True))}")
+    lowest = np.flatnonzero(ces == ces.min())
+    return int(min(lowest, key=lambda i: names[i]))
+
+
+def min_ce_fusion(
+    rows: list[tuple[np.ndarray, np.ndarray]], ces: list[float], names: list[str] | None = None
+):
+    """The rows of the source with minimum cross-entropy (:func:`min_ce_index`; without
+    ``names`` the sources are taken to be in name order)."""
     if not rows:
         raise ValueError("no sources to fuse")
-    return rows[int(np.argmin(ces))]
+    return rows[min_ce_index(ces, names or [f"{i:09d}" for i in range(len(rows))])]
 
 
-def avg_ce_fusion(rows: list[tuple[np.ndarray, np.ndarray]], ces: list[float]):
+def avg_ce_fusion(
+    rows: list[tuple[np.ndarray, np.ndarray]], ces: list[float], names: list[str] | None = None
+):
     """Weighted average of the sources' distributions, weights softmax(-CE)."""
     if not rows:
         raise ValueError("no sources to fuse")

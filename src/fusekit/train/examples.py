@@ -11,6 +11,7 @@ with teacher rows at the position of the token they predict:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ from fusekit.logits import read_dump
 from fusekit.losses import avg_ce_fusion, min_ce_fusion
 
 IGNORE = -100
+FUSIONS = {"min_ce": min_ce_fusion, "avg_ce": avg_ce_fusion}
+log = logging.getLogger("fusekit")
 
 
 @dataclass
@@ -40,16 +43,20 @@ class Example:
     gt_length: int = 0  # for the GTLen curriculum
 
 
-def _part(prompt_ids: list[int], row_ids, row_ids_topk, row_lps, max_length: int) -> Part:
-    k = row_ids_topk.shape[1]
+def _part(prompt_ids: list[int], row_ids, row_ids_topk, row_lps, max_length: int) -> Part | None:
+    """Prompt + response as one part; None when it is longer than ``max_length`` (the
+    part is dropped, never cut: a cut would train on a response the teacher rows and
+    MinCE did not see whole)."""
+    if len(prompt_ids) + len(row_ids) > max_length:
+        return None
     n_p = len(prompt_ids)
-    ids = (prompt_ids + list(row_ids))[:max_length]
-    labels = ([IGNORE] * n_p + list(row_ids))[:max_length]
+    k = row_ids_topk.shape[1]
+    ids = prompt_ids + list(row_ids)
+    labels = [IGNORE] * n_p + list(row_ids)
     topk = np.full((len(ids), k), -1, dtype=np.int32)
     lps = np.full((len(ids), k), -np.inf, dtype=np.float32)
-    n = len(ids) - n_p
-    topk[n_p:] = row_ids_topk[:n]
-    lps[n_p:] = row_lps[:n]
+    topk[n_p:] = row_ids_topk
+    lps[n_p:] = row_lps
     return Part(ids, labels, topk, lps)
 
 
@@ -65,14 +72,23 @@ def build_examples(
     """Join prompts, votes and aligned dumps (keyed by source) into examples.
 
     Sources missing from ``inference_dumps`` contribute no inference part (a
-    source-subset variant); prompts without any part are dropped.
+    source-subset variant); prompts without any part are dropped. The training
+    part fuses the sources' rows (MinCE: :func:`fusekit.losses.min_ce_index`)
+    over the prompts every source kept (:func:`fusekit.training_mode.common_rows`).
+    A part longer than ``max_length`` target tokens is dropped and counted.
+    Raises ValueError naming the dump when the sources' target tokens differ.
     """
+    from fusekit.training_mode import common_rows
+
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}; known: {sorted(FUSIONS)}")
     prompts = read_table(prompts_path, ["prompt_id", "prompt", "reference", "system"])
     prompt_ids = {
         pid: encode_prompt(tokenizer, p, s or None)
         for pid, p, s in zip(prompts.prompt_id, prompts.prompt, prompts.system, strict=True)
     }
     lengths = dict(zip(prompts.prompt_id, prompts.reference.str.len(), strict=True))
+    too_long = {"inference": 0, "training": 0}
     infer: dict[str, Part] = {}
     score: dict[str, float] = {}
     if votes_path:
@@ -81,23 +97,45 @@ def build_examples(
         for path in inference_dumps.values():
             rows, _ = read_dump(path)
             for r in rows:
-                infer[r["prompt_id"]] = _part(
+                part = _part(
                     prompt_ids[r["prompt_id"]],
                     r["token_ids"],
                     r["topk_ids"],
                     r["topk_logprobs"],
                     max_length,
                 )
+                if part is None:
+                    too_long["inference"] += 1
+                else:
+                    infer[r["prompt_id"]] = part
     train: dict[str, Part] = {}
     if training_dumps:
-        per_source = [{r["prompt_id"]: r for r in read_dump(p)[0]} for p in training_dumps.values()]
-        fuse = min_ce_fusion if fusion == "min_ce" else avg_ce_fusion
-        for pid in per_source[0]:
-            rows = [d[pid] for d in per_source]
-            ids, lps = fuse(
-                [(r["topk_ids"], r["topk_logprobs"]) for r in rows], [r["ce"] for r in rows]
+        per_source, _ = common_rows(training_dumps)
+        names = list(per_source)
+        for pid in sorted(per_source[names[0]]):
+            rows = [per_source[n][pid] for n in names]
+            for n, r in zip(names[1:], rows[1:], strict=True):
+                if r["token_ids"] != rows[0]["token_ids"]:
+                    raise ValueError(
+                        f"{training_dumps[n]}: prompt {pid!r} has other target tokens than "
+                        f"{training_dumps[names[0]]}; aligned dumps of one prompt set must "
+                        "share the target's tokenization of the reference"
+                    )
+            ids, lps = FUSIONS[fusion](
+                [(r["topk_ids"], r["topk_logprobs"]) for r in rows],
+                [r["ce"] for r in rows],
+                names,
             )
-            train[pid] = _part(prompt_ids[pid], rows[0]["token_ids"], ids, lps, max_length)
+            part = _part(prompt_ids[pid], rows[0]["token_ids"], ids, lps, max_length)
+            if part is None:
+                too_long["training"] += 1
+            else:
+                train[pid] = part
+    for mode, n in too_long.items():
+        if n:
+            log.warning(
+                "%d %s parts dropped: prompt + response longer than %d", n, mode, max_length
+            )
     keys = sorted(set(infer) | set(train))
     return [
         Example(pid, infer.get(pid), train.get(pid), score.get(pid, 0.0), int(lengths.get(pid, 0)))

@@ -20,6 +20,7 @@ def resolve_variant(study: dict, name: str) -> dict:
         "sources": spec.get("sources") or study["sources"],
         "fusion": spec.get("fusion", "min_ce"),
         "order": spec.get("order", "random"),
+        "training_objective": study.get("training_objective", "profuser_eq4"),
     }
 
 
@@ -41,7 +42,8 @@ def train_variant(
     """Train the target as ``variant`` says (a :func:`resolve_variant` result)."""
     from fusekit.backends.hf import load_tokenizer
 
-    stages = [Stage.from_config(s) for s in variant["stages"]]
+    objective = variant.get("training_objective", "profuser_eq4")
+    stages = [Stage.from_config(s, objective) for s in variant["stages"]]
     modes = {m for s in stages for m in s.modes}
     tok = load_tokenizer(target_path, target_spec)
     examples = build_examples(

@@ -36,12 +36,22 @@ class Stage:
     lam: float = 0.5
     w_inference: float = 1.0
     w_training: float = 1.0
+    training_objective: str = "profuser_eq4"
 
     @classmethod
-    def from_config(cls, spec: dict) -> Stage:
+    def from_config(cls, spec: dict, training_objective: str = "profuser_eq4") -> Stage:
+        """A stage from its config entry; ``training_objective`` is the study's default
+        for stages that do not name one (:data:`fusekit.losses.TRAINING_OBJECTIVES`)."""
+        from fusekit.losses import TRAINING_OBJECTIVES
+
         bad = set(spec["modes"]) - set(MODES)
         if bad:
             raise ValueError(f"unknown modes {sorted(bad)}; known: {list(MODES)}")
+        objective = spec.get("training_objective", training_objective)
+        if objective not in TRAINING_OBJECTIVES:
+            raise ValueError(
+                f"unknown training objective {objective!r}; known: {sorted(TRAINING_OBJECTIVES)}"
+            )
         return cls(
             tuple(spec["modes"]),
             spec["epochs"],
@@ -49,6 +59,7 @@ class Stage:
             spec.get("lambda", 0.5),
             spec.get("w_inference", 1.0),
             spec.get("w_training", 1.0),
+            objective,
         )
 
 
@@ -110,7 +121,15 @@ def _stage_loss(model, stage: Stage, parts_infer, parts_train, pad_id: int, devi
 
     infer = run(parts_infer) if "inference" in stage.modes else None
     train = run(parts_train) if "training" in stage.modes else None
-    return profuser_loss(infer, train, stage.beta, stage.lam, stage.w_inference, stage.w_training)
+    return profuser_loss(
+        infer,
+        train,
+        stage.beta,
+        stage.lam,
+        stage.w_inference,
+        stage.w_training,
+        stage.training_objective,
+    )
 
 
 def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
