@@ -110,11 +110,14 @@ rule evaluate_alpaca:
         lc=lambda w, input: (
             f"--lc-reference {input.lc_reference}" if input.lc_reference else ""
         ),
+        rounds=config["evaluation"]["alpaca_eval"].get("lc_bootstrap_rounds", 50),
+        seed=config["evaluation"]["alpaca_eval"].get("seed", 0),
         cache=config["evaluation"]["cache_dir"],
     shell:
         "python scripts/judge_alpaca.py --reference {input.reference} "
         "--generations {input.generations} --judge {params.judge:q} "
         "--cache-dir {params.cache} {params.lc} --annotator {params.annotator} "
+        "--lc-bootstrap-rounds {params.rounds} --seed {params.seed} "
         "--threads {threads} --metrics-out {output.metrics} --out {output.judgments} "
         "> {log} 2>&1"
 

@@ -15,6 +15,14 @@ if __name__ == "__main__":
     )
     p.add_argument("--annotator", help="alpaca_eval annotator config name")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--lc-bootstrap-rounds",
+        type=int,
+        default=0,
+        help="bootstrap rounds of the LC standard error where instruction difficulties are "
+        "unknown (0: none)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--metrics-out", required=True, help="output metrics JSON")
     p.add_argument("--out", required=True, help="output per-item judgments Parquet")
     a = p.parse_args()
@@ -29,4 +37,6 @@ if __name__ == "__main__":
         a.metrics_out,
         a.annotator,
         a.threads,
+        a.lc_bootstrap_rounds,
+        a.seed,
     )

@@ -39,11 +39,10 @@ def _length_judge(len_model, len_ref=100, k=3.0):
     return 1 / (1 + np.exp(k * np.tanh(delta / delta.std())))
 
 
-def _lc_reference(path, judge):
+def _lc_reference(path, judge, n=300):
     """A df_gamed.csv whose gamed baselines (concise: 50 characters shorter than the
     reference, verbose: 50 longer) are judged by ``judge`` (lengths -> P(gamed wins))."""
     rng = np.random.default_rng(0)
-    n = 300
     reference = pd.DataFrame({"instruction": [f"instruction {i}" for i in range(n)]})
     gamed = {}
     for name, shift in (("concise", -50), ("verbose", 50)):
@@ -76,6 +75,122 @@ def test_lc_equals_win_rate_without_length_effect(tmp_path):
     assert m["win_rate"] == pytest.approx(70)
     assert m["length_controlled_winrate"] == pytest.approx(70, abs=1)
     assert "glm_preference" in ann  # alpaca_eval adds it in place
+
+
+def _alpaca_evals_own(ann, lc_reference):
+    import alpaca_eval.metrics as aem
+
+    with alpaca.offline_lc_reference(lc_reference):
+        return aem.get_length_controlled_winrate(ann.copy(), save_weights_dir=None)
+
+
+def test_lc_is_alpaca_evals_on_ordinary_inputs(tmp_path):
+    lc_reference = _lc_reference(tmp_path / "df_gamed.csv", _length_judge)
+    rng = np.random.default_rng(5)
+    for wr in (0.2, 0.6):
+        lens = 100 + rng.integers(-40, 61, 120)
+        ann = _annotations(lens, (rng.random(120) < wr).astype(float))
+        mine = alpaca.length_controlled(ann.copy(), lc_reference)
+        theirs = _alpaca_evals_own(ann, lc_reference)
+        for key in ("length_controlled_winrate", "win_rate", "standard_error", "n_wins"):
+            assert mine[key] == pytest.approx(theirs[key], abs=1e-9), key
+
+
+@pytest.mark.parametrize(
+    "case, len_model, len_ref",
+    [
+        ("identical lengths", [100] * 60, [100] * 60),
+        ("constant gap, one reference length", [105] * 60, [100] * 60),
+        ("constant gap, shorter", [97] * 60, [100] * 60),
+        ("constant gap, references vary", None, None),
+    ],
+)
+def test_degenerate_length_differences_get_the_documented_fallback(
+    tmp_path, case, len_model, len_ref
+):
+    # alpaca_eval itself: NaN features and "cannot reindex on an axis with duplicate
+    # labels", or -inf features (tanh = -1) that pull LC far from the raw win rate.
+    # Gamed baselines judged by a judge that mildly prefers longer answers
+    lc_reference = _lc_reference(
+        tmp_path / "df_gamed.csv", lambda lens: 1 / (1 + np.exp(-(lens - 100) / 60))
+    )
+    n = 60
+    prefs = np.r_[np.ones(42), np.zeros(18)]  # raw win rate 70
+    if len_model is None:
+        refs = 100 + np.random.default_rng(0).integers(-30, 31, n)
+        ann = _annotations([0] * n, prefs)
+        ann["output_1"] = ["r" * int(k) for k in refs]
+        ann["output_2"] = ["m" * int(k + 3) for k in refs]  # always 3 characters longer
+    else:
+        ann = _annotations(len_model, prefs, len_ref=len_ref[0])
+    m = alpaca.length_controlled(ann, lc_reference)
+    assert m["win_rate"] == pytest.approx(70)
+    # no length difference worth correcting: LC stays near the raw win rate
+    assert abs(m["length_controlled_winrate"] - 70) < 5, m
+    assert m["lc_note"], m
+    if len_model is None:
+        assert "spread of reference lengths" in m["lc_note"]
+        feature, _ = alpaca.length_feature(ann)
+        assert np.allclose(feature, -3 / np.std(refs, ddof=1))
+    else:
+        feature, _ = alpaca.length_feature(ann)
+        assert (feature == 0).all()  # one reference length: nothing to standardise by
+
+
+def test_identical_outputs_and_bad_inputs(tmp_path):
+    lc_reference = _lc_reference(tmp_path / "df_gamed.csv", _length_judge)
+    same = _annotations([100] * 30, np.full(30, 0.5))
+    same["output_2"] = same["output_1"]
+    m = alpaca.length_controlled(same, lc_reference)
+    assert m["length_controlled_winrate"] == pytest.approx(50, abs=1e-6)
+    assert "reference's length" in m["lc_note"]
+    with pytest.raises(ValueError, match="at least 2 annotated items"):
+        alpaca.length_controlled(_annotations([100], [1.0]), lc_reference)
+    with pytest.raises(ValueError, match=r"lack columns \['preference'\]"):
+        alpaca.length_controlled(same.drop(columns="preference"), lc_reference)
+    broken = tmp_path / "broken.csv"
+    pd.read_csv(lc_reference).drop(columns="std_delta_len").to_csv(broken, index=False)
+    with pytest.raises(ValueError, match="broken.csv: not a df_gamed.csv"):
+        alpaca.length_controlled(_annotations([90, 110], [1.0, 0.0]), str(broken))
+
+
+def test_lc_of_exactly_50_is_the_l1_fit_finding_no_difference_and_its_se_says_so(tmp_path):
+    # a judge blind to length and a model that wins 30 of 64 items (raw 46.9 +- 6.3):
+    # cross-validation picks a C at which L1 zeroes every coefficient, so LC is 50.00;
+    # alpaca_eval's own LC standard error is 0 here (every instruction difficulty is 0)
+    blind = lambda lens: np.full(len(lens), 0.5)  # noqa: E731
+    lc_reference = _lc_reference(tmp_path / "df_gamed.csv", blind, n=64)
+    rng = np.random.default_rng(3)
+    lens = 100 + rng.integers(-30, 31, 64)
+    ann = _annotations(lens, np.r_[np.ones(30), np.zeros(34)])
+    theirs = _alpaca_evals_own(ann, lc_reference)
+    assert theirs["length_controlled_winrate"] == pytest.approx(50.0, abs=1e-9)
+    assert theirs["lc_standard_error"] == pytest.approx(0.0, abs=1e-9)
+    none = alpaca.length_controlled(ann.copy(), lc_reference)
+    assert none["length_controlled_winrate"] == pytest.approx(50.0, abs=1e-9)
+    assert none["lc_standard_error"] is None and none["lc_standard_error_kind"] == "none"
+    m = alpaca.length_controlled(ann.copy(), lc_reference, bootstrap_rounds=40, seed=1)
+    assert m["lc_standard_error_kind"] == "bootstrap" and m["lc_bootstrap_rounds"] == 40
+    # an honest SE: of the order of the raw win rate's (binomial: sqrt(.47 * .53 / 63))
+    assert 0.5 * m["standard_error"] < m["lc_standard_error"] < 2 * m["standard_error"]
+    assert abs(m["length_controlled_winrate"] - m["win_rate"]) < 2 * m["lc_standard_error"]
+
+
+def test_known_instruction_difficulties_keep_alpaca_evals_standard_error(tmp_path):
+    path = _lc_reference(tmp_path / "df_gamed.csv", _length_judge)
+    df = pd.read_csv(path)
+    df["instruction_difficulty"] = np.tile(np.linspace(-1, 1, 300), 2)
+    df.to_csv(path, index=False)
+    rng = np.random.default_rng(4)
+    lens = 100 + rng.integers(-40, 61, 300)
+    ann = _annotations(lens, (rng.random(300) < 0.6).astype(float))
+    mine = alpaca.length_controlled(ann.copy(), path, bootstrap_rounds=5)
+    theirs = _alpaca_evals_own(ann, path)
+    assert mine["lc_standard_error_kind"] == "alpaca_eval"
+    assert mine["lc_standard_error"] == pytest.approx(theirs["lc_standard_error"], abs=1e-9)
+    assert mine["length_controlled_winrate"] == pytest.approx(
+        theirs["length_controlled_winrate"], abs=1e-9
+    )
 
 
 def test_offline_lc_refuses_other_downloads():

@@ -187,3 +187,24 @@ def test_judge_arena_both_games_and_continuation():
     assert [m["role"] for m in judge.requests[1][0]] == ["system", "user", "assistant", "user"]
     b = battles_from_judgments(df)
     assert b.winner.tolist() == ["model_b"] * 4  # weak win in game 1, strong win in game 2
+
+
+def test_a_model_missing_from_bootstrap_rounds_gets_a_nan_interval(caplog):
+    # 'rare' has 2 battles among 202: a resample of 202 rows misses both with probability
+    # (200/202)^202 ~ 0.135, so about 13 of 100 rounds know nothing about it
+    battles = _battles(
+        [
+            ("base", "common", "model_b", 120),
+            ("base", "common", "model_a", 80),
+            ("base", "rare", "model_b", 2),
+        ]
+    )
+    with caplog.at_level("WARNING", logger="fusekit"):
+        scores = bradley_terry_scores(battles, "base", rounds=100, seed=0)
+    rare, common = _row(scores, "rare"), _row(scores, "common")
+    assert 3 <= rare.rounds_missing <= 30
+    assert np.isnan(rare.lower) and np.isnan(rare.upper)
+    assert rare.score > 90  # the point estimate still uses every battle
+    assert common.rounds_missing == 0 and common.lower < 60 < common.upper
+    assert _row(scores, "base").lower == _row(scores, "base").upper == 50.0
+    assert "rare is in no battle of" in caplog.text

@@ -72,6 +72,9 @@ ANNOTATION_COLUMNS = (
     "glm_preference",
     "raw_completion",
 )
+# the least-penalised C of LogisticRegressionCV's default grid (np.logspace(-4, 4, 10)):
+# bootstrap rounds refit the GLM at it, one fit per round instead of 5-fold CV over 10 Cs
+BOOTSTRAP_C = 1e4
 METRIC_KEYS = (
     "length_controlled_winrate",
     "lc_standard_error",
@@ -275,19 +278,218 @@ def annotate(
     return df
 
 
+def _glm():
+    _alpaca_eval()
+    import alpaca_eval.metrics.glm_winrate as glm
+
+    return glm
+
+
+def read_lc_reference(lc_reference: str | None) -> pd.DataFrame:
+    """``df_gamed.csv`` as alpaca_eval's GLM reads it: from ``lc_reference`` (a local
+    file), or from the hub when ``None``. ``ValueError`` naming the file when a column of
+    :data:`LC_REFERENCE_COLUMNS` is missing or a feature is not finite."""
+    glm = _glm()
+    with offline_lc_reference(lc_reference):
+        path = glm.hf_hub_download(
+            repo_id="tatsu-lab/alpaca_eval",
+            filename="df_gamed.csv",
+            repo_type="dataset",
+            token=glm.constants.DATASETS_TOKEN,
+            force_download=glm.constants.DATASETS_FORCE_DOWNLOAD,
+            cache_dir=glm.constants.DEFAULT_CACHE_DIR,
+        )
+    df = pd.read_csv(path)
+    missing = set(LC_REFERENCE_COLUMNS) - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: not a df_gamed.csv, no columns {sorted(missing)}")
+    for col in ("std_delta_len", "instruction_difficulty"):
+        bad = ~np.isfinite(df[col].astype(float))
+        if bad.any():
+            raise ValueError(f"{path}: row {int(bad.idxmax())} has a non-finite {col}")
+    return df
+
+
+def length_feature(annotations: pd.DataFrame) -> tuple[pd.Series, str | None]:
+    """The GLM's length feature of a model's items, and a note when it falls back.
+
+    alpaca_eval: ``std_delta_len = d / std(d)`` with ``d = len(output_1) - len(output_2)``
+    in characters (reference minus model) and ``std`` over the model's items. When ``d``
+    has no spread that is 0/0 (NaN: pandas' "cannot reindex on an axis with duplicate
+    labels" inside the fit) or d/0 (+-inf: every item as if its length differed without
+    bound). Documented fallback, used only then: ``d`` equal to 0 everywhere (outputs of
+    the reference's lengths) gives the feature 0, nothing to correct; a constant ``d != 0``
+    is standardised by the spread of the reference outputs' lengths instead (the
+    benchmark's own length scale), or gives 0 when those have no spread either (the
+    length effect cannot be measured on these items). ``ValueError`` with fewer than two
+    items.
+    """
+    if len(annotations) < 2:
+        raise ValueError(
+            f"length-controlled win rate needs at least 2 annotated items, got {len(annotations)}"
+        )
+    len_ref = annotations["output_1"].astype(str).str.len().astype(float)
+    delta = len_ref - annotations["output_2"].astype(str).str.len().astype(float)
+    delta = delta.reset_index(drop=True)
+    std = float(delta.std())
+    if std > 0:
+        return delta / std, None
+    d = float(delta.iloc[0])
+    if d == 0:
+        return delta * 0.0, "every output has its reference's length: length feature 0"
+    scale = float(len_ref.std())
+    if scale > 0:
+        note = (
+            f"every output differs from its reference by {-d:+.0f} characters (no spread): "
+            f"standardised by the spread of reference lengths ({scale:.1f})"
+        )
+        return delta / scale, note
+    return delta * 0.0, (
+        f"every output differs from its reference by {-d:+.0f} characters and the "
+        "references have one length: the length effect is not measurable, feature 0"
+    )
+
+
+def _model_rows(annotations: pd.DataFrame, difficulty: pd.Series) -> tuple[pd.DataFrame, str]:
+    """The model's rows of the GLM's training frame (alpaca_eval's featurisation)."""
+    feature, note = length_feature(annotations)
+    df = pd.DataFrame(
+        {
+            "preference": annotations["preference"].astype(float).replace({0.0: 1.5}).to_numpy()
+            - 1,
+            "index": np.arange(len(annotations)),
+        }
+    )
+    df["std_delta_len"] = feature.to_numpy()
+    df["instruction_difficulty"] = difficulty.to_numpy()[: len(df)]
+    df["not_gamed_baseline"] = True
+    return df, note
+
+
+def _glm_predict(
+    rows: pd.DataFrame, gamed: pd.DataFrame, glm_name: str, C: float | None = None
+) -> tuple[np.ndarray, float]:
+    """alpaca_eval's GLM fit (``make_dmatrix_for_model``, ``fit_LogisticRegressionCV``,
+    gamed baselines weighted as in ``_get_featurized_data``) on ``rows``; returns the
+    predicted preference of every item at length difference 0 and the C used. ``C``
+    given: that C without cross-validation (bootstrap rounds)."""
+    glm = _glm()
+    info = glm.GLM_INFO[glm_name]
+    test = rows[["instruction_difficulty", "not_gamed_baseline"]].copy()
+    test["std_delta_len"] = 0
+    lam = info["regularize_to_baseline_lambda"]
+    train = pd.concat([gamed, rows], axis=0).reset_index(drop=True) if lam else rows
+    XY, X_test = glm.make_dmatrix_for_model(train, test, formula=info["formula"])
+    weight = None
+    if lam:
+        ngb = train["not_gamed_baseline"].astype(bool)
+        weight = ngb.astype(float) + (lam * (~ngb)).astype(float) / 2
+    keep = XY["preference"].notna()
+    kwargs = dict(info["kwargs"]) if C is None else {"n_splits": 0, "C": C}
+    model = glm.fit_LogisticRegressionCV(
+        XY[keep],
+        "preference",
+        is_ytrue_proba=True,
+        sample_weight=None if weight is None else weight[keep],
+        **kwargs,
+    )
+    used = float(np.ravel(model.C_)[0]) if hasattr(model, "C_") else float(model.C)
+    return model.predict_proba(X_test)[:, 1], used
+
+
 def length_controlled(
-    annotations: pd.DataFrame, lc_reference: str | None, glm: str = GLM
-) -> dict[str, float]:
-    """``get_length_controlled_winrate`` on ``annotations`` (adds ``glm_preference`` to
-    them), ``df_gamed.csv`` read from ``lc_reference`` (see the module doc)."""
+    annotations: pd.DataFrame,
+    lc_reference: str | None,
+    glm: str = GLM,
+    bootstrap_rounds: int = 0,
+    seed: int = 0,
+) -> dict:
+    """AlpacaEval-2's length-controlled win rate of one model's ``annotations``
+    (``output_1`` = reference, ``output_2`` = model, ``preference`` in [1, 2]), in percent.
+
+    alpaca_eval's ``get_length_controlled_winrate`` restated on alpaca_eval's own pieces
+    (``get_winrate``, ``GLM_INFO``, ``make_dmatrix_for_model``,
+    ``fit_LogisticRegressionCV``; ``df_gamed.csv`` from ``lc_reference``, see the module
+    doc): on ordinary inputs the numbers are alpaca_eval's exactly (tested). Differences:
+    degenerate length differences get the documented fallback of :func:`length_feature`
+    (named in ``lc_note``) instead of a pandas error; ``glm_preference`` is added to
+    ``annotations`` as alpaca_eval does.
+
+    Standard error. alpaca_eval's ``lc_standard_error`` is the standard error over
+    instructions of the predicted per-instruction preferences: with known instruction
+    difficulties (the real ``df_gamed.csv``) it is the leaderboard's number, and returned
+    as it is. Where every difficulty is 0 (unknown: the tiny world) those predictions are
+    all equal and that "standard error" is 0 whatever the sample size: fake precision.
+    There ``lc_standard_error`` is the standard deviation of the LC over
+    ``bootstrap_rounds`` resamples of the model's items (gamed rows fixed), each GLM
+    refitted at :data:`BOOTSTRAP_C`, the least-penalised C of the cross-validation grid
+    (one fit per round instead of 50; keeping the full fit's C would resample a fit that
+    is pinned at 0.5 whenever cross-validation chose a C that zeroes it, and report SE 0
+    again); or None with ``bootstrap_rounds=0``. ``lc_standard_error_kind`` says which
+    (``alpaca_eval``, ``bootstrap``, ``none``).
+
+    Why an LC can be exactly 50.00: the GLM is an L1-penalised logistic regression whose
+    C is chosen by 5-fold cross-validation. When the model's preferences do not move the
+    cross-validated log-loss away from "no difference to the reference" (a raw win rate
+    within noise of 50 on a small set), the chosen C sets every coefficient to 0 and each
+    prediction to 0.5. It is alpaca_eval's answer, not a failure: read it with its
+    (bootstrap) standard error, which then spans the raw win rate.
+    """
     ae = _alpaca_eval()
     if "index" in annotations.columns:
         raise ValueError("annotations must not have an 'index' column (the GLM adds its own)")
-    with offline_lc_reference(lc_reference):
-        m = ae.metrics.get_length_controlled_winrate(
-            annotations, glm_name=glm, save_weights_dir=None
+    need = {"output_1", "output_2", "generator_1", "generator_2", "preference"}
+    missing = need - set(annotations.columns)
+    if missing:
+        raise ValueError(f"annotations lack columns {sorted(missing)}")
+    models = annotations["generator_2"].unique()
+    if len(models) != 1:
+        raise ValueError(f"annotations of several models: {sorted(map(str, models))}")
+    metrics = dict(ae.metrics.winrate.get_winrate(annotations))
+    out = {k: float(metrics[k]) for k in METRIC_KEYS if k in metrics}
+    if models[0] == annotations["generator_1"].iloc[0]:  # the reference against itself
+        annotations["glm_preference"] = 0.5
+        return out | {
+            "length_controlled_winrate": 50.0,
+            "lc_standard_error": 0.0,
+            "lc_standard_error_kind": "alpaca_eval",
+            "lc_note": "the reference against itself: 50 by construction",
+        }
+    gamed = read_lc_reference(lc_reference).drop(columns=["model"])
+    difficulty = gamed.drop_duplicates("index")["instruction_difficulty"].reset_index(drop=True)
+    if len(difficulty) < len(annotations):
+        raise ValueError(
+            f"{lc_reference or 'df_gamed.csv'}: instruction difficulties for "
+            f"{len(difficulty)} instructions, annotations of {len(annotations)}"
         )
-    return {k: float(m[k]) for k in METRIC_KEYS if k in m}
+    rows, note = _model_rows(annotations.reset_index(drop=True), difficulty)
+    if note:
+        log.warning("alpaca_eval LC of %s: %s", models[0], note)
+    predicted, C = _glm_predict(rows, gamed, glm)
+    annotations["glm_preference"] = predicted
+    known = bool((difficulty.iloc[: len(rows)] != 0).any())
+    out["length_controlled_winrate"] = float(predicted.mean() * 100)
+    if known:
+        se, kind = float(pd.Series(predicted).sem() * 100), "alpaca_eval"
+    elif bootstrap_rounds > 0:
+        rng = np.random.default_rng(seed)
+        ann = annotations.reset_index(drop=True)
+        lcs = []
+        for _ in range(bootstrap_rounds):
+            pick = rng.integers(0, len(ann), len(ann))
+            sample, _note = _model_rows(ann.iloc[pick].reset_index(drop=True), difficulty)
+            lcs.append(_glm_predict(sample, gamed, glm, BOOTSTRAP_C)[0].mean() * 100)
+        se, kind = float(np.std(lcs, ddof=1)), "bootstrap"
+    else:
+        se, kind = None, "none"
+    out |= {
+        "lc_standard_error": se,
+        "lc_standard_error_kind": kind,
+        "lc_bootstrap_rounds": bootstrap_rounds if kind == "bootstrap" else 0,
+        "lc_C": C,
+        "lc_note": note or "",
+    }
+    return out
 
 
 def _jsonable(x):
@@ -320,14 +522,17 @@ def evaluate_alpaca(
     lc_reference: str | None,
     annotator: str = ANNOTATOR,
     glm: str = GLM,
+    lc_bootstrap_rounds: int = 0,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, dict]:
     """Annotate and score one model: per-item table and metrics (LC and raw win rates in
-    percent with standard errors, counts, average output length in characters)."""
+    percent with standard errors, counts, average output length in characters; the LC's
+    standard error and its kind as :func:`length_controlled` gives them)."""
     names = model_outputs.generator.unique()
     if len(names) != 1:
         raise ValueError(f"model outputs of several generators: {sorted(names)}")
     ann = annotate(model_outputs, reference, judge, run_dir, caching_path, annotator)
-    metrics = length_controlled(ann, lc_reference, glm)
+    metrics = length_controlled(ann, lc_reference, glm, lc_bootstrap_rounds, seed)
     metrics |= {
         "model": str(names[0]),
         "reference": str(reference.generator.iloc[0]),
@@ -337,11 +542,13 @@ def evaluate_alpaca(
         "lc_reference": "hub" if lc_reference is None else Path(lc_reference).name,
         "avg_length": float(model_outputs.output.str.len().mean()),
     }
+    lc_se = metrics["lc_standard_error"]
     log.info(
-        "alpaca_eval %s: LC %.2f (SE %.2f), WR %.2f (SE %.2f), n=%d",
+        "alpaca_eval %s: LC %.2f (SE %s, %s), WR %.2f (SE %.2f), n=%d",
         metrics["model"],
         metrics["length_controlled_winrate"],
-        metrics["lc_standard_error"],
+        "n/a" if lc_se is None else f"{lc_se:.2f}",
+        metrics["lc_standard_error_kind"],
         metrics["win_rate"],
         metrics["standard_error"],
         metrics["n_total"],

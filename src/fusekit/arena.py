@@ -72,7 +72,7 @@ JUDGMENT_COLUMNS = (
     "score",
 )
 BATTLE_COLUMNS = ("question_id", "game", "model_a", "model_b", "winner")
-SCORE_COLUMNS = ("model", "score", "lower", "upper", "rating", "n_battles")
+SCORE_COLUMNS = ("model", "score", "lower", "upper", "rating", "n_battles", "rounds_missing")
 
 # Elo scale of arena-hard's compute_mle_elo: rating = INIT + SCALE * log_BASE-odds
 SCALE, BASE, INIT_RATING = 400.0, 10.0, 1000.0
@@ -209,9 +209,15 @@ def _fit(X: np.ndarray, s: np.ndarray, l2: float) -> np.ndarray:
 
 
 def _win_rates(battles: pd.DataFrame, models: list[str], baseline: str, l2: float) -> np.ndarray:
-    X, s, free = _design(battles, models, baseline)
+    """Strengths of ``models`` (baseline 0); NaN for a model in no battle of ``battles``
+    (and for every model when the baseline is in none): nothing was measured."""
+    present = set(battles.model_a) | set(battles.model_b)
+    if baseline not in present:
+        return np.full(len(models), np.nan)
+    fitted = [m for m in models if m in present]
+    X, s, free = _design(battles, fitted, baseline)
     theta = dict(zip(free, _fit(X, s, l2), strict=True))
-    return np.array([theta.get(m, 0.0) for m in models])
+    return np.array([theta.get(m, 0.0) if m in present else np.nan for m in models])
 
 
 def bradley_terry_scores(
@@ -245,11 +251,15 @@ def bradley_terry_scores(
 
     The interval is the 2.5th and 97.5th percentile of the score over ``rounds``
     bootstrap rounds, each resampling the battle rows with replacement (``seed`` fixes
-    the draws); ``score`` itself is the fit on all battles.
+    the draws); ``score`` itself is the fit on all battles. A round that draws no battle
+    of a model measures nothing about it: as in arena-hard v0.1 (a NaN in its bootstrap
+    frame, and ``np.percentile`` of a column with NaN is NaN), that model's ``lower`` and
+    ``upper`` are NaN, ``rounds_missing`` counts such rounds and a warning names the
+    model. (Filling the gap with the baseline's strength would put a bound at exactly 50.)
 
     Returns :data:`SCORE_COLUMNS`, best first: ``model``, ``score``, ``lower``,
-    ``upper`` (percent), ``rating`` (Elo scale) and ``n_battles`` (rows involving the
-    model).
+    ``upper`` (percent; NaN when ``rounds_missing`` > 0), ``rating`` (Elo scale),
+    ``n_battles`` (rows involving the model) and ``rounds_missing``.
     """
     missing = {"model_a", "model_b", "winner"} - set(battles.columns)
     if missing:
@@ -270,6 +280,16 @@ def bradley_terry_scores(
     lower, upper = (
         np.percentile(pct(boot), [2.5, 97.5], axis=0) if rounds else (pct(theta), pct(theta))
     )
+    missing = np.isnan(boot).sum(axis=0).astype(int)
+    for m, k in zip(models, missing, strict=True):
+        if k:
+            log.warning(
+                "arena: %s is in no battle of %d of %d bootstrap rounds; its interval is NaN "
+                "(more battles, or fewer rounds, give one)",
+                m,
+                k,
+                rounds,
+            )
     out = pd.DataFrame(
         {
             "model": models,
@@ -278,6 +298,7 @@ def bradley_terry_scores(
             "upper": upper,
             "rating": INIT_RATING + SCALE * theta / math.log(BASE),
             "n_battles": [int(counts.get(m, 0)) for m in models],
+            "rounds_missing": missing,
         }
     )
     return out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)

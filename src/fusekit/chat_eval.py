@@ -160,9 +160,13 @@ def judge_alpaca(
     out_metrics: str,
     annotator: str | None = None,
     threads: int = 1,
+    lc_bootstrap_rounds: int = 0,
+    seed: int = 0,
 ) -> dict:
     """AlpacaEval-2 of one model: per-item judgments (Parquet,
-    :data:`fusekit.alpaca.ANNOTATION_COLUMNS`) and metrics (JSON)."""
+    :data:`fusekit.alpaca.ANNOTATION_COLUMNS`) and metrics (JSON). ``lc_bootstrap_rounds``:
+    the LC's standard error where instruction difficulties are unknown
+    (:func:`fusekit.alpaca.length_controlled`)."""
     from fusekit import alpaca
     from fusekit.generation import read_generations
     from fusekit.judges import load_judge
@@ -181,8 +185,15 @@ def judge_alpaca(
             _cache(cache_dir, f"alpaca-{annotator}", model, judge_spec, "json"),
             lc_reference,
             annotator,
+            lc_bootstrap_rounds=lc_bootstrap_rounds,
+            seed=seed,
         )
-    spec = {"judge": judge_spec, "annotator": annotator, "lc_reference": lc_reference}
+    spec = {
+        "judge": judge_spec,
+        "annotator": annotator,
+        "lc_reference": lc_reference,
+        "lc_bootstrap_rounds": lc_bootstrap_rounds,
+    }
     metrics["provenance"] = provenance(spec)
     write_table(table, out_table)
     write_json(metrics, out_metrics)
@@ -298,7 +309,11 @@ def score_arena(
         "strong_weight": weight,
         "n_games": len(judgments),
         "n_games_without_verdict": int(judgments.score.isna().sum()),
-        "scores": scores.to_dict("records"),
+        # NaN (an interval of a model missing from bootstrap rounds) as null: strict JSON
+        "scores": [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in scores.to_dict("records")
+        ],
         "provenance": provenance({"judgments": [Path(p).name for p in judgment_paths]}, seed),
     }
     write_json(result, out)
