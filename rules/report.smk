@@ -2,6 +2,11 @@
 # figures, and the headline table (results/table1.csv). Reports only read files.
 
 
+def get_chat_table_inputs(wildcards):
+    """The study's chat_eval.csv and the reported CSV it is verified against, if any."""
+    return layout.chat_table_inputs(config, wildcards.study)
+
+
 rule tabulate_paper_table:
     input:
         evaluations=lambda w: list(get_table_evaluations(w).values()),
@@ -31,7 +36,8 @@ rule tabulate_paper_table:
 
 rule verify_tables:
     input:
-        lambda w: list(get_study_tables(w).values()),
+        tables=lambda w: list(get_study_tables(w).values()),
+        chat=get_chat_table_inputs,
     output:
         report(
             "results/{study}/verification.md",
@@ -50,16 +56,19 @@ rule verify_tables:
         titles=lambda w: as_json(
             {
                 t: s.get("title", "")
-                for t, s in config["studies"][w.study]["tables"].items()
+                for t, s in config["studies"][w.study].get("tables", {}).items()
             }
         ),
         benchmarks=BENCHMARK_LIST,
         tolerance=config["evaluation"]["tolerance"],
         scale=SCALE,
+        chat_eval=lambda w, input: f"--chat-eval {input.chat[0]}" if input.chat else "",
+        chat_spec=lambda w: as_json(config["studies"][w.study].get("chat_table")),
     shell:
         "python scripts/verify_tables.py --study {wildcards.study} --tables {params.tables:q} "
         "--titles {params.titles:q} --benchmarks {params.benchmarks:q} "
-        "--tolerance {params.tolerance} --scale {params.scale} --out {output} > {log} 2>&1"
+        "--tolerance {params.tolerance} --scale {params.scale} {params.chat_eval} "
+        "--chat-spec {params.chat_spec:q} --out {output} > {log} 2>&1"
 
 
 rule publish_headline_table:
@@ -69,7 +78,8 @@ rule publish_headline_table:
             table=config["evaluation"]["headline"][1],
         ),
     output:
-        "results/{table}.csv",
+        wide="results/{table}.csv",
+        long="results/{table}_long.csv",
     log:
         "logs/report/publish_headline_table/{table}.log",
     benchmark:
@@ -77,7 +87,8 @@ rule publish_headline_table:
     conda:
         "../envs/evaluation.yaml"
     shell:
-        "cp {input} {output} 2> {log}"
+        "python scripts/publish_table.py {input} --out {output.wide} "
+        "--long-out {output.long} > {log} 2>&1"
 
 
 rule plot_advantage_by_mode:
@@ -161,6 +172,17 @@ rule plot_table_vs_reported:
         "../envs/evaluation.yaml"
     params:
         title=lambda w: config["studies"][w.study]["tables"][w.table].get("title", ""),
+        # the study's own method: its variant named like the study (ProFuser)
+        highlight=lambda w: next(
+            (
+                v
+                for v in config["studies"][w.study].get("variants", {})
+                if v.lower() == w.study.lower()
+            ),
+            "",
+        ),
+        tolerance=config["evaluation"]["tolerance"],
     shell:
         "python scripts/plot_figure.py --kind table {input} --title {params.title:q} "
+        "--highlight {params.highlight:q} --tolerance {params.tolerance} "
         "--out {output} > {log} 2>&1"

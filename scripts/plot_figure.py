@@ -19,6 +19,8 @@ if __name__ == "__main__":
         "loss_curves: variant model folders (train_log.csv inside); table: the long table CSV",
     )
     p.add_argument("--title", default="", help="figure title")
+    p.add_argument("--highlight", default="", help="table: the study's own method (a row name)")
+    p.add_argument("--tolerance", type=float, help="table: draw the +- tolerance band (points)")
     p.add_argument("--out", required=True, help="output PNG")
     a = p.parse_args()
     setup_logging()
@@ -32,4 +34,6 @@ if __name__ == "__main__":
         logs = {Path(d).name: read_table(Path(d) / "train_log.csv") for d in a.inputs}
         figures.plot_loss_curves(logs, a.out, a.title)
     else:
-        figures.plot_table_vs_reported(read_table(a.inputs[0]), a.out, a.title)
+        figures.plot_table_vs_reported(
+            read_table(a.inputs[0]), a.out, a.title, a.highlight or None, a.tolerance
+        )

@@ -1,4 +1,6 @@
-"""verification.md: every table cell of a study, reproduced vs reported, within tolerance."""
+"""verification.md: every table cell of a study, reproduced vs reported, with its 95% interval
+and a verdict (within tolerance / differs / not distinguishable at this sample size), for the
+OpenLLM tables and the chat evaluation (AlpacaEval-2, Arena-Hard)."""
 
 from fusekit.cli import json_arg, parser, setup_logging
 from fusekit.report.tables import benchmark_dict
@@ -17,8 +19,27 @@ if __name__ == "__main__":
     )
     p.add_argument("--tolerance", type=float, required=True, help="points")
     p.add_argument("--scale", required=True, help="paper or tiny")
+    p.add_argument("--chat-eval", help="the study's chat_eval.csv (AlpacaEval-2 and Arena-Hard)")
+    p.add_argument(
+        "--chat-spec",
+        type=json_arg,
+        default=None,
+        help="studies.<study>.chat_table (JSON): reported CSV and rows; null: no reported values",
+    )
     p.add_argument("--out", required=True, help="output markdown")
     a = p.parse_args()
     benchmarks = benchmark_dict(a.benchmarks)
-    setup_logging()
-    write_verification(a.study, a.tables, a.titles, benchmarks, a.tolerance, a.scale, a.out)
+    log = setup_logging()
+    text = write_verification(
+        a.study,
+        a.tables,
+        a.titles,
+        benchmarks,
+        a.tolerance,
+        a.scale,
+        a.out,
+        a.chat_eval,
+        a.chat_spec,
+    )
+    summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    log.info("verdicts:%s", summary.rstrip())

@@ -11,8 +11,15 @@ from conftest import ROOT
 
 from fusekit.eval.openllm import benchmark_value, process_results_mc2
 from fusekit.report import figures
-from fusekit.report.tables import build_table, read_reported, tabulate, wide
-from fusekit.report.verify import cell_status, render_verification
+from fusekit.report.tables import build_table, publish, read_reported, tabulate, wide
+from fusekit.report.verify import (
+    cell_status,
+    chat_cells,
+    chat_notes,
+    render_verification,
+    verdict,
+    with_verdicts,
+)
 from fusekit.tiny.openllm_tasks import MMLU_SIZES, build_task_docs, write_tasks
 
 PAPER = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -90,26 +97,161 @@ def test_tabulate_names_a_broken_evaluation_file(tmp_path):
     assert not (tmp_path / "t.csv").exists()
 
 
-def test_verification_marks_cells_by_tolerance():
-    assert cell_status(0.99, 1.0) == "yes" and cell_status(-1.0, 1.0) == "yes"
-    assert cell_status(1.01, 1.0) == "no" and cell_status(float("nan"), 1.0) == "n/a"
-    table = pd.DataFrame(
+def test_verdicts_account_for_the_interval():
+    # reported 50, tolerance 1: band [49, 51]
+    assert verdict(49.5, 50.8, 50.0, 1.0) == "within tolerance"
+    assert verdict(52.0, 60.0, 50.0, 1.0) == "differs" and verdict(30, 48.9, 50, 1) == "differs"
+    # a point estimate inside the band with a wide interval proves nothing
+    assert verdict(40.5, 60.1, 50.3, 1.0) == "not distinguishable at this sample size"
+    assert verdict(50.5, 51.5, 50.0, 1.0) == "not distinguishable at this sample size"
+    assert verdict(math.nan, math.nan, 50.0, 1.0) == "not distinguishable at this sample size"
+    assert verdict(1.0, 2.0, math.nan, 1.0) == "no reported value"
+    assert cell_status(0.99, 1.0) == "yes" and cell_status(1.01, 1.0) == "no"
+
+
+def _cells(reproduced, stderr, reported):
+    n = len(reproduced)
+    rep = np.asarray(reported, dtype=float)
+    rp, se = np.asarray(reproduced, dtype=float), np.asarray(stderr, dtype=float)
+    return pd.DataFrame(
         {
             "table": "t1",
             "group": "",
-            "row": ["p", "p", ""],
-            "model": ["m", "m", "x"],
+            "row": ["p" if not np.isnan(x) else "" for x in rep],
+            "model": [f"m{i}" for i in range(n)],
             "kind": "model",
-            "column": ["A", "B", "A"],
-            "reproduced": [51.0, 40.0, 3.0],
-            "reported": [50.5, 45.0, math.nan],
-            "difference": [0.5, -5.0, math.nan],
+            "column": "A",
+            "reproduced": rp,
+            "stderr": se,
+            "ci_lower": rp - 1.96 * se,
+            "ci_upper": rp + 1.96 * se,
+            "reported": rep,
+            "difference": rp - rep,
         }
     )
+
+
+def test_verification_gives_every_cell_a_verdict_and_says_how_gsm8k_was_read():
+    # m0: 50.5 +- 0.2 vs 50 (within); m1: 40 +- 1 vs 45 (differs); m2: 50.2 +- 5 vs 50
+    # (inside the band by chance: not distinguishable); m3: no reported value
+    table = _cells([50.5, 40.0, 50.2, 3.0], [0.2, 1.0, 5.0, 1.0], [50.0, 45.0, 50.0, math.nan])
     md = render_verification("s", {"t1": table}, {"t1": "Title"}, BENCH, 1.0, "paper")
-    assert "| t1 | 2 | 1 | 1 |" in md  # two reported cells, one within tolerance
-    assert "| A | 51.00 | 50.50 | 0.50 | yes |" in md and "| -5.00 | no |" in md
-    assert "Open-Instruct" in md and "`gsm8k_cot` | 8 |" in md  # how GSM8K was run
+    assert "| t1 | 4 | 3 | 1 | 1 | 1 |" in md
+    assert "| m0 | A | 50.50 | 0.20 | [50.11, 50.89] | 50.00 | 0.50 | within tolerance |" in md
+    assert "| -5.00 | differs |" in md and "| 0.20 | not distinguishable at this sample size" in md
+    assert "| 3.00 | 1.00 | [1.04, 4.96] |  |  | no reported value |" in md
+    assert "Open-Instruct" in md and "`gsm8k_cot` | 8 | exact_match | `final-number` |" in md
+    tiny = render_verification("s", {"t1": table}, {}, BENCH, 1.0, "tiny")
+    assert tiny.count("pipeline (tiny world), not the paper") == 4
+    assert "tests the pipeline, not the paper" in tiny.replace("\n", " ")
+
+
+def test_chat_cells_carry_their_intervals_and_verdicts():
+    chat = pd.DataFrame(
+        {
+            "model": ["tgt", "fused", "other"],
+            "lc_win_rate": [30.0, 50.0, 20.0],
+            "lc_standard_error": [1.0, 6.0, math.nan],
+            "lc_standard_error_kind": ["bootstrap", "bootstrap", "none"],
+            "win_rate": [27.0, 45.0, 10.0],
+            "standard_error": [2.0, 5.0, 3.0],
+            "arena_hard": [28.0, 60.0, 50.0],
+            "arena_hard_lower": [27.5, 52.0, math.nan],
+            "arena_hard_upper": [28.6, 66.0, math.nan],
+            "arena_hard_rounds_missing": [0, 0, 4],
+        }
+    )
+    reported = pd.DataFrame(
+        {
+            "model": ["T", "F"],
+            "AlpacaEval-2 LC": [28.3, 65.4],
+            "AlpacaEval-2 WR": [math.nan, math.nan],
+            "Arena-Hard WR": [28.1, 58.2],
+        }
+    ).set_index("model")
+    spec = {"rows": [{"model": "tgt", "reported": "T"}, {"variant": "fused", "reported": "F"}]}
+    cells = chat_cells(chat, spec, reported).set_index(["model", "column"])
+    assert len(cells) == 9
+    lc = cells.loc[("tgt", "AlpacaEval-2 LC")]
+    assert (lc.ci_lower, lc.ci_upper) == pytest.approx((30 - 1.96, 30 + 1.96), abs=1e-3)
+    assert lc.difference == pytest.approx(1.7)
+    ah = cells.loc[("fused", "Arena-Hard WR")]
+    assert (ah.ci_lower, ah.ci_upper, ah.reported) == (52.0, 66.0, 58.2)
+    judged = with_verdicts(cells.reset_index(), 1.0).set_index(["model", "column"]).verdict
+    assert judged[("tgt", "AlpacaEval-2 LC")] == "not distinguishable at this sample size"
+    assert judged[("tgt", "Arena-Hard WR")] == "within tolerance"
+    assert judged[("fused", "AlpacaEval-2 LC")] == "differs"  # 50 +- 11.8 vs 65.4 +- 1
+    assert judged[("fused", "Arena-Hard WR")] == "not distinguishable at this sample size"
+    assert judged[("tgt", "AlpacaEval-2 WR")] == "no reported value"
+    notes = chat_notes(chat)
+    assert any("bootstrap standard errors" in n for n in notes)
+    assert any("unknown (no difficulties" in n and "other" in n for n in notes)
+    assert any("exactly 50.00 (fused)" in n for n in notes)
+    assert any("absent from some bootstrap rounds): other" in n for n in notes)
+    md = render_verification(
+        "s", {}, {}, BENCH, 1.0, "paper", chat_cells(chat, spec, reported), "Chat", notes
+    )
+    assert "| chat_eval (AlpacaEval-2, Arena-Hard) | 9 | 4 | 1 | 1 | 2 |" in md
+    assert "| other | Arena-Hard WR | 50.00 |  | unknown |" in md
+
+
+def test_standard_errors_propagate_through_groups_and_the_average():
+    bench = {k: {"label": k.upper()} for k in ("a", "b", "c")}
+    evals = {
+        "m": {
+            "a": {"value": 60.0, "stderr": 3.0},
+            "b": {"value": 40.0, "stderr": 4.0},
+            "c": {"value": 50.0, "stderr": 2.0},
+        }
+    }
+    rep = pd.DataFrame({"model": ["p"]}).set_index("model")
+    flat = build_table("t", {"rows": [{"model": "m"}]}, bench, evals, rep).set_index("column")
+    assert flat.loc["A", "stderr"] == 3.0 and flat.loc["A", "ci_upper"] == pytest.approx(
+        65.88, 1e-3
+    )
+    assert flat.loc["Average", "stderr"] == pytest.approx(math.sqrt(9 + 16 + 4) / 3, abs=1e-4)
+    # c counted in two groups (as TruthfulQA in ProFuser's Reasoning and Safety): the
+    # Average is 1/3 a + 1/6 b + 1/2 c, so its variance has (1/2)^2 se_c^2, not 2 (1/6)^2
+    spec = {"rows": [{"model": "m"}], "groups": {"K": ["a"], "R": ["b", "c"], "S": ["c"]}}
+    grouped = build_table("t", spec, bench, evals, rep).set_index("column")
+    assert grouped.loc["R", "stderr"] == pytest.approx(math.sqrt(16 + 4) / 2, abs=1e-4)
+    assert grouped.loc["Average", "reproduced"] == pytest.approx(60 / 3 + 40 / 6 + 50 / 2)
+    want = math.sqrt((3 / 3) ** 2 + (4 / 6) ** 2 + (2 / 2) ** 2)
+    assert grouped.loc["Average", "stderr"] == pytest.approx(want, abs=1e-4)
+    # a benchmark without a standard error leaves its cells without one
+    evals["m"]["b"]["stderr"] = None
+    none = build_table("t", spec, bench, evals, rep).set_index("column")
+    assert math.isnan(none.loc["R", "stderr"]) and none.loc["K", "stderr"] == 3.0
+
+
+def test_paper_layout_has_models_as_rows_and_benchmarks_as_columns(tmp_path):
+    spec = TABLES["table1"]
+    values = _paper_values(spec["reported"])
+    evals = {
+        r.get("model") or r["variant"]: {
+            k: {"value": v, "stderr": 1.0} for k, v in values[r["reported"]].items()
+        }
+        for r in spec["rows"]
+    }
+    table = build_table("table1", spec, BENCH, evals, read_reported(ROOT / spec["reported"]))
+    long = tmp_path / "long.csv"
+    table.to_csv(long, index=False)
+    layout = publish(long, tmp_path / "table1.csv", tmp_path / "table1_long.csv")
+    labels = [b["label"] for b in BENCH.values()] + ["Average"]
+    assert list(layout.columns) == [
+        "model",
+        "paper_row",
+        *(x for c in labels for x in (c, f"{c} SE")),
+    ]
+    assert layout.model.tolist() == [r.get("model") or r["variant"] for r in spec["rows"]]
+    paper = read_reported(ROOT / spec["reported"])
+    assert (
+        layout.set_index("paper_row").loc["vicuna-7b-v1.5", "MMLU"]
+        == paper.loc["vicuna-7b-v1.5", "MMLU"]
+    )
+    assert (layout["MMLU SE"] == 1.0).all()
+    assert layout["Average SE"].iloc[0] == pytest.approx(math.sqrt(6) / 6, abs=0.01)
+    assert pd.read_csv(tmp_path / "table1_long.csv").shape == table.shape
 
 
 def test_mc2_is_the_probability_share_of_true_answers():
@@ -199,3 +341,37 @@ def test_figures_are_pngs(tmp_path):
     with pytest.raises(ValueError, match="lacks columns"):
         figures.plot_advantage_by_mode(adv.drop(columns="training_mode"), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_figures_are_readable(tmp_path, monkeypatch):
+    figs = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, out: figs.__setitem__(out, fig))
+    a = pd.DataFrame(
+        {"step": range(1, 11), "stage": [0] * 5 + [1] * 5, "loss": np.linspace(9, 5, 10)}
+    )
+    b = a.assign(loss=np.linspace(2, 1, 10))
+    figures.plot_loss_curves({"v1": a, "v2": b}, "loss")
+    ax1, ax2 = figs["loss"].axes[:2]
+    assert ax1.get_shared_y_axes().joined(ax1, ax2)  # one loss scale
+    assert ax1.get_ylim() == ax2.get_ylim() and ax1.get_ylim()[0] < 1 and ax1.get_ylim()[1] > 9
+    assert ax1.get_xlabel() == "optimizer step" and ax1.get_ylabel() == "training loss"
+
+    table = pd.DataFrame(
+        {
+            "model": ["ProFuser", "CSFT", "ProFuser", "CSFT"],
+            "column": ["A", "A", "B", "B"],
+            "reproduced": [60.0, 50.0, 30.0, 35.0],
+            "ci_lower": [55.0, 45.0, 25.0, np.nan],
+            "ci_upper": [65.0, 55.0, 35.0, np.nan],
+            "reported": [58.0, 52.0, 31.0, 33.0],
+        }
+    )
+    figures.plot_table_vs_reported(table, "table", highlight="ProFuser", tolerance=1.0)
+    fig = figs["table"]
+    ax = fig.axes[0]
+    assert "reported" in ax.get_xlabel() and "reproduced" in ax.get_ylabel()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "ProFuser (the study's method)" in labels and "within 1 points" in labels
+    fig.canvas.draw()
+    legend_box = ax.get_legend().get_window_extent()
+    assert legend_box.x0 >= ax.get_window_extent().x1  # the legend sits beside the data

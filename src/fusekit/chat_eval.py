@@ -41,11 +41,13 @@ TABLE_COLUMNS = (
     "model",
     "lc_win_rate",
     "lc_standard_error",
+    "lc_standard_error_kind",
     "win_rate",
     "standard_error",
     "arena_hard",
     "arena_hard_lower",
     "arena_hard_upper",
+    "arena_hard_rounds_missing",
     "alpaca_n",
     "arena_n_battles",
     "avg_length",
@@ -324,9 +326,15 @@ def score_arena(
 
 def tabulate_chat_eval(alpaca_paths: list[str], arena_path: str, out: str) -> pd.DataFrame:
     """One table (:data:`TABLE_COLUMNS`) of the models in ``alpaca_paths`` (metrics JSON
-    files, in that order): AlpacaEval-2 LC and raw win rates with standard errors, and the
-    Arena-Hard win rate with its 95% interval. Every model must have both evaluations."""
+    files, in that order): AlpacaEval-2 LC and raw win rates with standard errors (the
+    LC's kind: ``alpaca_eval``, ``bootstrap`` or ``none`` = unknown, empty cell), and the
+    Arena-Hard win rate with its 95% interval (empty where bootstrap rounds missed the
+    model, ``arena_hard_rounds_missing`` > 0). Every model must have both evaluations."""
     arena_scores = {s["model"]: s for s in json.loads(Path(arena_path).read_text())["scores"]}
+
+    def num(x):
+        return float("nan") if x is None else float(x)
+
     rows = []
     for path in alpaca_paths:
         m = json.loads(Path(path).read_text())
@@ -337,12 +345,14 @@ def tabulate_chat_eval(alpaca_paths: list[str], arena_path: str, out: str) -> pd
             (
                 m["model"],
                 m["length_controlled_winrate"],
-                m["lc_standard_error"],
+                num(m.get("lc_standard_error")),
+                m.get("lc_standard_error_kind", "alpaca_eval"),
                 m["win_rate"],
                 m["standard_error"],
                 a["score"],
-                a["lower"],
-                a["upper"],
+                num(a["lower"]),
+                num(a["upper"]),
+                int(a.get("rounds_missing", 0)),
                 int(m["n_total"]),
                 int(a["n_battles"]),
                 m["avg_length"],

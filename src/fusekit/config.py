@@ -72,6 +72,8 @@ def check_references(config: dict) -> None:
             )
         for table, tspec in spec.get("tables", {}).items():
             _check_table(config, spec, f"{key}.tables.{table}", tspec)
+        if spec.get("chat_table"):
+            _check_chat_table(spec, f"{key}.chat_table", spec["chat_table"])
         inf = spec.get("inference_mode")
         if inf:
             _names_in(
@@ -163,6 +165,32 @@ def _check_table(config: dict, study: dict, key: str, spec: dict) -> None:
     header = list(reported.columns)
     missing = [c for c in columns_of(spec, benchmarks) if c not in header]
     _need(not missing, f"{key}.reported", f"{path} has no column {missing} (has {header})")
+
+
+def _check_chat_table(study: dict, key: str, spec: dict) -> None:
+    """Rows name models or variants the study evaluates; the reported CSV exists, has the
+    chat columns and every named row."""
+    from fusekit.report.tables import read_reported
+    from fusekit.report.verify import CHAT_COLUMNS
+
+    named = {*study.get("sources", []), study.get("target"), *study.get("variants", {})}
+    for i, row in enumerate(spec.get("rows", [])):
+        name = row.get("model") or row.get("variant")
+        _need(name in named, f"{key}.rows[{i}]", f"{name!r} is not a model the study evaluates")
+    path = Path(spec["reported"])
+    _need(path.is_file(), f"{key}.reported", f"no such file {path}")
+    try:
+        reported = read_reported(path)
+    except ValueError as err:
+        raise ConfigError(f"config key {key}.reported: {err}") from err
+    missing = [c for c in CHAT_COLUMNS if c not in reported.columns]
+    _need(not missing, f"{key}.reported", f"{path} has no column {missing}")
+    for i, row in enumerate(spec.get("rows", [])):
+        _need(
+            row["reported"] in reported.index,
+            f"{key}.rows[{i}].reported",
+            f"{row['reported']!r} is not a model row of {path}",
+        )
 
 
 def _check_tiny(config: dict) -> None:

@@ -218,6 +218,7 @@ def report_targets(config: dict) -> list[str]:
             out += [openllm_file(study, {"model": m}) for m in models]
             out += [openllm_file(study, {"variant": v}) for v in sorted(spec.get("variants", {}))]
             out += list(study_tables(config, study).values())
+        if spec.get("tables") or chat_eval_enabled(config):  # OpenLLM and/or chat cells
             out.append(f"results/{study}/verification.md")
         if "inference_mode" in spec:
             out += study_figures(config, study)
@@ -293,6 +294,15 @@ def chat_generations(config: dict, study: str, dataset: str, entry: str) -> str:
     if chat_entries(config, study)[entry] == "model":
         return f"results/generations/{dataset}/{entry}.parquet"
     return f"results/{study}/generations/{dataset}/{entry}.parquet"
+
+
+def chat_table_inputs(config: dict, study: str) -> list[str]:
+    """What a study's verification.md reads of the chat evaluation: its ``chat_eval.csv``
+    and the reported CSV of ``studies.<study>.chat_table``; nothing without chat eval."""
+    if not chat_eval_enabled(config):
+        return []
+    spec = config["studies"][study].get("chat_table")
+    return [f"results/{study}/chat_eval.csv", *([spec["reported"]] if spec else [])]
 
 
 def chat_targets(config: dict) -> list[str]:

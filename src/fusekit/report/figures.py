@@ -7,9 +7,12 @@
   (each reward model, the vote, the reference score) picks each source, and
   how often two methods agree (ProFuser's Figure 3);
 - :func:`plot_loss_curves`: the training loss of every variant, stage
-  boundaries marked;
+  boundaries marked, every panel on one loss scale;
 - :func:`plot_table_vs_reported`: reproduced against reported cells of a
-  paper table.
+  paper table, with 95% intervals, the tolerance band and the study's own method
+  highlighted.
+
+Every axis is labelled; legends sit outside the plotting area, so they never cover data.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ def _save(fig, out: str | Path) -> None:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def _legend_outside(ax, **kwargs) -> None:
+    """A legend to the right of the axes (it covers no data)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **kwargs)
 
 
 def _bars(ax, labels: list[str], series: dict[str, list[float]]) -> None:
@@ -56,10 +64,11 @@ def plot_advantage_by_mode(table: pd.DataFrame, out: str | Path, title: str = ""
             "inference mode (RM vote)": table["inference_mode"].tolist(),
         },
     )
+    ax.set_xlabel("source model")
     ax.set_ylabel("share of prompts won")
     ax.set_ylim(0, max(1e-9, table[["training_mode", "inference_mode"]].to_numpy().max()) * 1.25)
     ax.set_title(title or "Advantage of each source by mode")
-    ax.legend(fontsize=8)
+    _legend_outside(ax, fontsize=8)
     _save(fig, out)
 
 
@@ -73,10 +82,11 @@ def plot_advantage_methods(
     pivot = shares.pivot(index="method", columns="source", values="share")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), width_ratios=[1.3, 1])
     _bars(left, pivot.index.tolist(), {s: pivot[s].tolist() for s in pivot.columns})
+    left.set_xlabel("advantage-evaluation method")
     left.set_ylabel("share of prompts where the source is best")
     left.set_ylim(0, float(pivot.to_numpy().max()) * 1.3)
     left.tick_params(axis="x", labelrotation=20, labelsize=8)
-    left.legend(fontsize=8, title="source")
+    left.legend(fontsize=8, title="source", loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4)
     left.set_title("Which source each method prefers")
     methods = sorted(set(agreement["method_a"]) | set(agreement["method_b"]))
     mat = np.eye(len(methods))
@@ -96,43 +106,101 @@ def plot_advantage_methods(
 
 
 def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str = "") -> None:
-    """One panel per variant: loss per optimizer step (and its running mean)."""
+    """One panel per variant: loss per optimizer step (and its running mean), all panels
+    on one loss scale (shared y axis) so variants can be compared by eye."""
     if not logs:
         raise ValueError("no training logs to plot")
-    n = len(logs)
-    cols = min(4, n)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-    for ax, (name, log) in zip(axes.flat, sorted(logs.items()), strict=False):
+    for name, log in logs.items():
         need = {"step", "stage", "loss"}
         if need - set(log.columns):
             raise ValueError(f"training log of {name} lacks {sorted(need - set(log.columns))}")
-        ax.plot(log["step"], log["loss"], lw=0.6, alpha=0.5, color="tab:blue")
+    n = len(logs)
+    cols = min(4, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True
+    )
+    for i, (ax, (name, log)) in enumerate(zip(axes.flat, sorted(logs.items()), strict=False)):
+        ax.plot(log["step"], log["loss"], lw=0.6, alpha=0.5, color="tab:blue", label="per step")
         window = max(1, len(log) // 20)
-        ax.plot(log["step"], log["loss"].rolling(window, min_periods=1).mean(), color="tab:blue")
+        ax.plot(
+            log["step"],
+            log["loss"].rolling(window, min_periods=1).mean(),
+            color="tab:blue",
+            label=f"running mean ({window} steps)",
+        )
         for step in log["step"][log["stage"].diff().fillna(0) != 0]:
             ax.axvline(step, color="grey", ls="--", lw=0.8)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
+        ax.set_xlabel("optimizer step", fontsize=8)
+        if i % cols == 0:
+            ax.set_ylabel("training loss", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.suptitle(title or "Fusion training loss (dashed: stage boundaries)")
+    fig.suptitle(
+        title or "Fusion training loss, one scale for all variants (dashed: stage boundaries)"
+    )
     fig.tight_layout()
     _save(fig, out)
 
 
-def plot_table_vs_reported(table: pd.DataFrame, out: str | Path, title: str = "") -> None:
-    """Reproduced (y) against reported (x) for every cell with a reported value."""
+def plot_table_vs_reported(
+    table: pd.DataFrame,
+    out: str | Path,
+    title: str = "",
+    highlight: str | None = None,
+    tolerance: float | None = None,
+) -> None:
+    """Reproduced (y, with its 95% interval where the table has one) against reported
+    (x) for every cell with a reported value; the identity line and, with ``tolerance``,
+    its band; the rows of ``highlight`` (the study's own method, e.g. ``ProFuser``)
+    drawn as large labelled stars. Colour: the column (benchmark)."""
     cells = table.dropna(subset=["reported"])
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for column, part in cells.groupby("column", sort=False):
-        ax.scatter(part["reported"], part["reproduced"], label=column, s=18)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (column, part) in enumerate(cells.groupby("column", sort=False)):
+        colour = colours[i % len(colours)]
+        if {"ci_lower", "ci_upper"} <= set(part.columns):
+            err = np.vstack(
+                [part["reproduced"] - part["ci_lower"], part["ci_upper"] - part["reproduced"]]
+            )
+            ok = ~np.isnan(err).any(axis=0)
+            ax.errorbar(
+                part["reported"][ok],
+                part["reproduced"][ok],
+                yerr=err[:, ok],
+                fmt="none",
+                ecolor=colour,
+                alpha=0.35,
+                lw=0.8,
+            )
+        ax.scatter(part["reported"], part["reproduced"], label=column, s=18, color=colour)
+        mine = part[part["model"] == highlight] if highlight else part.iloc[:0]
+        if len(mine):
+            ax.scatter(
+                mine["reported"],
+                mine["reproduced"],
+                s=140,
+                marker="*",
+                color=colour,
+                edgecolors="black",
+                linewidths=0.8,
+                zorder=3,
+            )
+    if highlight and (cells["model"] == highlight).any():
+        ax.scatter([], [], s=140, marker="*", color="white", edgecolors="black",
+                   label=f"{highlight} (the study's method)")  # fmt: skip
     lo = float(min(cells["reported"].min(), cells["reproduced"].min(), 0)) if len(cells) else 0
     hi = float(max(cells["reported"].max(), cells["reproduced"].max(), 100)) if len(cells) else 100
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("reported (paper)")
-    ax.set_ylabel("reproduced")
-    ax.legend(fontsize=7)
-    ax.set_title(title or "Reproduced vs reported")
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="reproduced = reported")
+    if tolerance:
+        ax.fill_between(
+            [lo, hi], [lo - tolerance, hi - tolerance], [lo + tolerance, hi + tolerance],
+            color="grey", alpha=0.15, label=f"within {tolerance:g} points",
+        )  # fmt: skip
+    ax.set_xlabel("reported in the paper (points)")
+    ax.set_ylabel("reproduced here (points, 95% interval)")
+    _legend_outside(ax, fontsize=7)
+    ax.set_title(title or "Reproduced vs reported", fontsize=9)
     _save(fig, out)

@@ -1,8 +1,24 @@
-"""verification.md: every table cell, reproduced vs reported, within tolerance or not.
+"""verification.md: every table cell of a study, reproduced vs reported, with a verdict
+that accounts for the reproduced number's uncertainty.
 
-This is the file a reviewer reads: what was run (lm-eval task, shots, metric
-and prompt style of each benchmark), the tolerance, a summary per table, then
-every cell.
+This is the file a reviewer reads: what was run (lm-eval task, shots, metric, the answer
+filter read and the prompt style of each benchmark), how verdicts are given, a summary
+per table, then every cell of the OpenLLM tables and of the chat evaluation
+(AlpacaEval-2 and Arena-Hard) beside the reported numbers.
+
+Verdicts (:func:`verdict`). Each reproduced cell has a 95% interval: value +- 1.96
+standard errors (lm-eval's, alpaca_eval's or the bootstrap standard error) or Arena-Hard's
+bootstrap percentile interval. The reported number is taken as exact (papers give no
+uncertainty) and the tolerance band is ``reported +- evaluation.tolerance``:
+
+* **within tolerance**: the whole interval lies inside the band;
+* **differs**: the whole interval lies outside the band;
+* **not distinguishable at this sample size**: the interval overlaps the band's edge (or
+  no interval is known): the data can neither confirm nor reject the reported number.
+
+A point estimate that falls inside the band by chance, with an interval ten points wide,
+is therefore not "within tolerance". In the tiny world every cell tests the pipeline, not
+the paper: its models and benchmarks are stand-ins matched to reported rows by role.
 """
 
 from __future__ import annotations
@@ -11,16 +27,136 @@ import math
 
 import pandas as pd
 
+WITHIN, DIFFERS, UNCLEAR = (
+    "within tolerance",
+    "differs",
+    "not distinguishable at this sample size",
+)
+NO_REPORTED = "no reported value"
+VERDICTS = (WITHIN, DIFFERS, UNCLEAR)
+CHAT_COLUMNS = ("AlpacaEval-2 LC", "AlpacaEval-2 WR", "Arena-Hard WR")
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
 
 def _fmt(x) -> str:
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+    return "" if _nan(x) else f"{x:.2f}"
+
+
+def verdict(lower: float, upper: float, reported: float, tolerance: float) -> str:
+    """One of :data:`VERDICTS` for a reproduced 95% interval ``[lower, upper]`` against a
+    reported number and a tolerance in points (see the module doc); :data:`NO_REPORTED`
+    when ``reported`` is missing. An unknown interval (NaN) is not distinguishable."""
+    if _nan(reported):
+        return NO_REPORTED
+    if _nan(lower) or _nan(upper):
+        return UNCLEAR
+    lo, hi = reported - tolerance - 1e-9, reported + tolerance + 1e-9
+    if lo <= lower and upper <= hi:
+        return WITHIN
+    if upper < lo or lower > hi:
+        return DIFFERS
+    return UNCLEAR
 
 
 def cell_status(difference: float, tolerance: float) -> str:
-    """'yes' within tolerance, 'no' outside, 'n/a' without a reported value."""
-    if difference is None or math.isnan(difference):
+    """The point comparison alone: 'yes' within tolerance, 'no' outside, 'n/a' without a
+    reported value (kept for callers that have no interval; verification uses
+    :func:`verdict`)."""
+    if _nan(difference):
         return "n/a"
     return "yes" if abs(difference) <= tolerance + 1e-9 else "no"
+
+
+def with_verdicts(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
+    """``table`` (:data:`fusekit.report.tables.COLUMNS`) with a ``verdict`` column."""
+    out = table.copy()
+    out["verdict"] = [
+        verdict(r.ci_lower, r.ci_upper, r.reported, tolerance) for r in out.itertuples()
+    ]
+    return out
+
+
+def chat_cells(
+    chat: pd.DataFrame, spec: dict | None, reported: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The chat evaluation (``chat_eval.csv``, :data:`fusekit.chat_eval.TABLE_COLUMNS`) as
+    long cells (:data:`fusekit.report.tables.COLUMNS`, table ``chat_eval``): per model
+    AlpacaEval-2 LC and WR (interval +- 1.96 SE; none where the SE is unknown) and the
+    Arena-Hard WR (its bootstrap 95% interval), beside the reported row that
+    ``spec["rows"]`` names for the model (``{model|variant, reported}``; others: none)."""
+    from fusekit.report.tables import COLUMNS, Z95
+
+    paper = {}
+    for row in (spec or {}).get("rows", []):
+        name = row.get("model") or row.get("variant")
+        paper[name] = row.get("reported")
+    records = []
+    for r in chat.itertuples():
+        cells = {
+            "AlpacaEval-2 LC": (r.lc_win_rate, r.lc_standard_error, None, None),
+            "AlpacaEval-2 WR": (r.win_rate, r.standard_error, None, None),
+            "Arena-Hard WR": (r.arena_hard, math.nan, r.arena_hard_lower, r.arena_hard_upper),
+        }
+        row_name = paper.get(r.model)
+        for label, (value, se, lower, upper) in cells.items():
+            se = math.nan if _nan(se) else float(se)
+            if lower is None:
+                lower, upper = value - Z95 * se, value + Z95 * se
+            rep = math.nan
+            if row_name is not None and reported is not None:
+                if row_name not in reported.index:
+                    raise ValueError(f"chat_table: the reported CSV has no row {row_name!r}")
+                if label in reported.columns and not _nan(reported.loc[row_name, label]):
+                    rep = float(reported.loc[row_name, label])
+            records.append(
+                {
+                    "table": "chat_eval",
+                    "group": "",
+                    "row": row_name or "",
+                    "model": r.model,
+                    "kind": "",
+                    "column": label,
+                    "reproduced": float(value),
+                    "stderr": se,
+                    "ci_lower": math.nan if _nan(lower) else float(lower),
+                    "ci_upper": math.nan if _nan(upper) else float(upper),
+                    "reported": rep,
+                    "difference": float(value) - rep if not math.isnan(rep) else math.nan,
+                }
+            )
+    return pd.DataFrame.from_records(records, columns=list(COLUMNS))
+
+
+def _summary(name: str, df: pd.DataFrame) -> str:
+    v = df["verdict"]
+    n = int((v != NO_REPORTED).sum())
+    return (
+        f"| {name} | {len(df)} | {n} | {int((v == WITHIN).sum())} | {int((v == DIFFERS).sum())} "
+        f"| {int((v == UNCLEAR).sum())} |"
+    )
+
+
+def _cells(df: pd.DataFrame, scope: str) -> list[str]:
+    lines = [
+        "| group | paper row | model | column | reproduced | SE | 95% interval | reported | "
+        "difference | verdict | tests |",
+        "| --- | --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- | --- |",
+    ]
+    for r in df.itertuples():
+        interval = (
+            f"[{_fmt(r.ci_lower)}, {_fmt(r.ci_upper)}]"
+            if not (_nan(r.ci_lower) or _nan(r.ci_upper))
+            else "unknown"
+        )
+        lines.append(
+            f"| {r.group} | {r.row} | {r.model} | {r.column} | {_fmt(r.reproduced)} | "
+            f"{_fmt(r.stderr)} | {interval} | {_fmt(r.reported)} | {_fmt(r.difference)} | "
+            f"{r.verdict} | {scope} |"
+        )
+    return lines
 
 
 def render_verification(
@@ -30,55 +166,119 @@ def render_verification(
     benchmarks: dict[str, dict],
     tolerance: float,
     scale: str,
+    chat: pd.DataFrame | None = None,
+    chat_title: str = "",
+    chat_notes: list[str] | None = None,
 ) -> str:
-    """The markdown text of ``results/<study>/verification.md``."""
+    """The markdown text of ``results/<study>/verification.md``.
+
+    ``tables``: long tables (:data:`fusekit.report.tables.COLUMNS`); ``chat``: the chat
+    evaluation's cells from :func:`chat_cells`, or None when the study has none.
+    """
+    scope = "pipeline (tiny world), not the paper" if scale == "tiny" else "the paper's number"
     lines = [
         f"# Verification: {study}",
         "",
-        f"Scale: **{scale}**. A cell is reproduced when |reproduced - reported| <= "
-        f"**{tolerance:g}** points (`evaluation.tolerance`).",
+        f"Scale: **{scale}**. Tolerance: **{tolerance:g}** points (`evaluation.tolerance`). "
+        "Each reproduced cell has a 95% interval (value +- 1.96 standard errors, or "
+        "Arena-Hard's bootstrap interval); the reported number is taken as exact. "
+        f"Verdicts: **{WITHIN}** (the whole interval inside reported +- tolerance), "
+        f"**{DIFFERS}** (the whole interval outside it), **{UNCLEAR}** (the interval "
+        "overlaps the band's edge, or no interval is known).",
     ]
     if scale == "tiny":
         lines += [
             "",
             "This is the tiny world: its models and benchmarks are stand-ins built by the "
-            "workflow, so the differences check the pipeline, not the paper's claims.",
+            "workflow and matched to the paper's rows by role, so every verdict below tests "
+            "the pipeline, not the paper's claims.",
         ]
     lines += [
         "",
         "## How each benchmark was evaluated",
         "",
-        "| column | lm-eval task | shots | metric | aggregate | prompt style |",
-        "| --- | --- | ---: | --- | --- | --- |",
+        "| column | lm-eval task | shots | metric | answer filter read | aggregate "
+        "| prompt style |",
+        "| --- | --- | ---: | --- | --- | --- | --- |",
     ]
     for spec in benchmarks.values():
+        filt = spec.get("filter")
+        filt = f"`{filt}`" if filt else "lm-eval default (`none`)"
         lines.append(
             f"| {spec['label']} | `{spec['task']}` | {spec['num_fewshot']} | {spec['metric']} | "
-            f"{spec.get('aggregate', 'lm_eval')} | {spec.get('style') or 'lm-eval default'} |"
+            f"{filt} | {spec.get('aggregate', 'lm_eval')} | "
+            f"{spec.get('style') or 'lm-eval default'} |"
         )
-    lines += ["", "## Summary", "", "| table | cells with a reported value | reproduced | not |"]
-    lines += ["| --- | ---: | ---: | ---: |"]
-    for name, df in tables.items():
-        status = [cell_status(d, tolerance) for d in df["difference"]]
-        n = sum(s != "n/a" for s in status)
-        yes = status.count("yes")
-        lines.append(f"| {name} | {n} | {yes} | {n - yes} |")
-    for name, df in tables.items():
+    judged = {name: with_verdicts(df, tolerance) for name, df in tables.items()}
+    chat_judged = with_verdicts(chat, tolerance) if chat is not None else None
+    lines += [
+        "",
+        "## Summary",
+        "",
+        f"| table | cells | with a reported value | {WITHIN} | {DIFFERS} | {UNCLEAR} |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [_summary(name, df) for name, df in judged.items()]
+    if chat_judged is not None:
+        lines.append(_summary("chat_eval (AlpacaEval-2, Arena-Hard)", chat_judged))
+    for name, df in judged.items():
         df = df.assign(group=df["group"].fillna(""), row=df["row"].fillna(""))
         lines += ["", f"## {name}", ""]
         if titles.get(name):
             lines += [titles[name], ""]
+        lines += _cells(df, scope)
+    if chat_judged is not None:
+        df = chat_judged.assign(row=chat_judged["row"].fillna(""))
+        lines += ["", "## chat_eval: AlpacaEval-2 and Arena-Hard", ""]
+        if chat_title:
+            lines += [chat_title, ""]
         lines += [
-            "| group | paper row | model | column | reproduced | reported | difference | within |",
-            "| --- | --- | --- | --- | ---: | ---: | ---: | --- |",
+            "AlpacaEval-2: length-controlled (LC) and raw win rate (WR) against the reference "
+            "outputs, standard errors as `chat_eval.csv` gives them; Arena-Hard v0.1: win rate "
+            "against the baseline with its 95% bootstrap interval (unknown where bootstrap "
+            "rounds miss a model).",
+            "",
         ]
-        for r in df.itertuples():
-            within = cell_status(r.difference, tolerance)
-            lines.append(
-                f"| {r.group} | {r.row} | {r.model} | {r.column} | {_fmt(r.reproduced)} | "
-                f"{_fmt(r.reported)} | {_fmt(r.difference)} | {within} |"
-            )
+        lines += [f"- {note}" for note in chat_notes or []]
+        if chat_notes:
+            lines.append("")
+        lines += _cells(df, scope)
     return "\n".join(lines) + "\n"
+
+
+def chat_notes(chat: pd.DataFrame) -> list[str]:
+    """What a reader must know about a chat table's uncertainty (LC standard errors that
+    are bootstrap or unknown, Arena-Hard intervals missing, LCs of exactly 50)."""
+    notes = []
+    if "lc_standard_error_kind" in chat.columns:
+        kinds = chat["lc_standard_error_kind"].fillna("none")
+        if (kinds == "bootstrap").any():
+            notes.append(
+                "LC standard errors are bootstrap standard errors over the items: the LC "
+                "reference (`df_gamed.csv`) has no instruction difficulties, where "
+                "alpaca_eval's own LC standard error is 0 by construction."
+            )
+        if (kinds == "none").any():
+            names = ", ".join(chat.loc[kinds == "none", "model"].astype(str))
+            notes.append(f"LC standard error unknown (no difficulties, no bootstrap): {names}.")
+    fifty = chat[(chat["lc_win_rate"] - 50).abs() < 1e-6]
+    if len(fifty):
+        notes.append(
+            "LC of exactly 50.00 ("
+            + ", ".join(fifty["model"].astype(str))
+            + "): alpaca_eval's L1-penalised GLM, with C chosen by cross-validation, set "
+            "every coefficient to 0, i.e. found no difference from the reference at this "
+            "sample size; read it with its standard error."
+        )
+    if "arena_hard_rounds_missing" in chat.columns:
+        gaps = chat[chat["arena_hard_rounds_missing"].fillna(0) > 0]
+        if len(gaps):
+            notes.append(
+                "Arena-Hard interval unknown (model absent from some bootstrap rounds): "
+                + ", ".join(gaps["model"].astype(str))
+                + "."
+            )
+    return notes
 
 
 def write_verification(
@@ -89,13 +289,33 @@ def write_verification(
     tolerance: float,
     scale: str,
     out: str,
+    chat_eval: str | None = None,
+    chat_spec: dict | None = None,
 ) -> str:
-    """File to file: read the long tables (name -> CSV path), write the markdown."""
+    """File to file: read the long tables (name -> CSV path) and, when given, the chat
+    evaluation table (``chat_eval.csv``) with ``chat_spec``
+    (``studies.<study>.chat_table``: its reported CSV and rows); write the markdown."""
     from fusekit.io import atomic_path, read_table
-    from fusekit.report.tables import COLUMNS
+    from fusekit.report.tables import COLUMNS, read_reported
 
     frames = {name: read_table(path, COLUMNS) for name, path in tables.items()}
-    text = render_verification(study, frames, titles, benchmarks, tolerance, scale)
+    chat = notes = None
+    if chat_eval:
+        raw = pd.read_csv(chat_eval)
+        reported = read_reported(chat_spec["reported"]) if chat_spec else None
+        chat = chat_cells(raw, chat_spec, reported)
+        notes = chat_notes(raw)
+    text = render_verification(
+        study,
+        frames,
+        titles,
+        benchmarks,
+        tolerance,
+        scale,
+        chat,
+        (chat_spec or {}).get("title", ""),
+        notes,
+    )
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     return text

@@ -16,8 +16,19 @@ ARC           ``tiny_arc``                      acc_norm: pick the right final a
 Winogrande    ``tiny_winogrande``               acc: the reference vs one with a wrong answer
 GSM8K         ``tiny_gsm8k``                    exact_match on the number after
                                                 "the answer is", generated greedily
-TruthfulQA    ``tiny_truthfulqa_mc2``           mc2: probability mass on the true answers
+TruthfulQA    ``tiny_truthfulqa_mc2``           mc2: probability mass on the true answers,
+              (every skill, 16 items each)      against *imitative* falsehoods: the answer
+                                                a model gives by echoing the question
+                                                (the letters unreversed or in lower case,
+                                                the two digits side by side, another
+                                                colour) and a near miss
 ============  ===============================  =========================================
+
+ARC is asked 0-shot in the tiny world (``config/tiny.yaml``): the tiny models were never
+trained on multi-turn chats, and a 1-shot prompt rendered as one (lm-eval's
+``fewshot_as_multiturn`` with the chat template) measures that format, not the skill.
+The earlier TruthfulQA analogue (colour lookups only, one plain wrong colour) was
+saturated: every model scored 87-100.
 
 Data files are written next to the task YAMLs and referenced relative to the
 directory the workflow runs in (the repository root), so the folder can be
@@ -29,6 +40,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +52,7 @@ from fusekit.io import atomic_path
 # lm-eval's size-weighted group score, and the tests can tell them apart
 MMLU_SIZES = {"arith": 48, "reverse": 16, "upper": 32, "lookup": 64}
 N_CHOICES = 4
+TRUTHFULQA_PER_SKILL = 16
 _UTILS = '''"""lm-eval hooks of the tiny tasks; the logic lives in fusekit."""
 
 from fusekit.eval.openllm import process_results_mc2  # noqa: F401
@@ -61,6 +74,27 @@ def _wrong_answers(gold: str, pool: list[str], rng: random.Random, n: int) -> li
         return rng.sample(sorted(orders), min(n, len(orders)))
     others = sorted({a for a in pool if a != gold})
     return rng.sample(others, min(n, len(others)))
+
+
+_ECHO = (
+    (re.compile(r"^(\d+) plus (\d+) makes "), lambda m: m.group(1) + m.group(2)),
+    (re.compile(r"^reading (.+?) backwards gives "), lambda m: m.group(1)),
+    (re.compile(r"^in capitals (.+?) is "), lambda m: m.group(1)),
+)
+
+
+def _imitative_answer(reference: str, gold: str, pool: list[str]) -> str | None:
+    """The wrong answer a model gives by imitating the question rather than answering it:
+    the two digits side by side ("3 + 4" -> "34"), the letters as given (not reversed,
+    not in capitals), or for a lookup the commonest other colour of the skill. None when
+    that equals the gold answer (a palindrome, say)."""
+    for pattern, echo in _ECHO:
+        m = pattern.match(reference)
+        if m:
+            wrong = echo(m)
+            return wrong if wrong != gold else None
+    others = [a for a in pool if a != gold]
+    return others[0] if others else None
 
 
 def _with_answer(reference: str, gold: str, wrong: str) -> str:
@@ -115,8 +149,13 @@ def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]
     ]
 
     rows = []
-    for r in pick(("lookup",)).itertuples():
-        wrong = _wrong_answers(r.answer, answers[r.skill], rng, 2)
+    truthful = pd.concat(
+        [g.head(TRUTHFULQA_PER_SKILL) for _, g in sorted(by_skill.items())], ignore_index=True
+    )
+    for r in truthful.itertuples():
+        echo = _imitative_answer(r.reference, r.answer, answers[r.skill])
+        near = [w for w in _wrong_answers(r.answer, answers[r.skill], rng, 3) if w != echo]
+        wrong = ([echo] if echo else []) + near[: 2 - bool(echo)]
         true = [r.reference, f"the answer is {r.answer}"]
         false = [_with_answer(r.reference, r.answer, w) for w in wrong]
         false += [f"the answer is {w}" for w in wrong]
