@@ -70,7 +70,8 @@ rule map_vocabulary:
     input:
         get_vocab_map_models,
     output:
-        "results/vocab_maps/{source}__to__{target}.parquet",
+        vocab_map="results/vocab_maps/{source}__to__{target}.parquet",
+        report="results/vocab_maps/{source}__to__{target}.report.json",
     log:
         "logs/logits/map_vocabulary/{source}__to__{target}.log",
     benchmark:
@@ -80,9 +81,13 @@ rule map_vocabulary:
     params:
         source=lambda w: config["models"][w.source]["path"],
         target=lambda w: config["models"][w.target]["path"],
+        schemes=lambda w: as_json(
+            [config["models"][m].get("token_scheme") for m in (w.source, w.target)]
+        ),
     shell:
         "python scripts/map_vocabulary.py --source {params.source:q} "
-        "--target {params.target:q} --out {output} > {log} 2>&1"
+        "--target {params.target:q} --schemes {params.schemes:q} "
+        "--out {output.vocab_map} --report {output.report} > {log} 2>&1"
 
 
 rule align_logits:
@@ -99,9 +104,18 @@ rule align_logits:
     params:
         source=lambda w: config["models"][w.model]["path"],
         target=lambda w: config["models"][config["studies"][w.study]["target"]]["path"],
+        schemes=lambda w: as_json(
+            [
+                config["models"][m].get("token_scheme")
+                for m in (w.model, config["studies"][w.study]["target"])
+            ]
+        ),
+        max_mismatch=config["logits"]["max_text_mismatch_share"],
     shell:
         "python scripts/align_logits.py --dump {input.dump} --source {params.source:q} "
-        "--target {params.target:q} --vocab-map {input.vocab_map} --out {output} > {log} 2>&1"
+        "--target {params.target:q} --vocab-map {input.vocab_map} "
+        "--schemes {params.schemes:q} --max-text-mismatch-share {params.max_mismatch} "
+        "--out {output} > {log} 2>&1"
 
 
 rule select_mince:

@@ -89,10 +89,25 @@ def test_resolve_variant_defaults():
         "sources": ["a", "b"],
         "fusion": "min_ce",
         "order": "random",
+        "training_objective": "profuser_eq4",  # ProFuser's own form is the default
     }
     assert resolve_variant(study, "S")["sources"] == ["b"]
+    study["training_objective"] = "fusellm_lambda"
+    assert resolve_variant(study, "P")["training_objective"] == "fusellm_lambda"
     with pytest.raises(ValueError, match="unknown variant 'Q'"):
         resolve_variant(study, "Q")
+
+
+def test_stage_objective_by_name():
+    from fusekit.train.loop import Stage
+
+    spec = {"modes": ["training"], "epochs": 1, "beta": 0.0}
+    assert Stage.from_config(spec).training_objective == "profuser_eq4"
+    assert Stage.from_config(spec, "fusellm_lambda").training_objective == "fusellm_lambda"
+    own = {**spec, "training_objective": "profuser_eq4"}
+    assert Stage.from_config(own, "fusellm_lambda").training_objective == "profuser_eq4"
+    with pytest.raises(ValueError, match="unknown training objective 'sft'"):
+        Stage.from_config({**spec, "training_objective": "sft"})
 
 
 @pytest.fixture(scope="module")

@@ -195,13 +195,61 @@ def test_training_mode_outputs(tiny_world):
             assert meta["vocab"] == "target" and len(aligned) == len(
                 rows if mode == "training_mode" else voted
             )
-    # src_llama shares the target's tokenizer: alignment is the identity (no shifted row)
-    same, _ = read_dump(str(tiny_world / "results/logits/fusion_train/src_llama.parquet"))
-    aligned, _ = read_dump(
-        str(tiny_world / "results/profuser/training_mode/aligned/src_llama.parquet")
-    )
-    for a, b in zip(same, aligned, strict=True):
-        assert a["token_ids"] == b["token_ids"] and (a["topk_ids"] == b["topk_ids"]).all()
+    # the target's own, smaller vocabulary: sources keep whole words it splits (1:n) and
+    # split words it keeps whole (n:1); the DP path on the real tokenizers shows both
+    tgt = AutoTokenizer.from_pretrained(tiny_world / WORLD / "models/tgt_llama")
+    kinds = {m: _alignment_kinds(tiny_world, m, tgt) for m in sources}
+    assert kinds["src_llama"]["1:n"] > 0 and kinds["src_neox"]["1:n"] > 0, kinds
+    assert kinds["src_qwen2"]["n:1"] > 0 and kinds["src_neox"]["n:1"] > 0, kinds
+    for m in sources:
+        aligned, meta = read_dump(
+            str(tiny_world / f"results/profuser/training_mode/aligned/{m}.parquet")
+        )
+        stats = json.loads(meta["alignment"])
+        # every target token either carries a source distribution or is a one-hot of itself
+        one_hot = sum(
+            int(
+                (
+                    (r["topk_ids"][:, 0] == r["token_ids"])
+                    & (r["topk_logprobs"][:, 0] == 0)
+                    & (r["topk_ids"][:, 1:] < 0).all(axis=1)
+                ).sum()
+            )
+            for r in aligned
+        )
+        assert stats["carried_tokens"] + stats["one_hot_tokens"] == sum(
+            r["n_tokens"] for r in aligned
+        )
+        # a carried row can also be a one-hot (a teacher certain of its token): at least
+        # the counted one-hots look like one
+        assert one_hot >= stats["one_hot_tokens"] > 0, (m, stats)
+        assert stats["text_mismatch_rows"] == 0
+
+
+def _alignment_kinds(world, model: str, tgt) -> dict[str, int]:
+    """Counts of 1:1, 1:n (a source token spans several target tokens) and n:1 cells of
+    the DP paths of every eighth reference response (all skills)."""
+    from collections import Counter
+
+    from fusekit.align import align_tokens
+    from fusekit.logits import read_dump
+
+    src = AutoTokenizer.from_pretrained(world / WORLD / f"models/{model}")
+    rows, _ = read_dump(str(world / f"results/logits/fusion_train/{model}.parquet"))
+    out = Counter()
+    for r in rows[::8]:
+        s = src.convert_ids_to_tokens(r["token_ids"][:-1])
+        t = tgt.convert_ids_to_tokens(tgt(r["response"], add_special_tokens=False).input_ids)
+        path = align_tokens(t, s, check_text=False)
+        per_t, per_s = Counter(u for u, _ in path), Counter(j for _, j in path)
+        for u, j in path:
+            if per_t[u] == 1 and per_s[j] > 1:
+                out["1:n"] += 1
+            elif per_t[u] > 1 and per_s[j] == 1:
+                out["n:1"] += 1
+            else:
+                out["1:1" if per_t[u] == per_s[j] == 1 else "m:n"] += 1
+    return dict(out)
 
 
 def test_fusion_variants_trained(tiny_world):

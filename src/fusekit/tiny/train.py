@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from fusekit.batching import pad_right
 from fusekit.chat import encode_example
+from fusekit.losses import sft_loss
 
 
 def _lr_lambda(warmup: int, total: int):
@@ -61,9 +62,7 @@ def train_causal_lm(
             True,
             [enc[i].n_prompt for i in idx],
         )
-        out = model(input_ids=ids, attention_mask=mask)
-        logits = out.logits[:, :-1].float()
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1))
+        loss = sft_loss(model(input_ids=ids, attention_mask=mask).logits, labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
