@@ -2,11 +2,6 @@
 # figures, and the headline table (results/table1.csv). Reports only read files.
 
 
-def get_chat_table_inputs(wildcards):
-    """The study's chat_eval.csv and the reported CSV it is verified against, if any."""
-    return layout.chat_table_inputs(config, wildcards.study)
-
-
 rule tabulate_paper_table:
     input:
         evaluations=lambda w: list(get_table_evaluations(w).values()),
@@ -37,7 +32,8 @@ rule tabulate_paper_table:
 rule verify_tables:
     input:
         tables=lambda w: list(get_study_tables(w).values()),
-        chat=get_chat_table_inputs,
+        # the study's chat_eval.csv and the reported CSV it is verified against, if any
+        chat=lambda w: layout.chat_table_inputs(config, w.study),
     output:
         report(
             "results/{study}/verification.md",
