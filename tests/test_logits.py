@@ -3,6 +3,7 @@ model, the Parquet round trip and its size, and MinCE."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -205,3 +206,151 @@ def test_select_mince_and_advantage_by_mode(tmp_path):
     paths.append(dump("z", [1.0, math.nan, 1.0, 1.0]))
     with pytest.raises(ValueError, match="non-finite cross-entropy for prompt 'p1' of z"):
         select_mince(paths, str(tmp_path / "m2.parquet"))
+
+
+def _fake_dump(path, model, responses, tok, k=3):
+    """A dump of ``responses`` under ``tok`` with made-up distributions (own token first)."""
+    rows = []
+    for i, resp in enumerate(responses):
+        ids = tok(resp, add_special_tokens=False).input_ids + [tok.eos_token_id]
+        top = np.array([[t, 5, 6] for t in ids], dtype=np.int32)
+        lp = np.log(np.tile([0.7, 0.2, 0.1], (len(ids), 1))).astype(np.float32)
+        rows.append(
+            dict(
+                prompt_id=f"p{i}",
+                model=model,
+                response=resp,
+                n_tokens=len(ids),
+                ce=1.0 + i,
+                token_ids=ids,
+                topk_ids=top.ravel().tolist(),
+                topk_logprobs=lp.ravel().tolist(),
+            )
+        )
+    write_dump(rows, str(path), {"k": k})
+    return rows
+
+
+def test_alignment_survives_unicode_normalisation(models, tmp_path):
+    # a: Metaspace with an NFKC normaliser; b: byte-level without one. Each response
+    # below is spelled differently by the two (…, ﬁ, a full-width comma, a decomposed
+    # accent); the DP aligns them, counts them, and never fails the file for them
+    from transformers import AutoTokenizer
+
+    root, _ = models
+    tok_a = AutoTokenizer.from_pretrained(root / "a")
+    responses = ["the answer is 4", "done … ok", "ﬁne", "a，b", "cafe\u0301", "x ﬁ …"]
+    _fake_dump(tmp_path / "d.parquet", "a", responses, tok_a)
+    build_vocab_map(str(root / "a"), str(root / "b"), str(tmp_path / "vm.parquet"))
+    out = align_dump(
+        *(
+            str(p)
+            for p in (
+                tmp_path / "d.parquet",
+                root / "a",
+                root / "b",
+                tmp_path / "vm.parquet",
+                tmp_path / "al.parquet",
+            )
+        )
+    )
+    assert len(out) == len(responses)
+    _, meta = read_dump(str(tmp_path / "al.parquet"))
+    stats = json.loads(meta["alignment"])
+    assert stats["text_normalised_rows"] == 5 and stats["text_mismatch_rows"] == 0
+    assert stats["carried_tokens"] + stats["one_hot_tokens"] == sum(r["n_tokens"] for r in out)
+
+
+def test_alignment_fails_only_past_a_share_of_genuinely_different_rows(models, tmp_path):
+    from transformers import AutoTokenizer
+
+    root, _ = models
+    tok_a = AutoTokenizer.from_pretrained(root / "a")
+    rows = _fake_dump(tmp_path / "d.parquet", "a", [f"the answer is {i}" for i in range(8)], tok_a)
+    build_vocab_map(str(root / "a"), str(root / "b"), str(tmp_path / "vm.parquet"))
+    args = [str(p) for p in (root / "a", root / "b", tmp_path / "vm.parquet")]
+
+    def broken(n):  # n rows whose text no longer matches their tokens
+        bad = [
+            dict(r, response="something else entirely") if i < n else r for i, r in enumerate(rows)
+        ]
+        write_dump(bad, str(tmp_path / f"bad{n}.parquet"), {"k": 3})
+        return str(tmp_path / f"bad{n}.parquet")
+
+    # one bad row never fails a file (1 of 8 = 12.5% > 5%)
+    align_dump(broken(1), *args, str(tmp_path / "al1.parquet"))
+    _, meta = read_dump(str(tmp_path / "al1.parquet"))
+    assert json.loads(meta["alignment"])["text_mismatch_rows"] == 1
+    # two of eight: over the share, a named error and no output
+    with pytest.raises(ValueError, match=r"bad2.parquet: 2 of 8 rows .*max_text_mismatch_share"):
+        align_dump(broken(2), *args, str(tmp_path / "al2.parquet"))
+    assert not (tmp_path / "al2.parquet").exists()
+    align_dump(broken(2), *args, str(tmp_path / "al2.parquet"), max_text_mismatch_share=0.5)
+
+
+def test_too_long_responses_are_dropped_for_every_source(models, tmp_path):
+    # one truncation rule: a response that does not fit max_length is dropped from the
+    # dump (counted in its metadata), never cut; MinCE and fusion then leave that prompt
+    # out for every source, so cross-entropies cover the same whole responses
+    from transformers import AutoTokenizer
+
+    from fusekit.training_mode import common_rows, dropped_prompts
+
+    root, pairs = models
+    long = " ".join(["paris is the capital of france ."] * 12)
+    pairs = pd.concat(
+        [pairs, pd.DataFrame({"prompt_id": ["long"], "prompt": ["what?"], "response": [long]})],
+        ignore_index=True,
+    )
+    cfg = {**CFG, "max_length": 64}
+    tok_a = AutoTokenizer.from_pretrained(root / "a")
+    assert len(encode_example(tok_a, "what?", long).input_ids) > 64
+    rows = dump_logits(pairs, "a", str(root / "a"), {}, cfg, str(tmp_path / "a.parquet"))
+    assert "long" not in {r["prompt_id"] for r in rows} and len(rows) == len(pairs) - 1
+    got, meta = read_dump(str(tmp_path / "a.parquet"))
+    assert dropped_prompts(meta) == {"long"}
+    for r in got:  # every kept row is the whole response: its tokens spell its text
+        body = r["token_ids"][:-1]
+        assert body == tok_a(r["response"], add_special_tokens=False).input_ids
+        assert r["token_ids"][-1] == tok_a.eos_token_id
+    # source b has a larger budget and keeps "long"; the join drops it for both
+    dump_logits(
+        pairs, "b", str(root / "b"), {}, {**CFG, "max_length": 512}, str(tmp_path / "b.parquet")
+    )
+    kept, dropped = common_rows(
+        {"a": str(tmp_path / "a.parquet"), "b": str(tmp_path / "b.parquet")}
+    )
+    assert dropped == {"long"} and set(kept["a"]) == set(kept["b"]) == set(pairs.prompt_id) - {
+        "long"
+    }
+    m = select_mince(
+        [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")], str(tmp_path / "m.parquet")
+    )
+    assert "long" not in set(m.prompt_id) and len(m) == len(pairs) - 1
+    # a prompt missing for no recorded reason is an error naming the dump
+    flat = [
+        dict(
+            r,
+            topk_ids=r["topk_ids"].ravel().tolist(),
+            topk_logprobs=r["topk_logprobs"].ravel().tolist(),
+        )
+        for r in got[1:]
+    ]
+    write_dump(flat, str(tmp_path / "a2.parquet"), {"k": 4})
+    with pytest.raises(ValueError, match=r"a2.parquet: no row for prompt"):
+        common_rows({"a": str(tmp_path / "a2.parquet"), "b": str(tmp_path / "b.parquet")})
+
+
+def test_vocab_map_file_and_report(models, tmp_path):
+    root, _ = models
+    vm = build_vocab_map(str(root / "b"), str(root / "a"), str(tmp_path / "vm.parquet"))
+    report = json.loads((tmp_path / "vm.report.json").read_text())
+    assert report["source_size"] == len(vm) and report["exact"] == int(vm.exact.sum())
+    assert sum(report["nearest_distance_histogram"].values()) == int((~vm.exact).sum())
+    assert (report["source_scheme"], report["target_scheme"]) == ("byte_level", "metaspace")
+    # ChatML's <|endoftext|> is BOS and UNK of b: it maps by role (BOS first) to a's <s>
+    by_token = {s["source_token"]: s for s in report["specials"]}
+    assert by_token["<|im_end|>"]["target_token"] == "</s>"
+    assert by_token["<|im_end|>"]["rule"] == "role eos"
+    assert by_token["<|endoftext|>"]["target_token"] == "<s>"
+    assert by_token["<|endoftext|>"]["rule"] == "role bos"
