@@ -122,14 +122,24 @@ def compare_texts(a: list[str], b: list[str]) -> str:
     return "different"
 
 
+@lru_cache(maxsize=1)
+def _byte_table() -> tuple[dict[int, str], re.Pattern]:
+    """``str.translate`` table from GPT-2 stand-ins to the latin-1 characters of their
+    bytes, and a pattern matching any character that is not a stand-in."""
+    dec = _byte_decoder()
+    table = {ord(ch): chr(b) for ch, b in dec.items()}
+    others = re.compile("[^" + re.escape("".join(sorted(dec))) + "]")
+    return table, others
+
+
 def canonical_token(token: str, scheme: str, specials: frozenset = frozenset()) -> str:
     """One token as latin-1 bytes; special tokens (``specials``) spell as themselves."""
     if token in specials:
         return token
     if scheme == "byte_level":
-        dec = _byte_decoder()
-        if all(ch in dec for ch in token):
-            return bytes(dec[ch] for ch in token).decode("latin-1")
+        table, others = _byte_table()
+        if others.search(token) is None:
+            return token.translate(table)
         return _utf8_latin1(token)
     m = BYTE_FALLBACK.match(token)
     if m:

@@ -15,10 +15,10 @@ Each source token maps to a target token:
    special token, then to the lowest id.
 
 FuseLLM brute-forces step 3 in Python over a 64-process pool. Here the exact
-matches are a dictionary lookup, and the nearest search is rapidfuzz ``cdist``
-in C with a growing distance cut-off (1, 2, 4, ...): a query whose nearest
-token lies within the cut-off is settled exactly in a cheap banded pass, and
-only the rest go on. Source: FuseLLM ``src/utils/vocab_mapping.py`` (fanqiwan/FuseAI).
+matches are a dictionary lookup, and the nearest search (:func:`_nearest`) finds
+the neighbours at distance 1 by symmetric deletion and the rest with rapidfuzz
+``cdist`` in C over rings of candidate length; both are exact.
+Source: FuseLLM ``src/utils/vocab_mapping.py`` (fanqiwan/FuseAI).
 """
 
 from __future__ import annotations
@@ -78,39 +78,105 @@ def special_pairs(
     return pairs, used
 
 
+def _deletions(strings: list[str], ids: np.ndarray):
+    """Every string under itself and its one-character deletions: (id, key) columns
+    (duplicate keys of one string are harmless: the join is de-duplicated)."""
+    keys = [v for x in strings for v in (x, *(x[:i] + x[i + 1 :] for i in range(len(x))))]
+    return np.repeat(ids, [len(x) + 1 for x in strings]), keys
+
+
+def _within_one(queries: list[str], todo: np.ndarray, cands: list[str]):
+    """Queries with a candidate at edit distance 1, found exactly by symmetric deletion:
+    ``lev(a, b) <= 1`` implies that ``a`` and ``b`` become equal after deleting at most
+    one character from each, so joining both sides on themselves and their one-character
+    deletions finds every candidate within distance 1 (SymSpell's lemma); rapidfuzz
+    ``cpdist`` then checks each joined pair in C. Returns the settled query indices and,
+    for each, the first candidate (in order) at distance 1."""
+    import pandas as pd
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import cpdist
+
+    qi, qk = _deletions([queries[i] for i in todo], todo)
+    ci, ck = _deletions(cands, np.arange(len(cands)))
+    pairs = (
+        pd.DataFrame({"q": qi, "key": qk})
+        .merge(pd.DataFrame({"c": ci, "key": ck}), on="key")[["q", "c"]]
+        .drop_duplicates()
+    )
+    if pairs.empty:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    d = cpdist(
+        [queries[i] for i in pairs.q.to_numpy()],
+        [cands[i] for i in pairs.c.to_numpy()],
+        scorer=Levenshtein.distance,
+        dtype=np.uint8,
+        score_cutoff=1,
+        workers=-1,
+    )
+    near = pairs[d <= 1].groupby("q").c.min()
+    return near.index.to_numpy(dtype=np.int64), near.to_numpy(dtype=np.int64)
+
+
 def _nearest(
     queries: list[str], candidates: list[str], chunk: int, workers: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query the index of the first candidate at minimum edit distance, and the
-    distance. Growing cut-offs settle near queries cheaply (see the module docstring)."""
+    distance; candidates come in preference order, so the first minimum is the preferred
+    tie. Exact, and fast where most queries have a near neighbour:
+
+    1. distance 1 by symmetric deletion (:func:`_within_one`);
+    2. the rest by rapidfuzz ``cdist`` in C, ring by ring of candidate length: a
+       candidate whose length differs from the query's by more than ``D`` is farther
+       than ``D``, so once the best candidate within ``|len - L| <= D`` is at most ``D``
+       away it is the answer. Rings ``D`` = 2, 4, 8, ... each compare only the
+       candidates not compared before, keeping a running (distance, index) minimum.
+    """
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cdist
 
     best = np.zeros(len(queries), dtype=np.int64)
     dist = np.zeros(len(queries), dtype=np.int64)
     todo = np.arange(len(queries))
-    cutoff = 1
-    longest = max((len(c) for c in candidates), default=0)
+    done, picks = _within_one(queries, todo, candidates)
+    best[done], dist[done] = picks, 1
+    todo = np.setdiff1d(todo, done, assume_unique=True)
+    # bytes compare faster than str in rapidfuzz; canonical tokens are latin-1 already
+    q_bytes = [q.encode("latin-1") for q in queries]
+    c_bytes = [c.encode("latin-1") for c in candidates]
+    c_len = np.array([len(c) for c in c_bytes])
+    q_len = np.array([len(q) for q in q_bytes])
+    run_d = np.full(len(queries), np.iinfo(np.int64).max, dtype=np.int64)
+    run_i = np.full(len(queries), -1, dtype=np.int64)
+    longest = int(c_len.max(initial=0)) + int(q_len.max(initial=0))
+    inner, band = -1, 2
     while len(todo):
-        final = cutoff > longest + max(len(queries[i]) for i in todo)
-        settled = []
-        for start in range(0, len(todo), chunk):
-            idx = todo[start : start + chunk]
-            d = cdist(
-                [queries[i] for i in idx],
-                candidates,
-                scorer=Levenshtein.distance,
-                dtype=np.int32,
-                workers=workers,
-                score_cutoff=None if final else cutoff,
-            )
-            arg = d.argmin(axis=1)  # the first minimum: candidates come in preference order
-            low = d[np.arange(len(idx)), arg]
-            ok = np.ones(len(idx), dtype=bool) if final else low <= cutoff
-            best[idx[ok]], dist[idx[ok]] = arg[ok], low[ok]
-            settled.append(idx[ok])
-        todo = np.setdiff1d(todo, np.concatenate(settled), assume_unique=True)
-        cutoff *= 2
+        final = band > longest
+        for length in np.unique(q_len[todo]).tolist():
+            group = todo[q_len[todo] == length]
+            gap = np.abs(c_len - length)
+            cand = np.flatnonzero((gap > inner) & (final | (gap <= band)))
+            if len(cand) == 0:
+                continue
+            pool = [c_bytes[i] for i in cand]
+            for start in range(0, len(group), chunk):
+                idx = group[start : start + chunk]
+                d = cdist(  # uint8 is faster; before the last ring, 255 means "far"
+                    [q_bytes[i] for i in idx],
+                    pool,
+                    scorer=Levenshtein.distance,
+                    dtype=np.int32 if final else np.uint8,
+                    score_cutoff=None if final else 254,
+                    workers=workers,
+                )
+                arg = d.argmin(axis=1)  # the first minimum: the preferred candidate
+                low = d[np.arange(len(idx)), arg].astype(np.int64)
+                pick = cand[arg]
+                better = (low < run_d[idx]) | ((low == run_d[idx]) & (pick < run_i[idx]))
+                run_d[idx[better]], run_i[idx[better]] = low[better], pick[better]
+        settled = run_d[todo] <= (np.iinfo(np.int64).max if final else band)
+        best[todo[settled]], dist[todo[settled]] = run_i[todo[settled]], run_d[todo[settled]]
+        todo = todo[~settled]
+        inner, band = band, band * 2
     return best, dist
 
 
