@@ -252,7 +252,8 @@ def vocab_map_report(
 ) -> dict:
     """A summary to write beside a map: sizes, exact share, a histogram of the
     distances of the non-exact ids (0, 1, 2, 3, 4+), how many ids went to
-    byte-fallback target tokens, and how each source special token mapped
+    byte-fallback target tokens (in all, and by the nearest search), and how each
+    source special token mapped
     (``specials``: source id -> rule, e.g. ``role eos`` or ``name``)."""
     src_raw, tgt_raw = vocab_list(source_vocab), vocab_list(target_vocab)
     near = vmap.distance[~vmap.exact]
@@ -266,6 +267,7 @@ def vocab_map_report(
         "exact_share": round(float(vmap.exact.mean()), 6),
         "nearest_distance_histogram": hist,
         "to_byte_fallback": int(fallback[vmap.target_id].sum()),
+        "nearest_to_byte_fallback": int(fallback[vmap.target_id[~vmap.exact]].sum()),
         "specials": [
             {
                 "source_id": int(s),
