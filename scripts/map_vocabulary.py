@@ -12,7 +12,7 @@ if __name__ == "__main__":
         "--schemes",
         type=json_arg,
         default=[None, None],
-        help='JSON [source, target] token schemes (byte_level, metaspace, plain; null: read '
+        help="JSON [source, target] token schemes (byte_level, metaspace, plain; null: read "
         "from the tokenizer)",
     )
     p.add_argument(
