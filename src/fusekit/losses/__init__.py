@@ -13,7 +13,7 @@ from fusekit.losses.core import (
     TRAINING_OBJECTIVES,
     fuse_loss,
     fusellm_loss,
-    log_normalizer,
+    log_softmax,
     mean_cross_entropy,
     profuser_loss,
     sft_and_kl,
@@ -26,7 +26,7 @@ from fusekit.losses.sources import avg_ce_fusion, min_ce_fusion, min_ce_index
 
 __all__ = [
     "TRAINING_OBJECTIVES",
-    "log_normalizer",
+    "log_softmax",
     "mean_cross_entropy",
     "sft_and_kl",
     "token_nll",

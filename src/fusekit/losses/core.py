@@ -1,8 +1,8 @@
 """SFT, sparse KL and the fusion objectives built from them (each written once).
 
-Every term reads the student's full-vocabulary log-softmax, computed as one
-``logsumexp`` per position (:func:`log_normalizer`) and shared by the SFT and
-KL terms of a step: ``log p(i) = logits[i] - logZ``.
+Every term reads the student's full-vocabulary log-softmax; a fusion step
+computes it once (:func:`sft_and_kl`) and reads the label's and the teacher
+ids' log-probabilities from it.
 """
 
 from __future__ import annotations
@@ -23,20 +23,22 @@ def _mean_over(mask: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum() / n.clamp(min=1)
 
 
-def log_normalizer(logits: torch.Tensor) -> torch.Tensor:
-    """``logZ = logsumexp(logits)`` over the vocabulary, in float32: [..., V] -> [...]."""
-    return torch.logsumexp(logits.float(), dim=-1)
+def log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """The student's full-vocabulary log-probabilities in float32: [..., V] -> [..., V]."""
+    return torch.log_softmax(logits.float(), dim=-1)
 
 
-def token_nll(
-    logits: torch.Tensor, targets: torch.Tensor, log_z: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Per-position negative log-likelihood ``logZ - logits[target]`` (nats), the one
-    cross-entropy of the library: [..., V] logits and [...] targets -> [...].
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-position negative log-likelihood (nats), the one cross-entropy of the library
+    (torch's fused ``cross_entropy``): [..., V] logits and [...] targets -> [...].
     Positions whose target is -100 give 0."""
-    log_z = log_normalizer(logits) if log_z is None else log_z
-    picked = logits.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1).float()
-    return (log_z - picked).masked_fill(targets == IGNORE, 0.0)
+    flat = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]),
+        targets.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="none",
+    )
+    return flat.view(targets.shape)
 
 
 def mean_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> float:
@@ -51,14 +53,15 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return _mean_over(labels != IGNORE, token_nll(logits, labels))
 
 
-def _kl_terms(logits, labels, topk_ids, topk_logprobs, log_z) -> torch.Tensor:
-    """Mean KL(P_S || P_T) over labelled positions with a teacher row (shifted inputs)."""
+def _kl_terms(labels, topk_ids, topk_logprobs, logp) -> torch.Tensor:
+    """Mean KL(P_S || P_T) over labelled positions with a teacher row (shifted inputs;
+    ``logp`` the student's log-softmax)."""
     valid = topk_ids >= 0
     mask = (labels != IGNORE) & valid.any(-1)
     floor = torch.finfo(torch.float32).min
     t_lp = topk_logprobs.float().masked_fill(~valid, floor)
     q_log = t_lp - torch.logsumexp(t_lp, -1, keepdim=True)
-    s_log = logits.gather(-1, topk_ids.clamp(min=0).long()).float() - log_z.unsqueeze(-1)
+    s_log = logp.gather(-1, topk_ids.clamp(min=0).long())
     kl = (q_log.exp() * (q_log - s_log)).masked_fill(~valid, 0.0).sum(-1)
     return _mean_over(mask, kl)
 
@@ -77,15 +80,18 @@ def sparse_kl(
     Source: ProFuser Eq. 4's KL term; FuseLLM Eq. (fusion loss).
     """
     logits, labels, topk_ids, topk_logprobs = shift(logits, labels, topk_ids, topk_logprobs)
-    return _kl_terms(logits, labels, topk_ids, topk_logprobs, log_normalizer(logits))
+    return _kl_terms(labels, topk_ids, topk_logprobs, log_softmax(logits))
 
 
 def sft_and_kl(logits, labels, topk_ids, topk_logprobs) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`sft_loss` and :func:`sparse_kl` of the same batch with one shared logsumexp."""
+    """:func:`sft_loss` and :func:`sparse_kl` of the same batch from one log-softmax."""
     logits, labels, topk_ids, topk_logprobs = shift(logits, labels, topk_ids, topk_logprobs)
-    log_z = log_normalizer(logits)
-    sft = _mean_over(labels != IGNORE, token_nll(logits, labels, log_z))
-    return sft, _kl_terms(logits, labels, topk_ids, topk_logprobs, log_z)
+    logp = log_softmax(logits)
+    nll = torch.nn.functional.nll_loss(
+        logp.reshape(-1, logp.shape[-1]), labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
+    sft = nll / (labels != IGNORE).sum().clamp(min=1)
+    return sft, _kl_terms(labels, topk_ids, topk_logprobs, logp)
 
 
 def fuse_loss(logits, labels, topk_ids, topk_logprobs, beta: float) -> torch.Tensor:

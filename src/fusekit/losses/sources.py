@@ -22,7 +22,9 @@ def min_ce_index(ces, names: list[str]) -> int:
     if len(ces) == 0 or len(ces) != len(names):
         raise ValueError(f"{len(ces)} cross-entropies for {len(names)} sources")
     if not np.isfinite(ces).all():
-        raise ValueError(f"non-finite cross-entropy among {dict(zip(names, ces.tolist(), strict=True))}")
+        raise ValueError(
+            f"non-finite cross-entropy among {dict(zip(names, ces.tolist(), strict=True))}"
+        )
     lowest = np.flatnonzero(ces == ces.min())
     return int(min(lowest, key=lambda i: names[i]))
 
