@@ -40,3 +40,49 @@ __all__ = [
     "shift",
     "sparse_kl",
 ]
+
+# Preference losses (FuseChat-3.0, WRPO, FuseRL) and the objectives registry.
+from fusekit.losses.preference import (  # noqa: E402
+    dpo_loss,
+    fusepo_loss,
+    implicit_reward,
+    ipo_loss,
+    ln_dpo_loss,
+    preference_metrics,
+    rloo_advantages,
+    rloo_offline_loss,
+    sequence_logps,
+    simpo_loss,
+    source_weights,
+    weighted_sft_loss,
+    wrpo_alpha,
+    wrpo_chosen_reward,
+    wrpo_ipo_loss,
+    wrpo_loss,
+    wrpo_simpo_loss,
+)
+from fusekit.losses.registry import OBJECTIVES, SHAPES, Objective, get_objective  # noqa: E402
+
+__all__ += [
+    "OBJECTIVES",
+    "SHAPES",
+    "Objective",
+    "get_objective",
+    "dpo_loss",
+    "fusepo_loss",
+    "implicit_reward",
+    "ipo_loss",
+    "ln_dpo_loss",
+    "preference_metrics",
+    "rloo_advantages",
+    "rloo_offline_loss",
+    "sequence_logps",
+    "simpo_loss",
+    "source_weights",
+    "weighted_sft_loss",
+    "wrpo_alpha",
+    "wrpo_chosen_reward",
+    "wrpo_ipo_loss",
+    "wrpo_loss",
+    "wrpo_simpo_loss",
+]
