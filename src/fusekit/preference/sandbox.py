@@ -15,21 +15,24 @@ What one run does (:func:`run_code`):
   directory on ``sys.path``) in a new session (its own process group), with an
   environment of only ``PATH``, ``HOME``, ``TMPDIR``, ``LANG``, ``PYTHONHASHSEED=0`` and
   one thread for OpenMP/BLAS: proxy variables and credentials are not passed;
-- limits, set with ``resource.setrlimit`` in ``preexec_fn`` before Python starts:
+- limits, set with ``resource.setrlimit`` by the runner itself before it reads the
+  code (the first thing the child does; not in a ``preexec_fn``, which the ``subprocess``
+  documentation calls unsafe in a threaded parent such as :func:`run_many`'s pool):
   address space (``RLIMIT_AS``, ``memory_mb``), CPU seconds (``RLIMIT_CPU``, default
   ``ceil(timeout) + 1``: a backstop, the wall limit normally fires first), file size
   (``RLIMIT_FSIZE``, ``max_file_mb``, which also bounds the captured output), no core
   files, and optionally processes (``RLIMIT_NPROC``, ``max_processes``; off by default
   because Linux counts every process and thread of the user, other jobs included, and
   ignores it for root);
-- network: where the kernel allows it (root, or ``CAP_SYS_ADMIN``) the child is moved to
+- network: where the kernel allows it (root, or ``CAP_SYS_ADMIN``) the child moves to
   a new, empty network namespace (``unshare(CLONE_NEWNET)``: no interface but a down
   loopback); always, a prelude replaces ``socket.socket`` (and ``_socket.socket``),
   ``socket.create_connection``, ``socket.socketpair``, ``socket.fromfd`` and
   ``socket.getaddrinfo`` with functions that raise ``PermissionError``;
 - the wall-time limit: the parent waits at most ``timeout`` seconds, then kills the
   whole process group with ``SIGKILL``; the group is also killed when the program ends
-  normally, so children it left behind do not outlive it.
+  normally, so children it left behind do not outlive it, and :func:`run_code` returns
+  only when no member of the group is alive any more (checked in ``/proc``).
 
 Statuses: ``passed`` (exit 0 after the tests ran), ``failed`` (an ``AssertionError``,
 or a non-zero ``SystemExit`` from the tests, e.g. ``unittest.main()``), ``error`` (a
@@ -44,18 +47,18 @@ the code itself (``importlib.reload``, ``ctypes``), and a child process it start
 namespace, when available, cuts those off. A process that calls ``setsid()`` leaves the
 process group and survives the kill. Use a container or VM for untrusted code at scale.
 
-Measured on the development machine (2 CPU cores, Python 3.11): a 1 s wall limit kills
-an infinite loop after 1.0-1.1 s; a run of a trivial passing test takes ~0.05 s.
+Measured on the development machine (2 shared CPU cores, Python 3.11): with a 1 s wall
+limit an infinite loop or a sleep is killed and reported after 1.01-1.03 s (the parent
+polls every <= 20 ms); a trivial passing test takes ~0.07 s; a 10 GB allocation under a
+256 MiB limit fails at once (``memory``, ~0.08 s).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import math
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -63,7 +66,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 log = logging.getLogger("fusekit")
@@ -73,7 +76,6 @@ RESULT_FIELDS = ("status", "passed", "seconds", "returncode", "stdout_tail", "st
 
 # runner exit codes (the parent maps them to statuses)
 _PASSED, _FAILED, _ERROR, _SYNTAX, _MEMORY = 0, 1, 2, 3, 4
-_CLONE_NEWNET = 0x40000000
 
 _RUNNER = r"""
 import builtins, sys, traceback, types
@@ -127,7 +129,24 @@ def _exec(code, ns, stage):
         sys.exit(2)
 
 
+def _limit(memory, cpu, fsize, nproc):
+    import ctypes
+    import resource
+
+    try:  # best effort: an empty network namespace needs CAP_SYS_ADMIN
+        ctypes.CDLL(None, use_errno=True).unshare(0x40000000)  # CLONE_NEWNET
+    except (OSError, AttributeError):
+        pass
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if nproc >= 0:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
 def main():
+    _limit(*(int(x) for x in sys.argv[3:7]))
     solution = _compile(sys.argv[1], "solution.py")
     tests = _compile(sys.argv[2], "tests.py")
     _block_network()
@@ -165,33 +184,6 @@ class SandboxResult:
         return asdict(self)
 
 
-def _libc_unshare():
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.unshare
-    except (OSError, AttributeError):  # pragma: no cover - not Linux/glibc
-        return None
-
-
-_UNSHARE = _libc_unshare()
-
-
-def _limits(memory_mb: int, cpu_seconds: int, max_file_mb: int, max_processes: int | None):
-    def apply() -> None:  # runs in the child between fork and exec
-        if _UNSHARE is not None:
-            _UNSHARE(_CLONE_NEWNET)  # best effort: fails without CAP_SYS_ADMIN
-        mem = memory_mb << 20
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-        size = max_file_mb << 20
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if max_processes is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
-
-    return apply
-
-
 def _tail(path: str, chars: int) -> str:
     size = os.path.getsize(path)
     keep = chars * 4  # utf-8: at most 4 bytes a character
@@ -221,6 +213,41 @@ def _wait(pid: int, timeout: float) -> bool:
             return False
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.02)
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Pids of processes in group ``pgid`` that are not zombies (Linux ``/proc``)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            pids.append(int(entry))
+    return pids
+
+
+def _reap_group(pgid: int, limit: float = 2.0) -> None:
+    """Kill group ``pgid`` and wait (at most ``limit`` s) until no member is alive:
+    ``SIGKILL`` is delivered asynchronously, so a child may run for a few ms more."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return  # no member left, not even a zombie
+        if not os.path.isdir("/proc") or not _live_members(pgid):
+            return
+        if time.monotonic() > deadline:
+            log.warning(
+                "sandbox: process group %d still has live members %s", pgid, _live_members(pgid)
+            )
+            return
+        time.sleep(0.005)
 
 
 def _status(returncode: int, timed_out: bool, stderr: str) -> str:
@@ -284,25 +311,35 @@ def run_code(
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             start = time.monotonic()
             proc = subprocess.Popen(
-                [python or sys.executable, "-I", runner, solution, test_file],
+                [
+                    python or sys.executable,
+                    "-I",
+                    runner,
+                    solution,
+                    test_file,
+                    str(memory_mb << 20),
+                    str(cpu),
+                    str(max_file_mb << 20),
+                    str(-1 if max_processes is None else max_processes),
+                ],
                 cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=_limits(memory_mb, cpu, max_file_mb, max_processes),
                 close_fds=True,
             )
             try:
                 exited = _wait(proc.pid, timeout)
+                seconds = time.monotonic() - start
             finally:
-                try:
+                try:  # the leader is not reaped yet, so its pid is still the group's id
                     os.killpg(proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
                 returncode = proc.wait()
-            seconds = time.monotonic() - start
+                _reap_group(proc.pid)
         stderr = _tail(err_path, output_chars)
         status = _status(returncode, not exited, stderr)
         return SandboxResult(
@@ -317,25 +354,19 @@ def run_code(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run_job(job: tuple[str, str, dict]) -> dict:
-    code, tests, kwargs = job
-    return run_code(code, tests, **kwargs).as_dict()
-
-
 def run_many(jobs: Iterable[tuple[str, str]], workers: int = 1, **limits) -> list[SandboxResult]:
-    """Run many (code, tests) pairs, at most ``workers`` at a time; results in input order.
+    """Run many (code, tests) pairs, at most ``workers`` sandbox processes at a time;
+    results in input order.
 
-    ``limits`` are :func:`run_code`'s keyword arguments. ``workers`` > 1 uses a process
-    pool (spawned workers, so ``preexec_fn`` never runs in a threaded parent); 1 runs them
-    one after the other in this process.
+    ``limits`` are :func:`run_code`'s keyword arguments. The pool is a thread pool of
+    ``workers`` threads, each waiting on one sandbox process: the work happens in the
+    sandbox processes, and a pool of worker processes would re-import the caller's
+    ``__main__`` (spawn) or fork a threaded parent (fork).
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    payload = [(code, tests, limits) for code, tests in jobs]
+    payload = list(jobs)
     if workers == 1 or len(payload) <= 1:
-        return [run_code(code, tests, **kw) for code, tests, kw in payload]
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        return [SandboxResult(**d) for d in pool.map(_run_job, payload, chunksize=1)]
+        return [run_code(code, tests, **limits) for code, tests in payload]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox") as pool:
+        return list(pool.map(lambda job: run_code(job[0], job[1], **limits), payload))
