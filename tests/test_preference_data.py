@@ -371,6 +371,10 @@ def test_math_correctness_must_match_the_candidates():
     table = correctness_of(MATH_ROWS)
     with pytest.raises(ValueError, match=r"no row for responses \('m1', 'A', 0\)"):
         fusechat3_math(c, table.iloc[1:], seed=0, dataset="d")
+    missing = table.assign(correct=table.correct.astype(object))
+    missing.loc[2, "correct"] = None
+    with pytest.raises(ValueError, match=r"no correct value for \('m1', 'A', 2\)"):
+        fusechat3_math(c, missing, seed=0, dataset="d")
     extra = table.iloc[:1].assign(prompt_id="zz")
     with pytest.raises(ValueError, match=r"not in the candidates: \('zz', 'A', 0\)"):
         fusechat3_math(c, pd.concat([table, extra]), seed=0, dataset="d")
@@ -624,3 +628,24 @@ def test_fuserl_min_gap():
     data = fuserl_groups(cands_of(FUSERL_ROWS), min_gap=0.25)
     g = {(r["prompt_id"], r["model"]): r["has_pair"] for r in data.groups.to_dict("records")}
     assert g["f1", "A"] and not g["f2", "B"]  # gaps 0.6 and 0.2
+
+
+def test_read_reported_composition_skips_comment_lines(tmp_path):
+    path = tmp_path / "fusechat3_data_composition.csv"
+    path.write_text(
+        "# FuseChat-3.0 data composition (card)\n"
+        "category,dataset,total,sft,dpo\n"
+        "coding,leetcode,3113,1877,1236\n"
+        "total,,3113,1877,1236\n"
+        "# a trailing note\n"
+    )
+    from fusekit.preference import read_reported_composition
+
+    reported = read_reported_composition(str(path))
+    assert reported.category.tolist() == ["coding", "total"]
+    counts = pd.DataFrame(
+        {"domain": ["coding"] * 2, "dataset": ["leetcode"] * 2, "what": ["sft", "dpo"], "n": [3, 2]}
+    )
+    table = composition(counts, reported)
+    assert table.iloc[0][["total", "reported_total"]].tolist() == [5, 3113]
+    assert table.iloc[-1][["sft", "reported_sft"]].tolist() == [3, 1877]

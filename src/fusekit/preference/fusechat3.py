@@ -184,6 +184,8 @@ def _attach(cands: pd.DataFrame, table: pd.DataFrame, column: str, what: str) ->
     if len(absent):
         raise ValueError(f"{what}: no row for responses {_list_keys(absent)}")
     out = merged.drop(columns="_merge")
+    if out[column].isna().any():
+        raise ValueError(f"{what}: no {column} value for {_list_keys(out[out[column].isna()])}")
     out[column] = out[column].astype(bool)
     return out.sort_values(KEY, kind="stable").reset_index(drop=True)
 
