@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -37,13 +37,25 @@ class Stage:
     w_inference: float = 1.0
     w_training: float = 1.0
     training_objective: str = "profuser_eq4"
+    # a stage of the preference studies: an objective of fusekit.losses.registry by name,
+    # with its hyperparameters; such a stage trains on SequenceExamples of its shape
+    objective: str | None = None
+    hparams: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, spec: dict, training_objective: str = "profuser_eq4") -> Stage:
         """A stage from its config entry; ``training_objective`` is the study's default
-        for stages that do not name one (:data:`fusekit.losses.TRAINING_OBJECTIVES`)."""
+        for stages that do not name one (:data:`fusekit.losses.TRAINING_OBJECTIVES`).
+        An entry with ``objective`` is a preference stage: every other key except
+        ``epochs`` is a hyperparameter of that objective (checked here)."""
         from fusekit.losses import TRAINING_OBJECTIVES
 
+        if "objective" in spec:
+            from fusekit.losses.registry import get_objective
+
+            hparams = {k: v for k, v in spec.items() if k not in ("objective", "epochs")}
+            get_objective(spec["objective"]).resolve(hparams)
+            return cls((), spec["epochs"], objective=spec["objective"], hparams=hparams)
         bad = set(spec["modes"]) - set(MODES)
         if bad:
             raise ValueError(f"unknown modes {sorted(bad)}; known: {list(MODES)}")
@@ -79,17 +91,10 @@ def batch_plan(
     """
     plan = []
     for s, stage in enumerate(stages):
-        pool = [
-            i
-            for i, e in enumerate(examples)
-            if all(
-                (e.inference if m == "inference" else e.training) is not None for m in stage.modes
-            )
-        ]
+        pool = [i for i, e in enumerate(examples) if _accepts(stage, e)]
         if not pool:
-            raise ValueError(
-                f"stage {s} ({'+'.join(stage.modes)}) has no examples with those modes"
-            )
+            what = stage.objective or "+".join(stage.modes)
+            raise ValueError(f"stage {s} ({what}) has no examples it can train on")
         if order == "rm_score":
             pool.sort(key=lambda i: (-examples[i].rm_score, examples[i].prompt_id))
         elif order == "gt_length":
@@ -107,6 +112,37 @@ def batch_plan(
         flat = flat[:todo]
         plan += [(s, flat[i : i + global_batch]) for i in range(0, len(flat), global_batch)]
     return plan
+
+
+def _accepts(stage: Stage, example) -> bool:
+    """Whether ``stage`` trains on ``example``: a preference stage on SequenceExamples of
+    its objective's shape, a fusion stage on Examples with a part for each of its modes."""
+    if stage.objective is not None:
+        from fusekit.losses.registry import get_objective
+
+        return getattr(example, "shape", None) == get_objective(stage.objective).shape
+    if not isinstance(example, Example):
+        return False
+    return all(
+        (example.inference if m == "inference" else example.training) is not None
+        for m in stage.modes
+    )
+
+
+def _objective_loss(model, stage: Stage, batch, pad_id: int, device, step: int, total: int):
+    """A preference stage's loss and metrics on a micro-batch of SequenceExamples."""
+    from fusekit.losses.registry import get_objective
+    from fusekit.train.sequences import collate_rows
+
+    obj = get_objective(stage.objective)
+    ids, mask, labels, ref = collate_rows(batch, pad_id)
+    if obj.needs_reference and ref is None:
+        raise ValueError(f"objective {stage.objective!r} needs reference log-probs")
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    tensors = {"logits": logits, "labels": labels.to(device)}
+    if ref is not None:
+        tensors["ref_logp"] = ref.to(device)
+    return obj(tensors, stage.hparams, step, total)
 
 
 def _stage_loss(model, stage: Stage, parts_infer, parts_train, pad_id: int, device):
@@ -216,30 +252,52 @@ def train_fusion(
     save_every = train_cfg.get("save_every", 0)
     from tqdm.auto import tqdm
 
+    first_step = {}  # stage -> index of its first step, for schedules within a stage
+    for i, (s, _) in enumerate(plan):
+        first_step.setdefault(s, i)
+    stage_steps = {s: sum(1 for t, _ in plan if t == s) for s in first_step}
+
     for step in tqdm(
         range(start, len(plan)), desc="fusion", initial=start, total=len(plan), mininterval=5
     ):
         s, idx = plan[step]
         stage = stages[s]
-        total = 0.0
+        total, metrics = 0.0, {}
         chunks = [idx[i : i + micro] for i in range(0, len(idx), micro)]
         for chunk in chunks:
             batch = [examples[i] for i in chunk]
-            loss = _stage_loss(
-                model,
-                stage,
-                [e.inference for e in batch],
-                [e.training for e in batch],
-                tok.pad_token_id,
-                acc.device,
-            ) * (len(chunk) / len(idx))
+            share = len(chunk) / len(idx)
+            if stage.objective is not None:
+                loss, logged = _objective_loss(
+                    model,
+                    stage,
+                    batch,
+                    tok.pad_token_id,
+                    acc.device,
+                    step - first_step[s],
+                    stage_steps[s],
+                )
+                for k, v in logged.items():
+                    metrics[k] = metrics.get(k, 0.0) + share * v
+            else:
+                loss = _stage_loss(
+                    model,
+                    stage,
+                    [e.inference for e in batch],
+                    [e.training for e in batch],
+                    tok.pad_token_id,
+                    acc.device,
+                )
+            loss = loss * share
             acc.backward(loss)
             total += loss.item()
         acc.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        records.append({"step": step + 1, "stage": s, "loss": total, "lr": sched.get_last_lr()[0]})
+        records.append(
+            {"step": step + 1, "stage": s, "loss": total, "lr": sched.get_last_lr()[0], **metrics}
+        )
         done = step + 1
         if save_every and done % save_every == 0 and done < len(plan):
             _save_checkpoint(acc, ckpt_dir, done, records)
