@@ -68,7 +68,9 @@ def test_scheme_detection():
     assert detect_scheme(["▁the"]) == "metaspace"
     assert detect_scheme(["the"]) == "plain"
     with pytest.raises(ValueError, match="as much byte-level"):
-        detect_scheme(["Ġa", "▁b"])
+        detect_scheme(["Ġa", "<0x41>"])
+    # a tie broken by a character no byte-level token can hold (▁ is no stand-in)
+    assert detect_scheme(["Ġa", "▁b"]) == "metaspace"
 
 
 def test_scheme_detection_weighs_evidence():
@@ -83,6 +85,12 @@ def test_scheme_detection_weighs_evidence():
     assert detect_scheme(["caf", "Ã©"]) == "byte_level"  # "café"
     assert detect_scheme(["foo", "ĉ", "bar"]) == "byte_level"  # "foo\tbar"
     assert detect_scheme(["caf", "é"]) == "plain"  # b"caf\xe9" is not UTF-8: a plain é
+    # short Llama-2 tokenizations (from the real tokenizer): a lone ▁ is Metaspace, and
+    # Latin Extended letters that are GPT-2 stand-ins (ł, Ā) do not make them byte-level
+    assert detect_scheme(["▁", "1", "2"]) == "metaspace"
+    assert detect_scheme(["▁a", "ła"]) == "metaspace"
+    assert detect_scheme(["▁", "Ā"]) == "metaspace"
+    assert detect_scheme(["▁", "ź", "d", "ź", "b", "ło"]) == "metaspace"
 
 
 @pytest.mark.parametrize(
@@ -224,6 +232,29 @@ def test_map_vocab_nearest_prefers_real_tokens_to_byte_fallback():
     vmap = map_vocab(["Ġx"], target, "byte_level", "metaspace", None, (), ["<unk>"])
     assert vmap.distance.tolist() == [1]
     assert target[vmap.target_id[0]] in ("▁", "▁y") and vmap.target_id[0] == 3
+
+
+def test_map_vocab_specials_with_any_characters_and_exact_distances():
+    # DeepSeek-style specials (full-width bars, ▁ inside) map by name, never crash
+    ds = ["<｜begin▁of▁sentence｜>", "<｜User｜>", "Ġthe", "the"]
+    vmap = map_vocab(
+        ds,
+        ["<s>", "▁the", "the", "<｜User｜>"],
+        "byte_level",
+        "metaspace",
+        None,
+        ds[:2],
+        ["<s>", "<｜User｜>"],
+    )
+    assert vmap.target_id.tolist()[1:] == [3, 1, 2]
+    # an ordinary token spelled like a target special is at distance 0 to it
+    vm = map_vocab(["<s>"], ["s>", "<s>", "y"], "plain", "plain", None, (), {"<s>"})
+    assert (vm.target_id[0], vm.distance[0]) == (1, 0)
+    # long tokens: a capped distance is never taken for a true one
+    from fusekit.align.vocab import _nearest
+
+    best, dist = _nearest(["a" * 300], ["b" * 300, "b" * 299 + "a", "a" * 20], 4096, 1)
+    assert (best[0], dist[0]) == (2, 280)
 
 
 def test_map_vocab_nearest_matches_brute_force():

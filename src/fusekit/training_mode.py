@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from fusekit.align import align_topk, map_vocab
-from fusekit.align.distributions import map_rows
+from fusekit.align.distributions import AlignedTopK, map_rows
 from fusekit.align.tokens import tokenizer_scheme
 from fusekit.align.vocab import ROLE_PRECEDENCE, VocabMap, special_pairs, vocab_map_report
 from fusekit.chat import encode_example
@@ -115,6 +116,7 @@ def dump_logits(
         "temperature": temp,
         "tokenizer": model_path,
         "vocab": "source",
+        "model": model,
         "max_length": max_length,
         "dropped_too_long": json.dumps([str(p) for p in dropped]),
     }
@@ -210,12 +212,16 @@ def build_vocab_map(
             "distance": vmap.distance,
         }
     )
-    rules = {s_vocab[t]: "name" for t in s_specials if t in s_vocab}
+    rules = {
+        s_vocab[t]: "name" if vmap.exact[s_vocab[t]] else "nearest"
+        for t in s_specials
+        if t in s_vocab
+    }
     rules.update({s: f"role {r}" for s, r in used.items()})
     report = vocab_map_report(vmap, s_vocab, t_vocab, rules)
     report.update(
-        source=source_tok_path,
-        target=target_tok_path,
+        source=str(source_tok_path),
+        target=str(target_tok_path),
         source_scheme=tokenizer_scheme(src, source_scheme),
         target_scheme=tokenizer_scheme(tgt, target_scheme),
     )
@@ -283,13 +289,24 @@ def align_dump(
         )
     rows, meta = read_dump(dump_path)
     out_rows, mismatched, normalised = [], [], []
-    carried_tokens = one_hot_tokens = 0
+    carried_tokens = one_hot_tokens = outside = 0
     for i, r in enumerate(tqdm(rows, desc="align", mininterval=5)):
         src_ids = r["token_ids"]
         body = src_ids[:-1] if src_ids[-1] == src.eos_token_id else src_ids
         tgt_ids = tgt(r["response"], add_special_tokens=False)["input_ids"]
+        # a model's output layer can be wider than its tokenizer (padding ids): such ids
+        # have no token to map; their entries are dropped and counted
+        far = r["topk_ids"] >= len(vmap)
+        if far.any():
+            outside += int(far.sum())
+            r["topk_ids"] = np.where(far, -1, r["topk_ids"])
+            r["topk_logprobs"] = np.where(far, -np.inf, r["topk_logprobs"]).astype(np.float32)
+        if not body or not tgt_ids:  # an empty response: nothing to align but EOS
+            aligned = _one_hot_rows(tgt_ids, r["topk_ids"].shape[1], bool(body or tgt_ids))
+        else:
+            aligned = None
         try:
-            aligned = align_topk(
+            aligned = aligned or align_topk(
                 src.convert_ids_to_tokens(body),
                 body,
                 r["topk_ids"][: len(body)],
@@ -325,6 +342,14 @@ def align_dump(
                 "topk_ids": ids.ravel().tolist(),
                 "topk_logprobs": lps.ravel().tolist(),
             }
+        )
+    if outside:
+        log.warning(
+            "%s: %d top-k entries name ids beyond the source tokenizer's %d tokens (padding "
+            "rows of the output layer); dropped",
+            dump_path,
+            outside,
+            len(vmap),
         )
     share = len(mismatched) / max(len(rows), 1)
     for ids_, what in (
@@ -377,6 +402,16 @@ def align_dump(
     return out_rows
 
 
+def _one_hot_rows(tgt_ids: list[int], k: int, differ: bool) -> AlignedTopK:
+    """One-hot rows on the target's own tokens (when one side has no tokens to align)."""
+    ids = np.full((len(tgt_ids), k), -1, dtype=np.int32)
+    lps = np.full((len(tgt_ids), k), -np.inf, dtype=np.float32)
+    ids[:, 0], lps[:, 0] = tgt_ids, 0.0
+    return AlignedTopK(
+        ids, lps, np.ones(len(tgt_ids), dtype=bool), "different" if differ else "same"
+    )
+
+
 def dropped_prompts(meta: dict) -> set[str]:
     """Prompt ids a dump left out because they did not fit ``logits.max_length``."""
     return set(json.loads(meta.get("dropped_too_long", "[]")))
@@ -393,10 +428,14 @@ def common_rows(dumps: dict[str, str]) -> tuple[dict[str, dict[str, dict]], set[
     """
     rows = {}
     dropped: set[str] = set()
+    ks = {}
     for source, path in dumps.items():
         r, meta = read_dump(path)
         rows[source] = {x["prompt_id"]: x for x in r}
         dropped |= dropped_prompts(meta)
+        ks[path] = int(meta.get("k", 0))
+    if len(set(ks.values())) > 1:
+        raise ValueError(f"dumps of one prompt set must keep the same top-k; got {ks}")
     everyone = set().union(*(set(r) for r in rows.values())) - dropped
     for source, path in dumps.items():
         missing = sorted(everyone - set(rows[source]))
@@ -423,9 +462,9 @@ def select_mince(dump_paths: list[str], out: str) -> pd.DataFrame:
     Prompts some source dropped as too long are left out (:func:`common_rows`)."""
     names = {}
     for p in dump_paths:
-        rows, _ = read_dump(p)
-        if rows:
-            names[rows[0]["model"]] = p
+        rows, meta = read_dump(p)
+        name = rows[0]["model"] if rows else meta.get("model", Path(p).stem)
+        names[name] = p
     rows, _ = common_rows(dict(sorted(names.items())))
     sources = sorted(rows)
     pids = sorted(rows[sources[0]]) if sources else []

@@ -63,28 +63,33 @@ def _byte_level_join(tokens) -> str | None:
 def detect_scheme(tokens) -> str:
     """The scheme of a list of token strings (a vocabulary or one tokenization).
 
-    Evidence for ``metaspace``: tokens of two or more characters that start with
-    ``▁``, and byte-fallback tokens ``<0xNN>``. Evidence for ``byte_level``: tokens
-    of two or more characters made of GPT-2 stand-ins only, one of them above
-    U+00FF (``Ġ``, ``Ċ``, ``ĉ``, ...). A lone marker character is no evidence (it is
-    an ordinary letter in some vocabularies: Llama-2's ``Ġ``), and the larger
-    count wins, so marker letters inside a vocabulary of the other scheme do not
-    decide. With no evidence either way, a token list whose
-    stand-in bytes form valid UTF-8 different from the plain text (``Ã©`` for
-    ``é``) is ``byte_level``; otherwise ``plain``.
+    Evidence for ``metaspace``: tokens that start with ``▁`` (the lone ``▁`` too),
+    and byte-fallback tokens ``<0xNN>``. Evidence for ``byte_level``: tokens of two or
+    more characters made of GPT-2 stand-ins only, one of them above U+00FF (``Ġ``,
+    ``Ċ``, ``ĉ``, ...). A lone ``Ġ`` is no evidence (an ordinary letter in Llama-2's
+    vocabulary), and the larger count wins, so marker letters inside a vocabulary of
+    the other scheme do not decide. On a tie, a token with a character that is no
+    stand-in at all (``▁``, ``ź``, CJK) decides for ``metaspace``: it cannot be a
+    byte-level token. With no evidence either way, a token list whose stand-in bytes
+    form valid UTF-8 different from the plain text (``Ã©`` for ``é``) is
+    ``byte_level``; otherwise ``plain``.
 
-    Raises ValueError when the evidence is exactly balanced (pass the scheme).
+    Raises ValueError when the evidence is balanced and nothing breaks the tie.
     """
     tokens = list(tokens)
     dec = _byte_decoder()
     shifted = _shifted_standins()
-    meta = byte = 0
+    meta = byte = foreign = 0
     for t in tokens:
-        if (len(t) > 1 and t.startswith(METASPACE)) or BYTE_FALLBACK.match(t):
+        standins = all(ch in dec for ch in t)
+        if t.startswith(METASPACE) or BYTE_FALLBACK.match(t):
             meta += 1
-        elif len(t) > 1 and any(ch in shifted for ch in t) and all(ch in dec for ch in t):
+        elif len(t) > 1 and standins and any(ch in shifted for ch in t):
             byte += 1
+        foreign += not standins
     if meta or byte:
+        if meta == byte and foreign:
+            return "metaspace"
         if meta == byte:
             raise ValueError(
                 f"tokens hold as much byte-level (Ġ) as Metaspace (▁) evidence ({meta} each); "
@@ -133,9 +138,10 @@ def _byte_table() -> tuple[dict[int, str], re.Pattern]:
 
 
 def canonical_token(token: str, scheme: str, specials: frozenset = frozenset()) -> str:
-    """One token as latin-1 bytes; special tokens (``specials``) spell as themselves."""
+    """One token as latin-1 bytes; special tokens (``specials``) spell as the UTF-8 bytes
+    of their own string (no marker or byte decoding)."""
     if token in specials:
-        return token
+        return _utf8_latin1(token)
     if scheme == "byte_level":
         table, others = _byte_table()
         if others.search(token) is None:

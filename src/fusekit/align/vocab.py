@@ -90,8 +90,9 @@ def _within_one(queries: list[str], todo: np.ndarray, cands: list[str]):
     ``lev(a, b) <= 1`` implies that ``a`` and ``b`` become equal after deleting at most
     one character from each, so joining both sides on themselves and their one-character
     deletions finds every candidate within distance 1 (SymSpell's lemma); rapidfuzz
-    ``cpdist`` then checks each joined pair in C. Returns the settled query indices and,
-    for each, the first candidate (in order) at distance 1."""
+    ``cpdist`` then checks each joined pair in C. Returns the settled query indices, for
+    each the first candidate (in order) at its minimum distance (0 or 1), and that
+    distance."""
     import pandas as pd
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cpdist
@@ -104,7 +105,8 @@ def _within_one(queries: list[str], todo: np.ndarray, cands: list[str]):
         .drop_duplicates()
     )
     if pairs.empty:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
     d = cpdist(
         [queries[i] for i in pairs.q.to_numpy()],
         [cands[i] for i in pairs.c.to_numpy()],
@@ -113,8 +115,13 @@ def _within_one(queries: list[str], todo: np.ndarray, cands: list[str]):
         score_cutoff=1,
         workers=-1,
     )
-    near = pairs[d <= 1].groupby("q").c.min()
-    return near.index.to_numpy(dtype=np.int64), near.to_numpy(dtype=np.int64)
+    pairs = pairs.assign(d=d)
+    near = pairs[pairs.d <= 1].sort_values(["q", "d", "c"]).drop_duplicates("q")
+    return (
+        near.q.to_numpy(dtype=np.int64),
+        near.c.to_numpy(dtype=np.int64),
+        near.d.to_numpy(dtype=np.int64),
+    )
 
 
 def _nearest(
@@ -137,8 +144,8 @@ def _nearest(
     best = np.zeros(len(queries), dtype=np.int64)
     dist = np.zeros(len(queries), dtype=np.int64)
     todo = np.arange(len(queries))
-    done, picks = _within_one(queries, todo, candidates)
-    best[done], dist[done] = picks, 1
+    done, picks, near = _within_one(queries, todo, candidates)
+    best[done], dist[done] = picks, near
     todo = np.setdiff1d(todo, done, assume_unique=True)
     # bytes compare faster than str in rapidfuzz; canonical tokens are latin-1 already
     q_bytes = [q.encode("latin-1") for q in queries]
@@ -160,17 +167,20 @@ def _nearest(
             pool = [c_bytes[i] for i in cand]
             for start in range(0, len(group), chunk):
                 idx = group[start : start + chunk]
-                d = cdist(  # uint8 is faster; before the last ring, 255 means "far"
+                small = not final and band < 255
+                d = cdist(  # uint8 is faster; in rings below 255, 255 means "far"
                     [q_bytes[i] for i in idx],
                     pool,
                     scorer=Levenshtein.distance,
-                    dtype=np.int32 if final else np.uint8,
-                    score_cutoff=None if final else 254,
+                    dtype=np.uint8 if small else np.int32,
+                    score_cutoff=254 if small else None,
                     workers=workers,
                 )
                 arg = d.argmin(axis=1)  # the first minimum: the preferred candidate
                 low = d[np.arange(len(idx)), arg].astype(np.int64)
                 pick = cand[arg]
+                if small:  # 255 is "more than 254", not a distance: never kept
+                    low[low >= 255] = np.iinfo(np.int64).max
                 better = (low < run_d[idx]) | ((low == run_d[idx]) & (pick < run_i[idx]))
                 run_d[idx[better]], run_i[idx[better]] = low[better], pick[better]
         settled = run_d[todo] <= (np.iinfo(np.int64).max if final else band)

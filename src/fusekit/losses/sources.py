@@ -45,6 +45,8 @@ def avg_ce_fusion(
     """Weighted average of the sources' distributions, weights softmax(-CE)."""
     if not rows:
         raise ValueError("no sources to fuse")
+    if not np.isfinite(np.asarray(ces, dtype=np.float64)).all():
+        raise ValueError(f"non-finite cross-entropy among {list(ces)}")
     w = np.exp(-(np.asarray(ces) - np.min(ces)))
     w = w / w.sum()
     n, k = rows[0][0].shape

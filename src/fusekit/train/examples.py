@@ -121,11 +121,16 @@ def build_examples(
                         f"{training_dumps[names[0]]}; aligned dumps of one prompt set must "
                         "share the target's tokenization of the reference"
                     )
-            ids, lps = FUSIONS[fusion](
-                [(r["topk_ids"], r["topk_logprobs"]) for r in rows],
-                [r["ce"] for r in rows],
-                names,
-            )
+            try:
+                ids, lps = FUSIONS[fusion](
+                    [(r["topk_ids"], r["topk_logprobs"]) for r in rows],
+                    [r["ce"] for r in rows],
+                    names,
+                )
+            except ValueError as err:
+                raise ValueError(
+                    f"prompt {pid!r} in {list(training_dumps.values())}: {err}"
+                ) from err
             part = _part(prompt_ids[pid], rows[0]["token_ids"], ids, lps, max_length)
             if part is None:
                 too_long["training"] += 1
