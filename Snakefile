@@ -21,6 +21,7 @@ include: "rules/generation.smk"
 include: "rules/rewards.smk"
 include: "rules/logits.smk"
 include: "rules/training.smk"
+include: "rules/preference.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
 include: "rules/chat_evaluation.smk"
@@ -45,6 +46,7 @@ localrules:
     build_chat_eval_sets,
     score_arena,
     tabulate_chat_eval,
+    build_preference_data,
 
 
 rule all:

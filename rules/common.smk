@@ -237,3 +237,34 @@ def get_chat_generations(dataset):
 
 def get_chat_entries(study):
     return layout.chat_entries(config, study)
+
+
+# --- preference studies (FuseChat-3.0) ---------------------------------------------
+
+PREFERENCE_STUDIES = layout.preference_studies(config)
+
+
+def get_preference_data_inputs(wildcards):
+    return layout.preference_data_inputs(config, wildcards.study)
+
+
+def get_preference_inputs(wildcards):
+    return layout.preference_inputs(config, wildcards.study, wildcards.variant)
+
+
+def get_init_model(wildcards):
+    if wildcards.init == "target":
+        return layout.built_model(config, config["studies"][wildcards.study]["target"])
+    return [layout.preference_model_dir(config, wildcards.study, wildcards.init)]
+
+
+def get_preference_variant(wildcards):
+    return config["studies"][wildcards.study]["variants"][wildcards.variant]
+
+
+def get_preference_optim(wildcards):
+    spec = config["studies"][wildcards.study]
+    return {
+        **spec["optimizer"],
+        **get_preference_variant(wildcards).get("optimizer", {}),
+    }

@@ -23,7 +23,7 @@ rule generate_responses:
         runtime=get_resources("generate", "runtime", "model"),
         slurm_partition=get_resources("generate", "slurm_partition", "model"),
     params:
-        spec=lambda w: as_json(config["models"][w.model]),
+        spec=lambda w: as_json(layout.generation_spec(config, w.dataset, w.model)),
         path=lambda w: config["models"][w.model]["path"],
         backend=config["backends"]["generation"],
         seed=lambda w: job_seed("generate", w.dataset, w.model),

@@ -12,6 +12,8 @@ rule train_fusion:
         "logs/training/train_fusion/{study}/{variant}.log",
     benchmark:
         "results/benchmarks/training/train_fusion/{study}/{variant}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.inference_mode_studies(config)),
     conda:
         "../envs/training.yaml"
     threads: config["threads"]

@@ -27,7 +27,7 @@ def final_targets(config: dict) -> list[str]:
             for m in spec["sources"]
         ]
         targets += [f"results/{study}/models/{v}" for v in sorted(spec.get("variants", {}))]
-    return targets + report_targets(config) + chat_targets(config)
+    return targets + preference_targets(config) + report_targets(config) + chat_targets(config)
 
 
 def inference_mode_studies(config: dict) -> list[str]:
@@ -310,3 +310,81 @@ def chat_targets(config: dict) -> list[str]:
     if not chat_eval_enabled(config):
         return []
     return [f"results/{study}/chat_eval.csv" for study in sorted(config.get("studies", {}))]
+
+
+# --- preference studies (FuseChat-3.0) ---------------------------------------------
+
+
+def preference_studies(config: dict) -> list[str]:
+    """Studies that build preference data and train variants by objective (FuseChat-3.0)."""
+    return sorted(
+        s
+        for s, spec in config.get("studies", {}).items()
+        if "inference_mode" not in spec and spec.get("variants") and spec.get("train_dataset")
+    )
+
+
+def generation_spec(config: dict, dataset: str, model: str) -> dict:
+    """``models.<model>`` with the prompt set's generation overrides applied."""
+    spec = dict(config["models"][model])
+    override = config.get("datasets", {}).get(dataset, {}).get("generation") or {}
+    spec["generation"] = {**spec.get("generation", {}), **override}
+    return spec
+
+
+def preference_data_files(study: str) -> dict[str, str]:
+    return {
+        "sft": f"results/{study}/data/sft.parquet",
+        "dpo": f"results/{study}/data/dpo.parquet",
+        "counts": f"results/{study}/data/counts.csv",
+        "composition": f"results/{study}/{study}_data_composition.csv",
+    }
+
+
+def preference_data_inputs(config: dict, study: str) -> dict[str, list[str]]:
+    """The prompt set, every source's generations on it and the reward model's scores."""
+    spec = config["studies"][study]
+    ds, rm = spec["train_dataset"], spec["reward_model"]
+    return {
+        "prompts": [f"results/data/{ds}.parquet"],
+        "generations": [generations_file(ds, m) for m in spec["sources"]],
+        "scores": [scores_file(ds, rm, m) for m in spec["sources"]],
+    }
+
+
+def preference_model_dir(config: dict, study: str, name: str) -> str:
+    """The model a variant starts from: the study's target, or another variant's output."""
+    if name == "target":
+        return config["models"][config["studies"][study]["target"]]["path"]
+    return f"results/{study}/models/{name}"
+
+
+def reference_logps_file(study: str, init: str, data: str) -> str:
+    return f"results/{study}/ref_logps/{init}/{data}.parquet"
+
+
+def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[str]]:
+    """A preference variant's data, its starting model and, when an objective needs one,
+    the reference log-probs of that model on that data."""
+    from fusekit.train.preference import needs_reference
+
+    spec = config["studies"][study]
+    v = spec["variants"][variant]
+    init = v["init"]
+    model = (
+        built_model(config, spec["target"])
+        if init == "target"
+        else [preference_model_dir(config, study, init)]
+    )
+    out = {"data": [preference_data_files(study)[v["data"]]], "init": model}
+    if needs_reference(v["stages"]):
+        out["reference"] = [reference_logps_file(study, init, v["data"])]
+    return out
+
+
+def preference_targets(config: dict) -> list[str]:
+    out = []
+    for study in preference_studies(config):
+        out.append(preference_data_files(study)["composition"])
+        out += [f"results/{study}/models/{v}" for v in sorted(config["studies"][study]["variants"])]
+    return out

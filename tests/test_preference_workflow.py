@@ -1,0 +1,100 @@
+"""FuseChat-3.0 on the tiny world (config/tiny_fusechat3.yaml over config/tiny.yaml):
+sampled source responses, reward scores, SFT rows and same-source pairs, SFT, reference
+log-probs once, length-normalised DPO, through the real workflow."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import snakemake
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.workflow
+STUDY = "results/fusechat3"
+
+
+@pytest.fixture(scope="module")
+def fusechat3(tiny_world):
+    snakemake(
+        "--profile",
+        "profiles/tiny",
+        f"{STUDY}/models/DPO",
+        f"{STUDY}/fusechat3_data_composition.csv",
+        "--configfile",
+        "config/tiny.yaml",
+        "config/tiny_fusechat3.yaml",
+        cwd=tiny_world,
+    )
+    return tiny_world
+
+
+def candidates(world) -> pd.DataFrame:
+    sources = ["src_llama", "src_neox", "src_qwen2"]
+    gens = pd.concat(
+        [
+            pd.read_parquet(world / f"results/generations/fusechat_train/{m}.parquet")
+            for m in sources
+        ]
+    )
+    scores = pd.concat(
+        [
+            pd.read_parquet(world / f"results/scores/fusechat_train/rm_strong/{m}.parquet")
+            for m in sources
+        ]
+    )
+    return gens.merge(scores[["prompt_id", "model", "sample", "score"]])
+
+
+def test_sampled_responses_per_source(fusechat3):
+    cands = candidates(fusechat3)
+    per = cands.groupby(["prompt_id", "model"]).size()
+    assert (per == 4).all() and len(per) == 240 * 3
+    # sampled at T 0.8: a source does not answer every prompt identically four times
+    distinct = cands.groupby(["prompt_id", "model"]).response.nunique()
+    assert (distinct > 1).mean() > 0.2
+
+
+def test_sft_rows_and_pairs_follow_the_card(fusechat3):
+    cands = candidates(fusechat3)
+    prompts = pd.read_parquet(fusechat3 / "results/data/fusechat_train.parquet")
+    sft = pd.read_parquet(fusechat3 / f"{STUDY}/data/sft.parquet")
+    pairs = pd.read_parquet(fusechat3 / f"{STUDY}/data/dpo.parquet")
+    assert len(sft) > 0 and len(pairs) > 0
+    assert not set(sft.prompt_id) & set(pairs.prompt_id)  # the SFT:DPO split is disjoint
+    # instruction following: the SFT response is the best score over every source's sample
+    inst = sft[sft.domain == "instruction_following"]
+    best = cands[cands.response.str.strip() != ""].groupby("prompt_id").score.max()
+    assert (inst.score.to_numpy() == best[inst.prompt_id].to_numpy()).all()
+    # a pair comes from one source, chosen above rejected within the configured gap
+    assert (pairs.chosen_model == pairs.rejected_model).all()
+    gap = pairs.chosen_score - pairs.rejected_score
+    assert ((gap >= 0.01 - 1e-9) & (gap <= 100.0)).all()
+    # mathematics (arithmetic prompts): a chosen answer is correct against the reference
+    math_ids = set(prompts.prompt_id[prompts.source == "tiny:arith"])
+    math_pairs = pairs[pairs.prompt_id.isin(math_ids)]
+    ref = prompts.set_index("prompt_id").reference
+    for r in math_pairs.itertuples():
+        gold = ref[r.prompt_id].rsplit("answer is", 1)[1].strip(" .")
+        assert r.chosen_response.rstrip(" .").endswith(gold)
+    comp = pd.read_csv(fusechat3 / f"{STUDY}/fusechat3_data_composition.csv")
+    ours = comp.dropna(subset=["total"])
+    assert set(ours.category) >= {"instruction_following", "mathematics", "total"}
+    total = ours[ours.category == "total"].iloc[0]
+    assert total.sft == len(sft) and total.dpo == len(pairs)
+    uf = comp[comp.dataset == "UltraFeedback"].iloc[0]
+    assert uf.reported_total == 51098  # the card's row beside ours
+
+
+def test_sft_then_ln_dpo(fusechat3):
+    pairs = pd.read_parquet(fusechat3 / f"{STUDY}/data/dpo.parquet")
+    ref = pd.read_parquet(fusechat3 / f"{STUDY}/ref_logps/SFT/dpo.parquet")
+    assert len(ref) == 2 * len(pairs) and set(ref.row) == {0, 1}
+    sft = load_file(fusechat3 / f"{STUDY}/models/SFT/model.safetensors")
+    dpo = load_file(fusechat3 / f"{STUDY}/models/DPO/model.safetensors")
+    assert any((sft[k] != dpo[k]).any() for k in sft)  # DPO moved the SFT model
+    log = pd.read_csv(fusechat3 / f"{STUDY}/models/DPO/train_log.csv")
+    # the first step starts at the reference: the implicit reward margin is zero there
+    assert log["rewards/margins"].iloc[0] == pytest.approx(0.0, abs=1e-3)
+    assert {"rewards/chosen", "rewards/rejected", "rewards/accuracies"} <= set(log.columns)
+    sft_log = pd.read_csv(fusechat3 / f"{STUDY}/models/SFT/train_log.csv")
+    assert sft_log.loss.iloc[-3:].mean() < sft_log.loss.iloc[:3].mean()
