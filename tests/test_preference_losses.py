@@ -498,6 +498,16 @@ CHOSEN = [" sat on the mat", " in the park", " three four five six"]
 REJECTED = [" ran", " sat on one two three", " hello"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """TRL's trainers configure accelerate's process-wide state (mixed precision, device);
+    reset it after each test so that later tests (fusekit's own loop) start clean."""
+    yield
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def _trl():
     try:
         import trl
