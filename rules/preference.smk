@@ -96,7 +96,9 @@ rule train_preference:
         init=lambda w: layout.preference_model_dir(
             config, w.study, get_preference_variant(w)["init"]
         ),
-        reference=lambda w, input: input.get("reference", ""),
+        reference=lambda w, input: (
+            f"--reference {input.reference}" if "reference" in input.keys() else ""
+        ),
         spec=lambda w: as_json(config["models"][config["studies"][w.study]["target"]]),
         optim=lambda w: as_json(get_preference_optim(w)),
         training_cfg=lambda w: as_json(config["studies"][w.study]["training"]),
@@ -105,7 +107,7 @@ rule train_preference:
         launcher=get_training_launcher,
     shell:
         "{params.launcher} scripts/train_preference.py --variant {params.variant:q} "
-        "--data {input.data} --reference {params.reference:q} --init {params.init:q} "
+        "--data {input.data} {params.reference} --init {params.init:q} "
         "--spec {params.spec:q} --optim {params.optim:q} --training {params.training_cfg:q} "
         "--seed {params.seed} --checkpoint-dir {params.checkpoints} --threads {threads} "
         "--out {output} > {log} 2>&1"

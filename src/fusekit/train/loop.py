@@ -258,7 +258,7 @@ def train_fusion(
     stage_steps = {s: sum(1 for t, _ in plan if t == s) for s in first_step}
 
     for step in tqdm(
-        range(start, len(plan)), desc="fusion", initial=start, total=len(plan), mininterval=5
+        range(start, len(plan)), desc="train", initial=start, total=len(plan), mininterval=5
     ):
         s, idx = plan[step]
         stage = stages[s]
