@@ -47,6 +47,8 @@ localrules:
     score_arena,
     tabulate_chat_eval,
     build_preference_data,
+    build_wrpo_sft_data,
+    build_wrpo_quadruples,
 
 
 rule all:

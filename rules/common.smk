@@ -268,3 +268,27 @@ def get_preference_optim(wildcards):
         **spec["optimizer"],
         **get_preference_variant(wildcards).get("optimizer", {}),
     }
+
+
+def get_target_sample_spec(wildcards):
+    spec = config["studies"][wildcards.study]
+    model = dict(config["models"][spec["target"]])
+    model["generation"] = {
+        **model.get("generation", {}),
+        **spec["target_samples"].get("generation", {}),
+    }
+    return model
+
+
+def get_study_reward_model_dir(wildcards):
+    rm = config["studies"][wildcards.study]["reward_model"]
+    return layout.built_model(config, rm, reward=True)
+
+
+def get_wrpo_quadruple_inputs(wildcards):
+    samples = layout.target_sample_files(config, wildcards.study)
+    return {
+        **layout.preference_data_inputs(config, wildcards.study),
+        "target_generations": [samples["generations"]],
+        "target_scores": [samples["scores"]],
+    }

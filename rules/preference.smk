@@ -48,7 +48,7 @@ rule score_reference_logps:
         "results/benchmarks/preference/score_reference_logps/{study}/{init}/{data}.tsv"
     wildcard_constraints:
         study=one_of(PREFERENCE_STUDIES),
-        data="sft|dpo",
+        data="|".join(layout.DATA_SHAPES),
     conda:
         "../envs/training.yaml"
     threads: config["threads"]
@@ -62,7 +62,7 @@ rule score_reference_logps:
     params:
         path=lambda w: layout.preference_model_dir(config, w.study, w.init),
         spec=lambda w: as_json(config["models"][config["studies"][w.study]["target"]]),
-        shape=lambda w: "sft" if w.data == "sft" else "pair",
+        shape=lambda w: layout.DATA_SHAPES[w.data],
         max_length=lambda w: config["studies"][w.study]["optimizer"]["max_length"],
     shell:
         "python scripts/score_reference_logps.py --data {input.data} --shape {params.shape} "
@@ -111,3 +111,120 @@ rule train_preference:
         "--spec {params.spec:q} --optim {params.optim:q} --training {params.training_cfg:q} "
         "--seed {params.seed} --checkpoint-dir {params.checkpoints} --threads {threads} "
         "--out {output} > {log} 2>&1"
+
+
+# WRPO: Target-SFT on a third of the prompts, its own samples on the rest, quadruples.
+
+
+rule build_wrpo_sft_data:
+    input:
+        unpack(get_preference_data_inputs),
+    output:
+        sft="results/{study}/data/target_sft.parquet",
+        prompts="results/{study}/data/wrpo_prompts.parquet",
+        share="results/{study}/best_source_share.csv",
+    log:
+        "logs/preference/build_wrpo_sft_data/{study}.log",
+    benchmark:
+        "results/benchmarks/preference/build_wrpo_sft_data/{study}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.wrpo_studies(config)),
+    conda:
+        "../envs/training.yaml"
+    params:
+        rm=lambda w: config["studies"][w.study]["reward_model"],
+        seed=lambda w: config["studies"][w.study]["seed"],
+    shell:
+        "python scripts/build_wrpo_data.py sft --prompts {input.prompts} "
+        "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
+        "--seed {params.seed} --sft {output.sft} --wrpo-prompts {output.prompts} "
+        "--share {output.share} > {log} 2>&1"
+
+
+rule generate_target_samples:
+    input:
+        prompts="results/{study}/data/wrpo_prompts.parquet",
+        model="results/{study}/models/{variant}",
+    output:
+        generations="results/{study}/target_samples/{variant}.parquet",
+        throughput="results/{study}/target_samples/{variant}.throughput.json",
+    log:
+        "logs/preference/generate_target_samples/{study}/{variant}.log",
+    benchmark:
+        "results/benchmarks/preference/generate_target_samples/{study}/{variant}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.wrpo_studies(config)),
+    conda:
+        "../envs/generation.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=get_resources("generate", "gpu", "study_target"),
+        cpus_per_gpu=get_resources("generate", "cpus_per_gpu", "study_target"),
+        gpu_model=get_resources("generate", "gpu_model", "study_target"),
+        mem_mb=get_resources("generate", "mem_mb", "study_target"),
+        runtime=get_resources("generate", "runtime", "study_target"),
+        slurm_partition=get_resources("generate", "slurm_partition", "study_target"),
+    params:
+        spec=lambda w: as_json(get_target_sample_spec(w)),
+        backend=config["backends"]["generation"],
+        seed=lambda w: job_seed("target_samples", w.study, w.variant),
+    shell:
+        "python scripts/generate_responses.py --prompts {input.prompts} --model {wildcards.variant} "
+        "--model-path {input.model} --spec {params.spec:q} --backend {params.backend} "
+        "--seed {params.seed} --threads {threads} --throughput-out {output.throughput} "
+        "--out {output.generations} > {log} 2>&1"
+
+
+rule score_target_samples:
+    input:
+        generations="results/{study}/target_samples/{variant}.parquet",
+        rm=get_study_reward_model_dir,
+    output:
+        "results/{study}/target_samples/{variant}.scores.parquet",
+    log:
+        "logs/preference/score_target_samples/{study}/{variant}.log",
+    benchmark:
+        "results/benchmarks/preference/score_target_samples/{study}/{variant}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.wrpo_studies(config)),
+    conda:
+        "../envs/generation.yaml"
+    threads: config["threads"]
+    params:
+        name=lambda w: config["studies"][w.study]["reward_model"],
+        spec=lambda w: as_json(
+            config["reward_models"][config["studies"][w.study]["reward_model"]]
+        ),
+        path=lambda w: config["reward_models"][
+            config["studies"][w.study]["reward_model"]
+        ]["path"],
+        empty=config["rewards"]["empty_response"],
+    shell:
+        "python scripts/score_responses.py --reward-model {params.name} "
+        "--rm-path {params.path:q} --spec {params.spec:q} --generations {input.generations} "
+        "--empty {params.empty} --threads {threads} --out {output} > {log} 2>&1"
+
+
+rule build_wrpo_quadruples:
+    input:
+        unpack(get_wrpo_quadruple_inputs),
+    output:
+        quadruples="results/{study}/data/quadruples.parquet",
+        counts="results/{study}/data/quadruple_counts.csv",
+    log:
+        "logs/preference/build_wrpo_quadruples/{study}.log",
+    benchmark:
+        "results/benchmarks/preference/build_wrpo_quadruples/{study}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.wrpo_studies(config)),
+    conda:
+        "../envs/training.yaml"
+    params:
+        rm=lambda w: config["studies"][w.study]["reward_model"],
+        seed=lambda w: config["studies"][w.study]["seed"],
+    shell:
+        "python scripts/build_wrpo_data.py quadruples --prompts {input.prompts} "
+        "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
+        "--seed {params.seed} --target-generations {input.target_generations} "
+        "--target-scores {input.target_scores} --quadruples {output.quadruples} "
+        "--counts {output.counts} > {log} 2>&1"

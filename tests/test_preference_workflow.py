@@ -1,6 +1,7 @@
-"""FuseChat-3.0 on the tiny world (config/tiny_fusechat3.yaml over config/tiny.yaml):
-sampled source responses, reward scores, SFT rows and same-source pairs, SFT, reference
-log-probs once, length-normalised DPO, through the real workflow."""
+"""FuseChat-3.0 and WRPO on the tiny world (config/tiny_preference.yaml over
+config/tiny.yaml): sampled source responses, reward scores, SFT rows and same-source pairs,
+SFT, reference log-probs once, length-normalised DPO; WRPO's Target-SFT, its own samples,
+quadruples and the alpha schedule, through the real workflow."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ def fusechat3(tiny_world):
         "profiles/tiny",
         f"{STUDY}/models/DPO",
         f"{STUDY}/fusechat3_data_composition.csv",
+        "results/wrpo/models/WRPO",
+        "results/wrpo/models/Target-SFT-DPO",
         "--configfile",
         "config/tiny.yaml",
-        "config/tiny_fusechat3.yaml",
+        "config/tiny_preference.yaml",
         cwd=tiny_world,
     )
     return tiny_world
@@ -98,3 +101,42 @@ def test_sft_then_ln_dpo(fusechat3):
     assert {"rewards/chosen", "rewards/rejected", "rewards/accuracies"} <= set(log.columns)
     sft_log = pd.read_csv(fusechat3 / f"{STUDY}/models/SFT/train_log.csv")
     assert sft_log.loss.iloc[-3:].mean() < sft_log.loss.iloc[:3].mean()
+
+
+def test_wrpo_data_and_alpha(fusechat3):
+    world = fusechat3
+    cands = candidates(world)
+    # ties (sources often give the same answer, and the same score): the source whose
+    # name sorts first, then the lowest sample (fusekit.preference.tables)
+    best = cands.sort_values(["score", "model", "sample"], ascending=[False, True, True])
+    best = best.drop_duplicates("prompt_id")
+    sft = pd.read_parquet(world / "results/wrpo/data/target_sft.parquet")
+    quads = pd.read_parquet(world / "results/wrpo/data/quadruples.parquet")
+    n_prompts = cands.prompt_id.nunique()
+    assert len(sft) == n_prompts // 3  # a seeded third for Target-SFT (1:2)
+    assert not set(sft.prompt_id) & set(quads.prompt_id)
+    # y_ws: the best source response over every source's samples
+    top = best.set_index("prompt_id").score
+    assert (quads.ws_score.to_numpy() == top[quads.prompt_id].to_numpy()).all()
+    assert (sft.score.to_numpy() == top[sft.prompt_id].to_numpy()).all()
+    # y_wt / y_l: the best / worst of Target-SFT's own samples
+    samples = pd.read_parquet(world / "results/wrpo/target_samples/Target-SFT.parquet").merge(
+        pd.read_parquet(world / "results/wrpo/target_samples/Target-SFT.scores.parquet")[
+            ["prompt_id", "model", "sample", "score"]
+        ]
+    )
+    assert (samples.groupby("prompt_id").size() == 4).all()
+    hi, lo = samples.groupby("prompt_id").score.max(), samples.groupby("prompt_id").score.min()
+    assert (quads.wt_score.to_numpy() == hi[quads.prompt_id].to_numpy()).all()
+    assert (quads.l_score.to_numpy() == lo[quads.prompt_id].to_numpy()).all()
+    share = pd.read_csv(world / "results/wrpo/best_source_share.csv")
+    want = best.model.value_counts(normalize=True) * 100
+    assert dict(zip(share.model, share.percentage, strict=True)) == pytest.approx(want.to_dict())
+    ref = pd.read_parquet(world / "results/wrpo/ref_logps/Target-SFT/quadruples.parquet")
+    assert len(ref) == 3 * len(quads)
+    log = pd.read_csv(world / "results/wrpo/models/WRPO/train_log.csv")
+    steps = len(log)
+    assert log.cur_alpha.tolist() == pytest.approx([0.1 * t / steps for t in range(steps)])
+    dpo = pd.read_csv(world / "results/wrpo/models/Target-SFT-DPO/train_log.csv")
+    assert (dpo.cur_alpha == 0).all()
+    assert {"rewards/source_chosen", "rewards/target_chosen"} <= set(log.columns)

@@ -332,12 +332,40 @@ def generation_spec(config: dict, dataset: str, model: str) -> dict:
     return spec
 
 
+# the shape of the examples each data set of a preference study holds
+DATA_SHAPES = {"sft": "sft", "dpo": "pair", "target_sft": "sft", "quadruples": "quadruple"}
+
+
+def wrpo_studies(config: dict) -> list[str]:
+    """Preference studies that sample their own SFT'd target (WRPO)."""
+    return [s for s in preference_studies(config) if "target_samples" in config["studies"][s]]
+
+
+def fusechat_studies(config: dict) -> list[str]:
+    """Preference studies that build SFT rows and same-source pairs (FuseChat-3.0)."""
+    return [s for s in preference_studies(config) if s not in wrpo_studies(config)]
+
+
 def preference_data_files(study: str) -> dict[str, str]:
     return {
         "sft": f"results/{study}/data/sft.parquet",
         "dpo": f"results/{study}/data/dpo.parquet",
         "counts": f"results/{study}/data/counts.csv",
         "composition": f"results/{study}/{study}_data_composition.csv",
+        "target_sft": f"results/{study}/data/target_sft.parquet",
+        "wrpo_prompts": f"results/{study}/data/wrpo_prompts.parquet",
+        "best_source_share": f"results/{study}/best_source_share.csv",
+        "quadruples": f"results/{study}/data/quadruples.parquet",
+        "quadruple_counts": f"results/{study}/data/quadruple_counts.csv",
+    }
+
+
+def target_sample_files(config: dict, study: str) -> dict[str, str]:
+    """The sampling variant's generations on the WRPO prompts, and their scores."""
+    v = config["studies"][study]["target_samples"]["variant"]
+    return {
+        "generations": f"results/{study}/target_samples/{v}.parquet",
+        "scores": f"results/{study}/target_samples/{v}.scores.parquet",
     }
 
 
@@ -385,6 +413,7 @@ def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[
 def preference_targets(config: dict) -> list[str]:
     out = []
     for study in preference_studies(config):
-        out.append(preference_data_files(study)["composition"])
+        files = preference_data_files(study)
+        out.append(files["best_source_share" if study in wrpo_studies(config) else "composition"])
         out += [f"results/{study}/models/{v}" for v in sorted(config["studies"][study]["variants"])]
     return out

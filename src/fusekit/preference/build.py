@@ -53,16 +53,12 @@ def build_fusechat3_data(
     ``parts``: the SFT:DPO prompt split, e.g. ``{"sft": 4, "dpo": 6}``. Raises
     ValueError for an unknown domain, or bad generations/scores (naming the file).
     """
-    from fusekit.generation import read_generations
-
     bad = sorted(set(domains.values()) - set(DOMAINS))
     if bad:
         raise ValueError(f"studies.<study>.domains: unknown domains {bad}; known: {DOMAINS}")
     split = dict(parts)
     prompts = read_table(prompts_path, PROMPT_COLUMNS)
-    gens = pd.concat([read_generations(p, "lowest") for p in generation_paths], ignore_index=True)
-    scores = pd.concat([read_table(p) for p in score_paths], ignore_index=True)
-    cands = candidates(gens, scores, reward_model, what=", ".join(score_paths))
+    cands = _candidates(generation_paths, score_paths, reward_model)
     domain_of = prompts.set_index("prompt_id").source.map(
         lambda s: domains.get(str(s), "instruction_following")
     )
@@ -106,3 +102,74 @@ def build_fusechat3_data(
         counts.to_string(index=False),
     )
     return sft, pairs
+
+
+def _candidates(generation_paths: list[str], score_paths: list[str], reward_model: str):
+    from fusekit.generation import read_generations
+
+    gens = pd.concat([read_generations(p, "lowest") for p in generation_paths], ignore_index=True)
+    scores = pd.concat([read_table(p) for p in score_paths], ignore_index=True)
+    return candidates(gens, scores, reward_model, what=", ".join(score_paths))
+
+
+def build_wrpo_sft_data(
+    prompts_path: str,
+    generation_paths: list[str],
+    score_paths: list[str],
+    reward_model: str,
+    seed: int,
+    sft_out: str,
+    wrpo_prompts_out: str,
+    share_out: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """WRPO's first half (PREFERENCE_FUSION.md §3.3 steps 3-4): a seeded third of the
+    prompts for Target-SFT on their best source response y_ws (``sft_out``); the other
+    prompts, as a prompt set the Target-SFT model samples on (``wrpo_prompts_out``,
+    the columns of :data:`fusekit.data.PROMPT_COLUMNS`); and the share of prompts whose
+    y_ws each source wrote (WRPO Table 1, ``share_out``)."""
+    from fusekit.preference.wrpo import best_source_responses, best_source_share, wrpo_data
+
+    prompts = read_table(prompts_path, PROMPT_COLUMNS)
+    cands = _candidates(generation_paths, score_paths, reward_model)
+    data = wrpo_data(cands, None, seed)
+    best = best_source_responses(cands)
+    wrpo_ids = set(best.prompt_id) - set(data.target_sft.prompt_id)
+    wrpo_prompts = prompts[prompts.prompt_id.isin(wrpo_ids)].reset_index(drop=True)
+    write_table(data.target_sft, sft_out)
+    write_table(wrpo_prompts, wrpo_prompts_out)
+    write_table(best_source_share(best), share_out)
+    log.info(
+        "WRPO: %d Target-SFT rows, %d prompts for the target to sample; counts:\n%s",
+        len(data.target_sft),
+        len(wrpo_prompts),
+        data.counts.to_string(index=False),
+    )
+    return data.target_sft, wrpo_prompts
+
+
+def build_wrpo_quadruples(
+    prompts_path: str,
+    generation_paths: list[str],
+    score_paths: list[str],
+    target_generations: str,
+    target_scores: str,
+    reward_model: str,
+    seed: int,
+    quadruples_out: str,
+    counts_out: str,
+) -> pd.DataFrame:
+    """WRPO's quadruples (§3.3 step 5): y_ws the best source response, y_wt / y_l the
+    best / worst of the Target-SFT model's samples; every drop counted (``counts_out``).
+    The split is the one :func:`build_wrpo_sft_data` made (same prompts, same seed)."""
+    from fusekit.preference.wrpo import wrpo_data
+
+    read_table(prompts_path, PROMPT_COLUMNS)
+    source = _candidates(generation_paths, score_paths, reward_model)
+    target = _candidates([target_generations], [target_scores], reward_model)
+    data = wrpo_data(source, target, seed)
+    write_table(data.quadruples, quadruples_out)
+    write_table(data.counts, counts_out)
+    log.info(
+        "WRPO: %d quadruples; counts:\n%s", len(data.quadruples), data.counts.to_string(index=False)
+    )
+    return data.quadruples
