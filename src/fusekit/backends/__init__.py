@@ -35,6 +35,7 @@ class SamplingParams:
     samples_per_prompt: int = 1
     seed: int = 0
     batch_size: int = 32
+    repetition_penalty: float = 1.0  # > 1 discourages repeats (FuseChat-3.0's Qwen: 1.05)
 
     @property
     def greedy(self) -> bool:

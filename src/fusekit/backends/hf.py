@@ -41,6 +41,8 @@ def generate_ids(
     kwargs = {"do_sample": not params.greedy}
     if not params.greedy:
         kwargs.update(temperature=params.temperature, top_p=params.top_p, num_return_sequences=n)
+    if params.repetition_penalty != 1.0:
+        kwargs["repetition_penalty"] = params.repetition_penalty
     for start in tqdm(range(0, len(encoded), params.batch_size), desc=desc, mininterval=5):
         ids, mask = pad_left(encoded[start : start + params.batch_size], tokenizer.pad_token_id)
         seqs = model.generate(

@@ -46,6 +46,7 @@ class VLLMGenerator:
             top_p=params.top_p,
             max_tokens=params.max_new_tokens,
             seed=params.seed,
+            repetition_penalty=params.repetition_penalty,
         )
         inputs = [
             {"prompt_token_ids": self._encode(p, s)} for p, s in zip(prompts, systems, strict=True)
