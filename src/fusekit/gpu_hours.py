@@ -164,7 +164,7 @@ def estimate(config: dict, gpu: str = "a100", a: Assumptions | None = None) -> l
         variants = spec.get("variants")
         target = spec["target"]
         Nt = _params(config, target)
-        if variants:  # ProFuser: top-k dumps, then fusion training per variant
+        if variants and "inference_mode" in spec:  # ProFuser: dumps, then fusion variants
             for m in sources:
                 N = _params(config, m)
                 # training mode: teacher-forced on (prompt, reference)
