@@ -108,8 +108,16 @@ def test_shipped_configs_plan_the_dag(configfile):
     # ... and every model a study names answers the AlpacaEval and Arena-Hard sets
     cfg = load(configfile.split("/")[1])
     named = {m for s in cfg["studies"].values() for m in [*s["sources"], s["target"]]}
-    assert counts["generate_responses"] == str(3 + 2 * len(named))
-    assert counts["score_responses"] == "9"
+    # a preference study (FuseChat-3.0 at paper scale) samples each source on its own
+    # prompt set, and its one reward model scores them
+    pref = [
+        s
+        for s in cfg["studies"].values()
+        if "inference_mode" not in s and s.get("variants") and s.get("train_dataset")
+    ]
+    sampled = sum(len(s["sources"]) for s in pref)
+    assert counts["generate_responses"] == str(3 + sampled + 2 * len(named))
+    assert counts["score_responses"] == str(9 + sampled)
     variants = len(cfg["studies"]["profuser"]["variants"])
     assert (
         counts["evaluate_alpaca"]
@@ -154,7 +162,15 @@ def test_paper_config_names_the_papers_models_and_hyperparameters():
     mmlu = cfg["evaluation"]["openllm"]["benchmarks"]["mmlu"]
     assert (mmlu["num_fewshot"], mmlu["aggregate"]) == (5, "macro")
     fc = cfg["studies"]["fusechat3"]
-    assert fc["dpo"]["beta"] == 10.0 and fc["dpo"]["rm_gap"] == [0.01, 0.1]
+    assert fc["dpo"]["rm_gap"] == [0.01, 0.1] and fc["sft_dpo_split"] == [4, 6]
+    # the card (PREFERENCE_FUSION.md §4.3): SFT 3 epochs at 5e-6, then LN-DPO beta 10 at 8e-7
+    assert fc["variants"]["SFT"]["stages"] == [{"objective": "sft", "epochs": 3}]
+    assert fc["optimizer"]["lr"] == 5.0e-6 and fc["training"]["warmup_ratio"] == 0.1
+    dpo = fc["variants"]["DPO"]
+    assert dpo["init"] == "SFT" and dpo["optimizer"]["lr"] == 8.0e-7
+    assert dpo["stages"] == [{"objective": "ln_dpo", "beta": 10.0, "epochs": 1}]
+    qwen = cfg["models"]["Qwen2.5-72B-Instruct"]["generation"]
+    assert (qwen["temperature"], qwen["top_p"], qwen["repetition_penalty"]) == (0.7, 0.8, 1.05)
 
 
 def test_check_references_direct():
