@@ -32,8 +32,8 @@ rule build_preference_data:
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--domains {params.domains:q} --seed {params.seed} --gap {params.gap:q} "
         "--split {params.split:q} "
-        "--reported {params.reported:q} --sft {output.sft} --dpo {output.dpo} "
-        "--counts {output.counts} --composition {output.composition} > {log} 2>&1"
+        "--reported {params.reported:q} --out results/{wildcards.study}/data "
+        "--composition {output.composition} > {log} 2>&1"
 
 
 rule score_reference_logps:
@@ -137,7 +137,7 @@ rule build_wrpo_sft_data:
     shell:
         "python scripts/build_wrpo_data.py sft --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
-        "--seed {params.seed} --sft {output.sft} --wrpo-prompts {output.prompts} "
+        "--seed {params.seed} --out results/{wildcards.study}/data "
         "--share {output.share} > {log} 2>&1"
 
 
@@ -226,5 +226,5 @@ rule build_wrpo_quadruples:
         "python scripts/build_wrpo_data.py quadruples --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--seed {params.seed} --target-generations {input.target_generations} "
-        "--target-scores {input.target_scores} --quadruples {output.quadruples} "
-        "--counts {output.counts} > {log} 2>&1"
+        "--target-scores {input.target_scores} --out results/{wildcards.study}/data "
+        "> {log} 2>&1"

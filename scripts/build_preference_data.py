@@ -15,9 +15,9 @@ if __name__ == "__main__":
     p.add_argument("--gap", type=json_arg, default=[0.01, 0.1], help="JSON [low, high] RM gap")
     p.add_argument("--split", type=json_arg, default=[4, 6], help="JSON [sft, dpo] prompt shares")
     p.add_argument("--reported", default="", help="the card's composition CSV ('' for none)")
-    p.add_argument("--sft", required=True, help="output SFT rows Parquet")
-    p.add_argument("--dpo", required=True, help="output DPO pairs Parquet")
-    p.add_argument("--counts", required=True, help="output counts CSV")
+    p.add_argument(
+        "--out", required=True, help="output folder: sft.parquet, dpo.parquet, counts.csv"
+    )
     p.add_argument("--composition", required=True, help="output composition CSV")
     a = p.parse_args()
     setup_logging()
@@ -31,8 +31,8 @@ if __name__ == "__main__":
         tuple(a.gap),
         {"sft": a.split[0], "dpo": a.split[1]},
         a.reported or None,
-        a.sft,
-        a.dpo,
-        a.counts,
+        f"{a.out}/sft.parquet",
+        f"{a.out}/dpo.parquet",
+        f"{a.out}/counts.csv",
         a.composition,
     )

@@ -12,13 +12,15 @@ if __name__ == "__main__":
     p.add_argument("--scores", nargs="+", required=True, help="the reward model's scores of them")
     p.add_argument("--reward-model", required=True, help="reward model name")
     p.add_argument("--seed", type=int, required=True, help="seed of the 1:2 prompt split")
-    p.add_argument("--sft", help="sft: output Target-SFT rows Parquet")
-    p.add_argument("--wrpo-prompts", help="sft: output prompt set for the target to sample")
-    p.add_argument("--share", help="sft: output best-source share CSV (WRPO Table 1)")
     p.add_argument("--target-generations", help="quadruples: the Target-SFT samples")
     p.add_argument("--target-scores", help="quadruples: their scores")
-    p.add_argument("--quadruples", help="quadruples: output Parquet")
-    p.add_argument("--counts", help="quadruples: output counts CSV")
+    p.add_argument("--share", help="sft: output best-source share CSV (WRPO Table 1)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder: target_sft.parquet and wrpo_prompts.parquet (sft); "
+        "quadruples.parquet and quadruple_counts.csv (quadruples)",
+    )
     a = p.parse_args()
     setup_logging()
     if a.step == "sft":
@@ -28,8 +30,8 @@ if __name__ == "__main__":
             a.scores,
             a.reward_model,
             a.seed,
-            a.sft,
-            a.wrpo_prompts,
+            f"{a.out}/target_sft.parquet",
+            f"{a.out}/wrpo_prompts.parquet",
             a.share,
         )
     else:
@@ -41,6 +43,6 @@ if __name__ == "__main__":
             a.target_scores,
             a.reward_model,
             a.seed,
-            a.quadruples,
-            a.counts,
+            f"{a.out}/quadruples.parquet",
+            f"{a.out}/quadruple_counts.csv",
         )
