@@ -131,7 +131,9 @@ def test_wrpo_data_and_alpha(fusechat3):
     assert (quads.l_score.to_numpy() == lo[quads.prompt_id].to_numpy()).all()
     share = pd.read_csv(world / "results/wrpo/best_source_share.csv")
     want = best.model.value_counts(normalize=True) * 100
-    assert dict(zip(share.model, share.percentage, strict=True)) == pytest.approx(want.to_dict())
+    # the CSV holds percentages to 4 decimals
+    got = dict(zip(share.model, share.percentage, strict=True))
+    assert got == pytest.approx(want.to_dict(), abs=1e-3)
     ref = pd.read_parquet(world / "results/wrpo/ref_logps/Target-SFT/quadruples.parquet")
     assert len(ref) == 3 * len(quads)
     log = pd.read_csv(world / "results/wrpo/models/WRPO/train_log.csv")
