@@ -253,9 +253,7 @@ def get_preference_inputs(wildcards):
 
 
 def get_init_model(wildcards):
-    if wildcards.init == "target":
-        return layout.built_model(config, config["studies"][wildcards.study]["target"])
-    return [layout.preference_model_dir(config, wildcards.study, wildcards.init)]
+    return layout.preference_init_inputs(config, wildcards.study, wildcards.init)
 
 
 def get_preference_variant(wildcards):
@@ -271,13 +269,7 @@ def get_preference_optim(wildcards):
 
 
 def get_target_sample_spec(wildcards):
-    spec = config["studies"][wildcards.study]
-    model = dict(config["models"][spec["target"]])
-    model["generation"] = {
-        **model.get("generation", {}),
-        **spec["target_samples"].get("generation", {}),
-    }
-    return model
+    return layout.target_sample_spec(config, wildcards.study)
 
 
 def get_study_reward_model_dir(wildcards):

@@ -324,12 +324,24 @@ def preference_studies(config: dict) -> list[str]:
     )
 
 
+def with_generation(config: dict, model: str, override: dict | None) -> dict:
+    """``models.<model>`` with ``override`` applied over its generation settings."""
+    spec = dict(config["models"][model])
+    spec["generation"] = {**spec.get("generation", {}), **(override or {})}
+    return spec
+
+
 def generation_spec(config: dict, dataset: str, model: str) -> dict:
     """``models.<model>`` with the prompt set's generation overrides applied."""
-    spec = dict(config["models"][model])
-    override = config.get("datasets", {}).get(dataset, {}).get("generation") or {}
-    spec["generation"] = {**spec.get("generation", {}), **override}
-    return spec
+    return with_generation(
+        config, model, config.get("datasets", {}).get(dataset, {}).get("generation")
+    )
+
+
+def target_sample_spec(config: dict, study: str) -> dict:
+    """The study's target with the sampling settings of its own samples (WRPO)."""
+    spec = config["studies"][study]
+    return with_generation(config, spec["target"], spec["target_samples"].get("generation"))
 
 
 # the shape of the examples each data set of a preference study holds
@@ -387,6 +399,14 @@ def preference_model_dir(config: dict, study: str, name: str) -> str:
     return f"results/{study}/models/{name}"
 
 
+def preference_init_inputs(config: dict, study: str, init: str) -> list[str]:
+    """The model a variant starts from as a file dependency: the built target (nothing for
+    a hub model), or another variant's output folder."""
+    if init == "target":
+        return built_model(config, config["studies"][study]["target"])
+    return [preference_model_dir(config, study, init)]
+
+
 def reference_logps_file(study: str, init: str, data: str) -> str:
     return f"results/{study}/ref_logps/{init}/{data}.parquet"
 
@@ -399,12 +419,10 @@ def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[
     spec = config["studies"][study]
     v = spec["variants"][variant]
     init = v["init"]
-    model = (
-        built_model(config, spec["target"])
-        if init == "target"
-        else [preference_model_dir(config, study, init)]
-    )
-    out = {"data": [preference_data_files(study)[v["data"]]], "init": model}
+    out = {
+        "data": [preference_data_files(study)[v["data"]]],
+        "init": preference_init_inputs(config, study, init),
+    }
     if needs_reference(v["stages"]):
         out["reference"] = [reference_logps_file(study, init, v["data"])]
     return out
