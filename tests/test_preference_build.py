@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from fusekit.generation import GENERATION_COLUMNS
 from fusekit.io import write_table
 from fusekit.preference.build import build_fusechat3_data
+from fusekit.rewards.scoring import SCORE_COLUMNS
 
 PROMPTS = pd.DataFrame(
     {
@@ -30,16 +32,7 @@ def write_inputs(tmp_path, responses: dict[str, list[tuple[str, float]]]):
                 text, score = rows[2 * i + sample]
                 g.append((pid, model, sample, PROMPTS.prompt[i], text, 3, "stop"))
                 s.append((pid, model, sample, "rm", score, False, 9))
-        gcols = ["prompt_id", "model", "sample", "prompt", "response", "n_tokens", "finish_reason"]
-        scols = [
-            "prompt_id",
-            "model",
-            "sample",
-            "reward_model",
-            "score",
-            "truncated",
-            "n_input_tokens",
-        ]
+        gcols, scols = list(GENERATION_COLUMNS), list(SCORE_COLUMNS)
         write_table(pd.DataFrame(g, columns=gcols), tmp_path / f"g_{model}.parquet")
         write_table(pd.DataFrame(s, columns=scols), tmp_path / f"s_{model}.parquet")
         gens.append(str(tmp_path / f"g_{model}.parquet"))

@@ -417,20 +417,23 @@ def dropped_prompts(meta: dict) -> set[str]:
     return set(json.loads(meta.get("dropped_too_long", "[]")))
 
 
-def common_rows(dumps: dict[str, str]) -> tuple[dict[str, dict[str, dict]], set[str]]:
+def common_rows(
+    dumps: dict[str, str], read: dict[str, tuple[list[dict], dict]] | None = None
+) -> tuple[dict[str, dict[str, dict]], set[str]]:
     """Rows of several sources' dumps of one prompt set, keyed source -> prompt id,
     restricted to the prompts every source kept.
 
     A prompt that some source dropped as too long is dropped for all (so MinCE
     compares cross-entropies over the same responses); returns the rows and the
     dropped prompt ids. Raises ValueError naming the dump when a prompt is missing
-    from a dump for any other reason.
+    from a dump for any other reason. ``read``: the dumps already read (path ->
+    :func:`fusekit.logits.read_dump` result), so that a caller never reads one twice.
     """
     rows = {}
     dropped: set[str] = set()
     ks = {}
     for source, path in dumps.items():
-        r, meta = read_dump(path)
+        r, meta = read[path] if read and path in read else read_dump(path)
         rows[source] = {x["prompt_id"]: x for x in r}
         dropped |= dropped_prompts(meta)
         ks[path] = int(meta.get("k", 0))
@@ -460,12 +463,12 @@ def select_mince(dump_paths: list[str], out: str) -> pd.DataFrame:
     (:func:`fusekit.losses.min_ce_index`: ties go to the first source by name).
     Columns: prompt_id, winner, ce_<source> for each source in name order.
     Prompts some source dropped as too long are left out (:func:`common_rows`)."""
-    names = {}
+    names, read = {}, {}
     for p in dump_paths:
-        rows, meta = read_dump(p)
+        rows, meta = read[p] = read_dump(p)
         name = rows[0]["model"] if rows else meta.get("model", Path(p).stem)
         names[name] = p
-    rows, _ = common_rows(dict(sorted(names.items())))
+    rows, _ = common_rows(dict(sorted(names.items())), read)
     sources = sorted(rows)
     pids = sorted(rows[sources[0]]) if sources else []
     ce = np.array([[rows[s][p]["ce"] for s in sources] for p in pids], dtype=np.float64)
