@@ -279,8 +279,11 @@ def get_study_reward_model_dir(wildcards):
 
 def get_wrpo_quadruple_inputs(wildcards):
     samples = layout.target_sample_files(config, wildcards.study)
+    sources = layout.source_subset(
+        config, wildcards.study, f"quadruples{wildcards.subset}"
+    )
     return {
-        **layout.preference_data_inputs(config, wildcards.study),
+        **layout.preference_data_inputs(config, wildcards.study, sources),
         "target_generations": [samples["generations"]],
         "target_scores": [samples["scores"]],
     }

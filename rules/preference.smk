@@ -48,7 +48,7 @@ rule score_reference_logps:
         "results/benchmarks/preference/score_reference_logps/{study}/{init}/{data}.tsv"
     wildcard_constraints:
         study=one_of(PREFERENCE_STUDIES),
-        data="|".join(layout.DATA_SHAPES),
+        data=r"(%s)(\.[A-Za-z0-9_-]+)?" % "|".join(layout.DATA_SHAPES),
     conda:
         "../envs/training.yaml"
     threads: config["threads"]
@@ -62,7 +62,7 @@ rule score_reference_logps:
     params:
         path=lambda w: layout.preference_model_dir(config, w.study, w.init),
         spec=lambda w: as_json(config["models"][config["studies"][w.study]["target"]]),
-        shape=lambda w: layout.DATA_SHAPES[w.data],
+        shape=lambda w: layout.data_shape(w.data),
         max_length=lambda w: config["studies"][w.study]["optimizer"]["max_length"],
     shell:
         "python scripts/score_reference_logps.py --data {input.data} --shape {params.shape} "
@@ -209,14 +209,16 @@ rule build_wrpo_quadruples:
     input:
         unpack(get_wrpo_quadruple_inputs),
     output:
-        quadruples="results/{study}/data/quadruples.parquet",
-        counts="results/{study}/data/quadruple_counts.csv",
+        # {subset}: empty (every source) or ".<name>" of studies.<study>.source_subsets
+        quadruples="results/{study}/data/quadruples{subset}.parquet",
+        counts="results/{study}/data/quadruple_counts{subset}.csv",
     log:
-        "logs/preference/build_wrpo_quadruples/{study}.log",
+        "logs/preference/build_wrpo_quadruples/{study}{subset}.log",
     benchmark:
-        "results/benchmarks/preference/build_wrpo_quadruples/{study}.tsv"
+        "results/benchmarks/preference/build_wrpo_quadruples/{study}{subset}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
+        subset=r"(\.[A-Za-z0-9_-]+)?",
     conda:
         "../envs/training.yaml"
     params:
@@ -226,5 +228,5 @@ rule build_wrpo_quadruples:
         "python scripts/build_wrpo_data.py quadruples --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--seed {params.seed} --target-generations {input.target_generations} "
-        "--target-scores {input.target_scores} --out results/{wildcards.study}/data "
-        "> {log} 2>&1"
+        "--target-scores {input.target_scores} --suffix {wildcards.subset:q} "
+        "--out results/{wildcards.study}/data > {log} 2>&1"

@@ -16,6 +16,12 @@ if __name__ == "__main__":
     p.add_argument("--target-scores", help="quadruples: their scores")
     p.add_argument("--share", help="sft: output best-source share CSV (WRPO Table 1)")
     p.add_argument(
+        "--suffix",
+        default="",
+        help="quadruples: appended to the output names, e.g. '.one' for a source subset "
+        "(quadruples.one.parquet, quadruple_counts.one.csv)",
+    )
+    p.add_argument(
         "--out",
         required=True,
         help="output folder: target_sft.parquet and wrpo_prompts.parquet (sft); "
@@ -43,6 +49,6 @@ if __name__ == "__main__":
             a.target_scores,
             a.reward_model,
             a.seed,
-            f"{a.out}/quadruples.parquet",
-            f"{a.out}/quadruple_counts.csv",
+            f"{a.out}/quadruples{a.suffix}.parquet",
+            f"{a.out}/quadruple_counts{a.suffix}.csv",
         )

@@ -104,7 +104,7 @@ def test_shipped_configs_plan_the_dag(configfile):
     proc = snakemake("-n", "--forceall", "--configfile", configfile)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout.split("Job stats:")[1], re.M))
     # three sources generate once each; three reward models score each of them
-    assert counts["prepare_prompts"] == ("2" if "config.yaml" in configfile else "1")
+    assert counts["prepare_prompts"] == str(len(load(configfile.split("/")[1])["datasets"]))
     # ... and every model a study names answers the AlpacaEval and Arena-Hard sets
     cfg = load(configfile.split("/")[1])
     named = {m for s in cfg["studies"].values() for m in [*s["sources"], s["target"]]}
@@ -115,7 +115,8 @@ def test_shipped_configs_plan_the_dag(configfile):
         for s in cfg["studies"].values()
         if "inference_mode" not in s and s.get("variants") and s.get("train_dataset")
     ]
-    sampled = sum(len(s["sources"]) for s in pref)
+    # (a source shared by two preference studies on one prompt set samples once)
+    sampled = len({(s["train_dataset"], m) for s in pref for m in s["sources"]})
     assert counts["generate_responses"] == str(3 + sampled + 2 * len(named))
     assert counts["score_responses"] == str(9 + sampled)
     variants = len(cfg["studies"]["profuser"]["variants"])
@@ -192,3 +193,55 @@ def test_check_references_direct():
     paper["studies"]["profuser"]["inference_mode"]["strongest_reward_model"] = None
     with pytest.raises(ConfigError, match="must be set at paper scale"):
         check_references(paper)
+
+
+def test_preference_variants_are_checked():
+    cfg = load("tiny.yaml")
+    bad = copy.deepcopy(cfg)
+    bad["studies"]["wrpo"]["variants"]["WRPO"]["init"] = "Target-SFT-typo"
+    with pytest.raises(ConfigError, match=r"studies\.wrpo\.variants\.WRPO\.init"):
+        check_references(bad)
+    bad = copy.deepcopy(cfg)
+    bad["studies"]["wrpo"]["variants"]["WRPO"]["init"] = "WRPO"  # itself
+    with pytest.raises(ConfigError, match=r"variants\.WRPO\.init"):
+        check_references(bad)
+    bad = copy.deepcopy(cfg)
+    bad["studies"]["wrpo"]["variants"]["WRPO-1src"]["data"] = "quadruples.three"
+    with pytest.raises(ConfigError, match=r"WRPO-1src\.data.*'three'"):
+        check_references(bad)
+    bad = copy.deepcopy(cfg)
+    bad["studies"]["wrpo"]["source_subsets"]["one"] = ["src_missing"]
+    with pytest.raises(ConfigError, match=r"source_subsets\.one.*src_missing"):
+        check_references(bad)
+
+
+def test_wrpo_source_subsets_plan_their_own_quadruples():
+    from fusekit import workflow as layout
+
+    cfg = load("config.yaml")
+    inputs = layout.preference_inputs(cfg, "wrpo", "WRPO-2src")
+    assert inputs["data"] == ["results/wrpo/data/quadruples.two.parquet"]
+    assert inputs["reference"] == ["results/wrpo/ref_logps/Target-SFT/quadruples.two.parquet"]
+    assert layout.data_shape("quadruples.two") == "quadruple"
+    # the subset's y_ws comes from its own sources' files only
+    files = layout.preference_data_inputs(
+        cfg, "wrpo", layout.source_subset(cfg, "wrpo", "quadruples.two")
+    )
+    assert [f.rsplit("/", 1)[1] for f in files["generations"]] == [
+        "Mistral-Large-Instruct-2407.parquet",
+        "gemma-2-27b-it.parquet",
+    ]
+    # WRPO Table 6 settings on Target-SFT
+    v = cfg["studies"]["wrpo"]["variants"]
+    assert v["WRPO"]["stages"][0] == {
+        "objective": "wrpo",
+        "beta": 0.01,
+        "alpha_max": 0.1,
+        "alpha_schedule": "linear",
+        "epochs": 1,
+    }
+    assert v["WRPO_SimPO"]["stages"][0]["alpha_max"] == 0.5
+    assert v["WRPO_SimPO"]["optimizer"]["lr"] == 6.0e-7
+    assert v["IPO"]["stages"][0]["tau"] == 0.01 and v["IPO"]["optimizer"]["lr"] == 1.0e-6
+    assert cfg["studies"]["wrpo"]["target"] == "Meta-Llama-3-8B-Instruct"
+    assert len(cfg["studies"]["wrpo"]["sources"]) == 10

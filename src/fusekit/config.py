@@ -70,6 +70,7 @@ def check_references(config: dict) -> None:
                 f"{key}.variants.{name}.sources",
                 f"{extra} are not sources of the study ({spec['sources']})",
             )
+        _check_preference_variants(config, study)
         for table, tspec in spec.get("tables", {}).items():
             _check_table(config, spec, f"{key}.tables.{table}", tspec)
         if spec.get("chat_table"):
@@ -124,6 +125,37 @@ def check_references(config: dict) -> None:
         )
     if config["scale"] == "tiny":
         _check_tiny(config)
+
+
+def _check_preference_variants(config: dict, study: str) -> None:
+    """A preference variant starts from the target or another variant (not itself), and
+    its data names a known data set and, for ``quadruples.<subset>``, a subset of the
+    study's sources under ``source_subsets``."""
+    from fusekit.workflow import source_subset
+
+    spec = config["studies"][study]
+    key = f"studies.{study}"
+    for name, members in spec.get("source_subsets", {}).items():
+        extra = sorted(set(members) - set(spec["sources"]))
+        _need(
+            not extra,
+            f"{key}.source_subsets.{name}",
+            f"{extra} are not sources of the study ({spec['sources']})",
+        )
+    variants = spec.get("variants", {})
+    for name, variant in variants.items():
+        if "init" not in variant:
+            continue
+        init = variant["init"]
+        _need(
+            init != name and (init == "target" or init in variants),
+            f"{key}.variants.{name}.init",
+            f"{init!r} is neither 'target' nor another variant ({sorted(set(variants) - {name})})",
+        )
+        try:
+            source_subset(config, study, variant["data"])
+        except ValueError as err:
+            raise ConfigError(f"config key {key}.variants.{name}.data: {err}") from None
 
 
 def _check_table(config: dict, study: dict, key: str, spec: dict) -> None:

@@ -348,6 +348,33 @@ def target_sample_spec(config: dict, study: str) -> dict:
 DATA_SHAPES = {"sft": "sft", "dpo": "pair", "target_sft": "sft", "quadruples": "quadruple"}
 
 
+def data_shape(data: str) -> str:
+    """The example shape of a preference data name: ``quadruples.<subset>`` (WRPO's
+    quadruples over a subset of the sources) has its base name's shape."""
+    return DATA_SHAPES[data.split(".", 1)[0]]
+
+
+def source_subset(config: dict, study: str, data: str) -> list[str]:
+    """The sources a data name draws on: ``<name>.<subset>`` names
+    ``studies.<study>.source_subsets.<subset>``; a plain name, every source of the study.
+    Raises ValueError for an unknown data name or subset (naming the config key)."""
+    spec = config["studies"][study]
+    base, _, subset = data.partition(".")
+    if base not in DATA_SHAPES:
+        raise ValueError(f"studies.{study}: unknown data {data!r}; known: {sorted(DATA_SHAPES)}")
+    if not subset:
+        return list(spec["sources"])
+    if base != "quadruples":
+        raise ValueError(f"studies.{study}: only quadruples take a source subset, not {data!r}")
+    subsets = spec.get("source_subsets", {})
+    if subset not in subsets:
+        raise ValueError(
+            f"studies.{study}: data {data!r} names source subset {subset!r}, not in "
+            f"studies.{study}.source_subsets ({sorted(subsets)})"
+        )
+    return list(subsets[subset])
+
+
 def wrpo_studies(config: dict) -> list[str]:
     """Preference studies that sample their own SFT'd target (WRPO)."""
     return [s for s in preference_studies(config) if "target_samples" in config["studies"][s]]
@@ -372,6 +399,15 @@ def preference_data_files(study: str) -> dict[str, str]:
     }
 
 
+def preference_data_file(study: str, data: str) -> str:
+    """The file of a variant's ``data``: a name of :func:`preference_data_files`, or
+    ``quadruples.<subset>`` (WRPO over a subset of the sources)."""
+    base, _, subset = data.partition(".")
+    if subset:
+        return f"results/{study}/data/{base}.{subset}.parquet"
+    return preference_data_files(study)[data]
+
+
 def target_sample_files(config: dict, study: str) -> dict[str, str]:
     """The sampling variant's generations on the WRPO prompts, and their scores."""
     v = config["studies"][study]["target_samples"]["variant"]
@@ -381,14 +417,18 @@ def target_sample_files(config: dict, study: str) -> dict[str, str]:
     }
 
 
-def preference_data_inputs(config: dict, study: str) -> dict[str, list[str]]:
-    """The prompt set, every source's generations on it and the reward model's scores."""
+def preference_data_inputs(
+    config: dict, study: str, sources: list[str] | None = None
+) -> dict[str, list[str]]:
+    """The prompt set, the generations of every source (or of ``sources``) on it and the
+    reward model's scores."""
     spec = config["studies"][study]
     ds, rm = spec["train_dataset"], spec["reward_model"]
+    sources = spec["sources"] if sources is None else sources
     return {
         "prompts": [f"results/data/{ds}.parquet"],
-        "generations": [generations_file(ds, m) for m in spec["sources"]],
-        "scores": [scores_file(ds, rm, m) for m in spec["sources"]],
+        "generations": [generations_file(ds, m) for m in sources],
+        "scores": [scores_file(ds, rm, m) for m in sources],
     }
 
 
@@ -420,7 +460,7 @@ def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[
     v = spec["variants"][variant]
     init = v["init"]
     out = {
-        "data": [preference_data_files(study)[v["data"]]],
+        "data": [preference_data_file(study, v["data"])],
         "init": preference_init_inputs(config, study, init),
     }
     if needs_reference(v["stages"]):
