@@ -49,6 +49,7 @@ localrules:
     build_preference_data,
     build_wrpo_sft_data,
     build_wrpo_quadruples,
+    plot_wrpo_figures,
 
 
 rule all:

@@ -230,3 +230,45 @@ rule build_wrpo_quadruples:
         "--seed {params.seed} --target-generations {input.target_generations} "
         "--target-scores {input.target_scores} --suffix {wildcards.subset:q} "
         "--out results/{wildcards.study}/data > {log} 2>&1"
+
+
+rule plot_wrpo_figures:
+    input:
+        models=lambda w: expand(
+            "results/{study}/models/{variant}",
+            study=w.study,
+            variant=layout.alpha_sweep(config, w.study),
+        ),
+        chat=lambda w: (
+            f"results/{w.study}/chat_eval.csv" if layout.chat_eval_enabled(config) else []
+        ),
+    output:
+        dynamics=report(
+            "results/{study}/figures/reward_dynamics.png",
+            caption="../report/captions/reward_dynamics.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+        sweep=report(
+            "results/{study}/figures/alpha_sweep.png",
+            caption="../report/captions/alpha_sweep.rst",
+            category="{study}",
+            subcategory="Figures",
+        ),
+        csv="results/{study}/alpha_sweep.csv",
+    log:
+        "logs/preference/plot_wrpo_figures/{study}.log",
+    benchmark:
+        "results/benchmarks/preference/plot_wrpo_figures/{study}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.wrpo_studies(config)),
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        alphas=lambda w: as_json(layout.alpha_sweep(config, w.study)),
+        chat=lambda w, input: f"--chat-eval {input.chat}" if input.chat else "",
+    shell:
+        "python scripts/plot_wrpo_figures.py --study {wildcards.study} "
+        "--alphas {params.alphas:q} --models {input.models} {params.chat} "
+        "--dynamics-out {output.dynamics} --sweep-out {output.sweep} --out {output.csv} "
+        "> {log} 2>&1"

@@ -245,3 +245,16 @@ def test_wrpo_source_subsets_plan_their_own_quadruples():
     assert v["IPO"]["stages"][0]["tau"] == 0.01 and v["IPO"]["optimizer"]["lr"] == 1.0e-6
     assert cfg["studies"]["wrpo"]["target"] == "Meta-Llama-3-8B-Instruct"
     assert len(cfg["studies"]["wrpo"]["sources"]) == 10
+
+
+def test_wrpo_alpha_sweep_variants():
+    from fusekit import workflow as layout
+
+    assert layout.alpha_sweep(load("tiny.yaml"), "wrpo") == {
+        "Target-SFT-DPO": 0.0,
+        "WRPO": 0.1,
+        "WRPO-alpha0.5": 0.5,
+    }
+    paper = layout.alpha_sweep(load("config.yaml"), "wrpo")
+    assert sorted(paper.values()) == [0.0, 0.1, 0.3, 0.5, 0.7, 0.9]
+    assert "WRPO-1src" not in paper and "SimPO" not in paper  # other data or objective

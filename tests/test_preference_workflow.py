@@ -149,3 +149,21 @@ def test_wrpo_source_subsets(fusechat3):
         assert (quads.wt_score.to_numpy() == same.wt_score.to_numpy()).all()
         assert (quads.l_score.to_numpy() == same.l_score.to_numpy()).all()
         assert (world / f"results/wrpo/models/WRPO-{len(sources)}src/model.safetensors").exists()
+
+
+def test_wrpo_figures(fusechat3):
+    world = fusechat3
+    sweep = pd.read_csv(world / "results/wrpo/alpha_sweep.csv")
+    assert sweep.variant.tolist() == ["Target-SFT-DPO", "WRPO", "WRPO-alpha0.5"]
+    assert sweep.alpha_max.tolist() == [0.0, 0.1, 0.5]
+    chat = pd.read_csv(world / "results/wrpo/chat_eval.csv").set_index("model")
+    assert sweep.lc_win_rate.tolist() == pytest.approx(
+        chat.loc[sweep.variant, "lc_win_rate"].tolist()
+    )
+    # each variant's training log gives its reward accuracies
+    log = pd.read_csv(world / "results/wrpo/models/WRPO/train_log.csv")
+    tail = log.iloc[-max(1, len(log) // 4) :]
+    got = sweep.set_index("variant").loc["WRPO", "source_reward_accuracy"]
+    assert got == pytest.approx(tail["rewards/source_accuracies"].mean())
+    for fig in ("reward_dynamics", "alpha_sweep"):
+        assert (world / f"results/wrpo/figures/{fig}.png").stat().st_size > 10_000

@@ -468,10 +468,34 @@ def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[
     return out
 
 
+def alpha_sweep(config: dict, study: str) -> dict[str, float]:
+    """The WRPO variants that differ only in alpha: one ``wrpo`` stage on the full
+    quadruples, from the same model -> their alpha_max (alpha 0 is Target-SFT-DPO). Empty
+    when fewer than two alphas are configured."""
+    spec = config["studies"][study]
+    out = {}
+    for name, v in spec.get("variants", {}).items():
+        stages = v.get("stages", [])
+        if v.get("data") == "quadruples" and len(stages) == 1:
+            if stages[0]["objective"] == "wrpo":
+                out[name] = float(stages[0].get("alpha_max", 0.0))
+    return out if len(set(out.values())) >= 2 else {}
+
+
+def wrpo_figure_files(study: str) -> dict[str, str]:
+    return {
+        "dynamics": f"results/{study}/figures/reward_dynamics.png",
+        "sweep": f"results/{study}/figures/alpha_sweep.png",
+        "sweep_csv": f"results/{study}/alpha_sweep.csv",
+    }
+
+
 def preference_targets(config: dict) -> list[str]:
     out = []
     for study in preference_studies(config):
         files = preference_data_files(study)
         out.append(files["best_source_share" if study in wrpo_studies(config) else "composition"])
+        if study in wrpo_studies(config) and alpha_sweep(config, study):
+            out += list(wrpo_figure_files(study).values())
         out += [f"results/{study}/models/{v}" for v in sorted(config["studies"][study]["variants"])]
     return out
