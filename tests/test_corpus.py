@@ -3,6 +3,7 @@ import pytest
 from fusekit.tiny.corpus import (
     COLUMNS,
     SKILLS,
+    TESTS_COLUMN,
     build_corpus,
     extract_answer,
     fact_table,
@@ -15,7 +16,8 @@ SIZES = {"pretrain": 50, "fusion": 10, "eval": 20}
 
 def test_corpus_shape_and_ids():
     df = build_corpus(7, SIZES)
-    assert list(df.columns) == list(COLUMNS)
+    assert list(df.columns) == [*COLUMNS, TESTS_COLUMN]
+    assert (df[TESTS_COLUMN] == "").all()  # only code items have tests
     assert len(df) == sum(SIZES.values()) * len(SKILLS)
     assert df.prompt_id.is_unique
     counts = df.groupby(["split", "skill"]).size()

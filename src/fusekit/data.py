@@ -1,7 +1,12 @@
 """Prompt sets with reference answers: one row per prompt, the same schema at both scales.
 
 Columns (:data:`PROMPT_COLUMNS`): ``prompt_id``, ``prompt``, ``reference``,
-``system`` (may be empty) and ``source`` (where the row came from).
+``system`` (may be empty) and ``source`` (where the row came from). Optional
+(:data:`OPTIONAL_PROMPT_COLUMNS`): ``tests``, Python source that checks a code answer
+(FuseChat-3.0's coding domain, :mod:`fusekit.preference.coding`); ``""`` for a prompt
+without tests. A tiny-corpus set has it only when one of its rows has tests (so a set
+without code keeps exactly :data:`PROMPT_COLUMNS`); a hub set brings its own column of
+that name, if any. Readers require :data:`PROMPT_COLUMNS` only.
 """
 
 from __future__ import annotations
@@ -11,15 +16,40 @@ import pandas as pd
 from fusekit.io import write_table
 
 PROMPT_COLUMNS = ("prompt_id", "prompt", "reference", "system", "source")
+TESTS = "tests"
+OPTIONAL_PROMPT_COLUMNS = (TESTS,)
 
 
-def _from_tiny_corpus(spec: dict, corpus_path: str) -> pd.DataFrame:
+def prompt_tests(prompts: pd.DataFrame) -> pd.DataFrame:
+    """``prompt_id, tests`` of the prompts that have tests (a non-blank ``tests`` value);
+    empty when the set has no ``tests`` column."""
+    if TESTS not in prompts.columns:
+        return pd.DataFrame({"prompt_id": [], TESTS: []})
+    tests = prompts[TESTS].fillna("").astype(str)
+    has = tests.str.strip() != ""
+    return pd.DataFrame({"prompt_id": prompts.prompt_id[has], TESTS: tests[has]}).reset_index(
+        drop=True
+    )
+
+
+def _from_tiny_corpus(spec: dict, corpus_path: str, name: str = "<name>") -> pd.DataFrame:
     from fusekit.tiny.world import load_corpus
 
     df = load_corpus(corpus_path, spec["split"])
     if df.empty:
         raise ValueError(f"{corpus_path}: split {spec['split']!r} is empty")
-    return pd.DataFrame(
+    skills = spec.get("skills")
+    if skills is not None:
+        have = sorted(set(load_corpus(corpus_path).skill))
+        unknown = sorted(set(skills) - set(have), key=str)
+        if unknown or not skills:
+            what = f"unknown skills {unknown}" if unknown else "an empty list selects nothing"
+            raise ValueError(
+                f"datasets.{name}.skills: {what}; the corpus {corpus_path} has {have} "
+                "(tiny_world.corpus.skills)"
+            )
+        df = df[df.skill.isin(skills)].reset_index(drop=True)
+    out = pd.DataFrame(
         {
             "prompt_id": df.prompt_id,
             "prompt": df.prompt,
@@ -28,6 +58,9 @@ def _from_tiny_corpus(spec: dict, corpus_path: str) -> pd.DataFrame:
             "source": "tiny:" + df.skill,
         }
     )
+    if TESTS in df.columns and (df[TESTS].fillna("").str.strip() != "").any():
+        out[TESTS] = df[TESTS].fillna("")
+    return out
 
 
 def orca_best_rows(records) -> pd.DataFrame:
@@ -58,7 +91,7 @@ def _from_hub(spec: dict) -> pd.DataFrame:  # paper scale: needs hub access (unt
     missing = {"prompt_id", "prompt", "chosen"} - set(ds.column_names)
     if missing:
         raise ValueError(f"{spec['path']}: missing columns {sorted(missing)}")
-    return pd.DataFrame(
+    df = pd.DataFrame(
         {
             "prompt_id": ds["prompt_id"],
             "prompt": ds["prompt"],
@@ -67,17 +100,30 @@ def _from_hub(spec: dict) -> pd.DataFrame:  # paper scale: needs hub access (unt
             "source": spec["path"],
         }
     )
+    if TESTS in ds.column_names:  # a code set with its own tests (e.g. self-oss-instruct)
+        df[TESTS] = ["" if t is None else str(t) for t in ds[TESTS]]
+    return df
 
 
 def prepare_prompts(
-    spec: dict, seed: int, out: str, corpus_path: str | None = None
+    spec: dict, seed: int, out: str, corpus_path: str | None = None, name: str = "<name>"
 ) -> pd.DataFrame:
-    """Build the prompt set ``spec`` (a ``datasets.<name>`` config entry) and write it."""
+    """Build the prompt set ``spec`` (a ``datasets.<name>`` config entry) and write it.
+
+    Returns and writes one row per prompt: :data:`PROMPT_COLUMNS`, plus ``tests`` when
+    the set has any (module doc). A tiny_corpus ``spec`` may name ``skills``: only those
+    skills' rows are kept (before the ``n_examples`` sample). ``name`` (the data set's
+    key) only labels errors. Raises ValueError for a tiny_corpus set without the corpus
+    file, an empty split, ``skills`` naming a skill the corpus lacks (or none), or a row
+    with an empty prompt or reference.
+    """
     if spec["kind"] == "tiny_corpus":
         if corpus_path is None:
             raise ValueError("a tiny_corpus data set needs the corpus file")
-        df = _from_tiny_corpus(spec, corpus_path)
+        df = _from_tiny_corpus(spec, corpus_path, name)
     else:
+        if spec.get("skills") is not None:
+            raise ValueError(f"datasets.{name}.skills: only a tiny_corpus data set has skills")
         df = _from_hub(spec)
     n = spec.get("n_examples")
     if n is not None and n < len(df):

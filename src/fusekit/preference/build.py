@@ -7,7 +7,20 @@ rows and same-source DPO pairs (:mod:`fusekit.preference.fusechat3`), the counts
 rule, and the composition beside the model card's (PREFERENCE_FUSION.md §4.2). The
 mathematics domain judges correctness against the final answer of the prompt's reference
 (:func:`fusekit.preference.answers.extract_answer`: the tiny world's references end with
-"the answer is X"; a hub set needs gold answers in its reference).
+"the answer is X"; a hub set needs gold answers in its reference). The coding domain runs
+every response against its prompt's ``tests`` (the prompt set's optional column,
+:data:`fusekit.data.OPTIONAL_PROMPT_COLUMNS`) in the sandbox
+(:func:`fusekit.preference.coding.code_test_results`; a crash, a hang or a memory blow-up
+is a counted ``tests_<status>``, never an exception) and keeps passing responses first,
+with no reward-gap rule (none is stated for code); prompts where every response fails are
+dropped and counted (``dropped_all_fail``). The single-source domain (the card's Chinese)
+takes the one named source's response as its SFT row, with no reward model and no pair.
+
+Domains by config (``studies.<study>``)::
+
+    domains: {"tiny:arith": mathematics, "tiny:code": coding, "tiny:greek": single_source}
+    single_source: {model: src_qwen2, domain_name: greek}   # domain_name default: chinese
+    coding: {timeout: 5, memory_mb: 512}                     # sandbox limits per response
 """
 
 from __future__ import annotations
@@ -16,19 +29,23 @@ import logging
 
 import pandas as pd
 
-from fusekit.data import PROMPT_COLUMNS
+from fusekit.data import PROMPT_COLUMNS, prompt_tests
 from fusekit.io import read_table, write_table
 from fusekit.preference.answers import extract_answer, math_correctness
+from fusekit.preference.coding import check_limits, code_test_results
 from fusekit.preference.fusechat3 import (
     composition,
+    fusechat3_code,
     fusechat3_instruction,
     fusechat3_math,
+    fusechat3_single_source,
     read_reported_composition,
 )
-from fusekit.preference.tables import candidates
+from fusekit.preference.tables import KEY, candidates
 
 log = logging.getLogger("fusekit")
-DOMAINS = ("instruction_following", "mathematics")
+DOMAINS = ("instruction_following", "mathematics", "coding", "single_source")
+SINGLE_SOURCE_KEYS = ("model", "domain_name")
 
 
 def build_fusechat3_data(
@@ -45,17 +62,42 @@ def build_fusechat3_data(
     dpo_out: str,
     counts_out: str,
     composition_out: str,
+    single_source: dict | None = None,
+    code_limits: dict | None = None,
+    workers: int = 1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Build and write the SFT rows and DPO pairs of FuseChat-3.0 (module docstring).
 
     ``domains``: prompt ``source`` -> domain (:data:`DOMAINS`); other sources are
-    instruction following. ``gap``: the pairs' allowed reward gap (inclusive);
-    ``parts``: the SFT:DPO prompt split, e.g. ``{"sft": 4, "dpo": 6}``. Raises
-    ValueError for an unknown domain, or bad generations/scores (naming the file).
+    instruction following. ``gap``: the instruction and mathematics pairs' allowed
+    reward gap (inclusive; coding has none); ``parts``: the SFT:DPO prompt split, e.g.
+    ``{"sft": 4, "dpo": 6}``. ``single_source``: ``{"model": <source>, "domain_name":
+    <label, default "chinese">}``, needed when a source maps to ``single_source``.
+    ``code_limits``: sandbox limits per response (:data:`fusekit.preference.coding.LIMIT_KEYS`:
+    ``timeout`` wall seconds, ``memory_mb``, ...); ``workers``: sandbox processes at a
+    time. Writes ``sft_out``/``dpo_out`` (Parquet, SFT_COLUMNS / PAIR_COLUMNS),
+    ``counts_out`` (domain, dataset, what, n) and ``composition_out``.
+
+    Raises ValueError for an unknown domain, a ``single_source`` domain without its
+    model (or a model with no generations), a coding prompt without tests (naming it),
+    bad sandbox limits, no generations at all, or bad generations/scores (naming the
+    file).
     """
     bad = sorted(set(domains.values()) - set(DOMAINS))
     if bad:
         raise ValueError(f"studies.<study>.domains: unknown domains {bad}; known: {DOMAINS}")
+    single = dict(single_source or {})
+    bad = sorted(set(single) - set(SINGLE_SOURCE_KEYS))
+    if bad:
+        raise ValueError(
+            f"studies.<study>.single_source: unknown keys {bad}; known: {SINGLE_SOURCE_KEYS}"
+        )
+    if "single_source" in domains.values() and not single.get("model"):
+        raise ValueError(
+            "studies.<study>.single_source.model: the single_source domain needs the source "
+            "whose response is its SFT target (the card: Qwen-2.5-72B-Instruct)"
+        )
+    limits = check_limits(dict(code_limits or {}))
     split = dict(parts)
     prompts = read_table(prompts_path, PROMPT_COLUMNS)
     cands = _candidates(generation_paths, score_paths, reward_model)
@@ -64,24 +106,31 @@ def build_fusechat3_data(
     )
     cands["domain"] = cands.prompt_id.map(domain_of)
     dataset = str(prompts_path).rsplit("/", 1)[-1].removesuffix(".parquet")
-    parts = []
-    inst = cands[cands.domain == "instruction_following"].drop(columns="domain")
-    if len(inst):
-        parts.append(fusechat3_instruction(inst, seed, dataset, gap, split))
-    math = cands[cands.domain == "mathematics"].drop(columns="domain")
-    if len(math):
-        gold = prompts[prompts.prompt_id.isin(math.prompt_id)]
-        gold = pd.DataFrame(
-            {"prompt_id": gold.prompt_id, "answer": gold.reference.map(extract_answer)}
+    by = {d: cands[cands.domain == d].drop(columns="domain") for d in DOMAINS}
+    # every input check before the sandbox runs anything
+    gold = _math_gold(prompts, by["mathematics"], prompts_path)
+    tests = _code_tests(prompts, by["coding"], prompts_path)
+    if len(by["single_source"]) and single["model"] not in set(cands.model):
+        raise ValueError(
+            f"studies.<study>.single_source.model: {single['model']!r} has no generations "
+            f"(models: {sorted(set(cands.model))})"
         )
-        missing = gold[gold.answer.isna()]
-        if len(missing):
-            raise ValueError(
-                f"{prompts_path}: no final answer in the reference of mathematics prompt "
-                f"{missing.prompt_id.iloc[0]!r} ({len(missing)} in all)"
-            )
-        correct = math_correctness(math, gold)
-        parts.append(fusechat3_math(math, correct, seed, dataset, gap, split))
+    parts = []
+    if len(by["instruction_following"]):
+        parts.append(fusechat3_instruction(by["instruction_following"], seed, dataset, gap, split))
+    if len(by["mathematics"]):
+        correct = math_correctness(by["mathematics"], gold)
+        parts.append(fusechat3_math(by["mathematics"], correct, seed, dataset, gap, split))
+    if len(by["coding"]):
+        code = by["coding"]
+        results = code_test_results(code[[*KEY, "response"]], tests, workers=workers, **limits)
+        parts.append(fusechat3_code(code, results, seed, dataset, None, split))
+    if len(by["single_source"]):
+        name = single.get("domain_name") or "chinese"
+        lang = by["single_source"]
+        parts.append(fusechat3_single_source(lang, single["model"], dataset, name))
+    if not parts:
+        raise ValueError(f"no generations for the prompts of {prompts_path}")
     sft = pd.concat([p.sft for p in parts], ignore_index=True)
     pairs = pd.concat([p.pairs for p in parts], ignore_index=True)
     counts = pd.concat([p.counts for p in parts], ignore_index=True)
@@ -102,6 +151,31 @@ def build_fusechat3_data(
         counts.to_string(index=False),
     )
     return sft, pairs
+
+
+def _math_gold(prompts: pd.DataFrame, math: pd.DataFrame, prompts_path: str) -> pd.DataFrame:
+    """prompt_id, answer (the reference's final answer) of the mathematics prompts."""
+    gold = prompts[prompts.prompt_id.isin(math.prompt_id)]
+    gold = pd.DataFrame({"prompt_id": gold.prompt_id, "answer": gold.reference.map(extract_answer)})
+    missing = gold[gold.answer.isna()]
+    if len(missing):
+        raise ValueError(
+            f"{prompts_path}: no final answer in the reference of mathematics prompt "
+            f"{missing.prompt_id.iloc[0]!r} ({len(missing)} in all)"
+        )
+    return gold
+
+
+def _code_tests(prompts: pd.DataFrame, code: pd.DataFrame, prompts_path: str) -> pd.DataFrame:
+    """prompt_id, tests of the coding prompts; a coding prompt without tests is an error."""
+    tests = prompt_tests(prompts)
+    missing = sorted(set(code.prompt_id) - set(tests.prompt_id), key=str)
+    if missing:
+        raise ValueError(
+            f"{prompts_path}: coding prompt {missing[0]!r} has no tests ({len(missing)} in "
+            "all); a coding prompt needs its Python tests in the prompt set's 'tests' column"
+        )
+    return tests[tests.prompt_id.isin(code.prompt_id)].reset_index(drop=True)
 
 
 def _candidates(generation_paths: list[str], score_paths: list[str], reward_model: str):

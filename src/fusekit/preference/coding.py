@@ -28,6 +28,8 @@ TEST_RESULT_COLUMNS = (
     "returncode",
     "stderr_tail",
 )
+# the sandbox limits a config may set (keyword arguments of sandbox.run_code)
+LIMIT_KEYS = ("timeout", "memory_mb", "cpu_seconds", "max_file_mb", "max_processes")
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -48,6 +50,21 @@ def extract_code(response: str) -> str:
     if not blocks:
         return response
     return max(blocks, key=len)
+
+
+def check_limits(limits: dict, key: str = "studies.<study>.coding") -> dict:
+    """``limits`` (a config entry: ``timeout`` wall seconds, ``memory_mb`` MiB,
+    ``cpu_seconds``, ``max_file_mb``, ``max_processes``, :data:`LIMIT_KEYS`) as keyword
+    arguments of :func:`fusekit.preference.sandbox.run_code`; ``None`` values are
+    dropped (the sandbox's default). Raises ValueError naming ``key`` for another key or
+    a non-positive timeout."""
+    unknown = sorted(set(limits) - set(LIMIT_KEYS))
+    if unknown:
+        raise ValueError(f"{key}: unknown sandbox limits {unknown}; known: {list(LIMIT_KEYS)}")
+    out = {k: v for k, v in limits.items() if v is not None}
+    if "timeout" in out and not out["timeout"] > 0:
+        raise ValueError(f"{key}.timeout: must be positive seconds, got {out['timeout']}")
+    return out
 
 
 def code_test_results(

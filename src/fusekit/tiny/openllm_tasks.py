@@ -51,6 +51,9 @@ from fusekit.io import atomic_path
 # subtask sizes of tiny_mmlu differ on purpose: the macro average then differs from
 # lm-eval's size-weighted group score, and the tests can tell them apart
 MMLU_SIZES = {"arith": 48, "reverse": 16, "upper": 32, "lookup": 64}
+# the skills the tasks are built from; others in the corpus (code, greek: FuseChat-3.0's
+# domains) are left out, so adding a skill to the world does not change these benchmarks
+OPENLLM_SKILLS = tuple(MMLU_SIZES)
 N_CHOICES = 4
 TRUTHFULQA_PER_SKILL = 16
 _UTILS = '''"""lm-eval hooks of the tiny tasks; the logic lives in fusekit."""
@@ -115,8 +118,11 @@ def _shuffled(right: str, wrong: list[str], rng: random.Random) -> tuple[list[st
 
 
 def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]]:
-    """Documents of every tiny task, keyed by task name (pure function of the split)."""
+    """Documents of every tiny task, keyed by task name (pure function of the split).
+
+    Only rows of :data:`OPENLLM_SKILLS` are used; other skills are ignored."""
     rng = random.Random(f"openllm-{seed}")
+    eval_split = eval_split[eval_split["skill"].isin(OPENLLM_SKILLS)]
     by_skill = {s: g.reset_index(drop=True) for s, g in eval_split.groupby("skill", sort=True)}
     answers = {s: sorted(set(g["answer"])) for s, g in by_skill.items()}
     docs: dict[str, list[dict]] = {}
