@@ -20,6 +20,7 @@ rule build_preference_data:
         study=one_of(PREFERENCE_STUDIES),
     conda:
         "../envs/training.yaml"
+    threads: config["threads"]
     params:
         rm=lambda w: config["studies"][w.study]["reward_model"],
         domains=lambda w: as_json(config["studies"][w.study]["domains"]),
@@ -27,11 +28,16 @@ rule build_preference_data:
         gap=lambda w: as_json(config["studies"][w.study]["dpo"]["rm_gap"]),
         split=lambda w: as_json(config["studies"][w.study]["sft_dpo_split"]),
         reported=lambda w: config["studies"][w.study].get("reported_composition") or "",
+        single_source=lambda w: as_json(
+            config["studies"][w.study].get("single_source", {})
+        ),
+        coding=lambda w: as_json(config["studies"][w.study].get("coding", {})),
     shell:
         "python scripts/build_preference_data.py --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--domains {params.domains:q} --seed {params.seed} --gap {params.gap:q} "
-        "--split {params.split:q} "
+        "--split {params.split:q} --single-source {params.single_source:q} "
+        "--coding {params.coding:q} --workers {threads} "
         "--reported {params.reported:q} --out results/{wildcards.study}/data "
         "--composition {output.composition} > {log} 2>&1"
 
@@ -228,7 +234,7 @@ rule build_wrpo_quadruples:
         "python scripts/build_wrpo_data.py quadruples --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--seed {params.seed} --target-generations {input.target_generations} "
-        "--target-scores {input.target_scores} --suffix {wildcards.subset:q} "
+        "--target-scores {input.target_scores} --suffix={wildcards.subset} "
         "--out results/{wildcards.study}/data > {log} 2>&1"
 
 
@@ -240,7 +246,9 @@ rule plot_wrpo_figures:
             variant=layout.alpha_sweep(config, w.study),
         ),
         chat=lambda w: (
-            f"results/{w.study}/chat_eval.csv" if layout.chat_eval_enabled(config) else []
+            f"results/{w.study}/chat_eval.csv"
+            if layout.chat_eval_enabled(config)
+            else []
         ),
     output:
         dynamics=report(

@@ -34,7 +34,7 @@ def test_table_covers_every_model_and_skill(table, tiny_world):
         cfg["tiny_world"]["reward_models"]
     )
     for _, rows in table.groupby("model"):
-        assert set(rows.skill) == {*SKILLS, "all"}
+        assert set(rows.skill) == {*cfg["tiny_world"]["corpus"]["skills"], "all"}
         assert rows.accuracy.between(0, 1).all()
         assert (rows[rows.skill != "all"].n == 64).all()
     assert set(lms.architecture[lms.role == "source"]) >= {
