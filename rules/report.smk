@@ -1,10 +1,83 @@
 # Paper tables beside the reported numbers, the verification note a reviewer reads,
-# figures, and the headline table (results/table1.csv). Reports only read files.
+# figures, and the headline table (results/table1.csv). Reports only read files, except
+# the evaluations on benchmark suites other than OpenLLM (evaluation.suites), which run
+# only for the rows of tables that name a suite.
+
+
+rule evaluate_suite:
+    input:
+        model=get_model_dir,
+        tasks=get_openllm_tasks,
+    output:
+        "results/evaluation/suites/{suite}/{model}.json",
+    log:
+        "logs/evaluation/evaluate_suite/{suite}/{model}.log",
+    benchmark:
+        "results/benchmarks/evaluation/evaluate_suite/{suite}/{model}.tsv"
+    wildcard_constraints:
+        suite=one_of(layout.benchmark_suites(config)),
+    conda:
+        "../envs/evaluation.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=get_resources("evaluate", "gpu", "model"),
+        cpus_per_gpu=get_resources("evaluate", "cpus_per_gpu", "model"),
+        gpu_model=get_resources("evaluate", "gpu_model", "model"),
+        mem_mb=get_resources("evaluate", "mem_mb", "model"),
+        runtime=get_resources("evaluate", "runtime", "model"),
+        slurm_partition=get_resources("evaluate", "slurm_partition", "model"),
+    params:
+        path=lambda w: config["models"][w.model]["path"],
+        benchmarks=lambda w: as_json(layout.suite_benchmarks(config, w.suite)),
+        settings=lambda w: as_json(layout.suite_job_settings(config, w.suite, w.model)),
+        # lm-eval runs generated code only with HF_ALLOW_CODE_EVAL=1 (a suite's opt-in)
+        env=lambda w: layout.suite_code_env(config, w.suite),
+    shell:
+        "{params.env}python scripts/evaluate_openllm.py --model-path {params.path:q} "
+        "--benchmarks {params.benchmarks:q} --settings {params.settings:q} "
+        "--out {output} > {log} 2>&1"
+
+
+rule evaluate_suite_variant:
+    input:
+        model="results/{study}/models/{variant}",
+        tasks=get_openllm_tasks,
+    output:
+        "results/{study}/evaluation/suites/{suite}/{variant}.json",
+    log:
+        "logs/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.log",
+    benchmark:
+        "results/benchmarks/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.tsv"
+    wildcard_constraints:
+        suite=one_of(layout.benchmark_suites(config)),
+    conda:
+        "../envs/evaluation.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=get_resources("evaluate", "gpu", "study_target"),
+        cpus_per_gpu=get_resources("evaluate", "cpus_per_gpu", "study_target"),
+        gpu_model=get_resources("evaluate", "gpu_model", "study_target"),
+        mem_mb=get_resources("evaluate", "mem_mb", "study_target"),
+        runtime=get_resources("evaluate", "runtime", "study_target"),
+        slurm_partition=get_resources("evaluate", "slurm_partition", "study_target"),
+    params:
+        benchmarks=lambda w: as_json(layout.suite_benchmarks(config, w.suite)),
+        settings=lambda w: as_json(
+            layout.suite_job_settings(
+                config, w.suite, config["studies"][w.study]["target"]
+            )
+        ),
+        env=lambda w: layout.suite_code_env(config, w.suite),
+    shell:
+        "{params.env}python scripts/evaluate_openllm.py --model-path {input.model} "
+        "--benchmarks {params.benchmarks:q} --settings {params.settings:q} "
+        "--out {output} > {log} 2>&1"
 
 
 rule tabulate_paper_table:
     input:
-        evaluations=lambda w: list(get_table_evaluations(w).values()),
+        # the rows' OpenLLM / suite evaluations and, for chat columns, chat_eval.csv
+        evaluations=lambda w: layout.table_inputs(config, w.study, w.table),
         reported=lambda w: get_table_spec(w)["reported"],
     output:
         report(
@@ -23,10 +96,20 @@ rule tabulate_paper_table:
         spec=lambda w: as_json(get_table_spec(w)),
         benchmarks=BENCHMARK_LIST,
         evaluations=lambda w: as_json(get_table_evaluations(w)),
+        suites=as_json(layout.benchmark_suites(config)),
+        suite_evaluations=lambda w: as_json(
+            layout.table_suite_evaluations(config, w.study, w.table)
+        ),
+        chat_eval=lambda w: (
+            f"--chat-eval results/{w.study}/chat_eval.csv"
+            if layout.table_has_chat(config, w.study, w.table)
+            else ""
+        ),
     shell:
         "python scripts/tabulate_paper_table.py --name {wildcards.table} --spec {params.spec:q} "
         "--benchmarks {params.benchmarks:q} --evaluations {params.evaluations:q} "
-        "--out {output} > {log} 2>&1"
+        "--suites {params.suites:q} --suite-evaluations {params.suite_evaluations:q} "
+        "{params.chat_eval} --out {output} > {log} 2>&1"
 
 
 rule verify_tables:
@@ -55,7 +138,11 @@ rule verify_tables:
                 for t, s in config["studies"][w.study].get("tables", {}).items()
             }
         ),
-        benchmarks=BENCHMARK_LIST,
+        benchmarks=lambda w: json.dumps(
+            layout.study_benchmark_list(config, w.study), sort_keys=True
+        ),
+        suites=lambda w: as_json(layout.study_benchmarks(config, w.study)[1]),
+        not_run=lambda w: as_json(layout.study_not_run(config, w.study)),
         tolerance=config["evaluation"]["tolerance"],
         scale=SCALE,
         chat_eval=lambda w, input: f"--chat-eval {input.chat[0]}" if input.chat else "",
@@ -63,6 +150,7 @@ rule verify_tables:
     shell:
         "python scripts/verify_tables.py --study {wildcards.study} --tables {params.tables:q} "
         "--titles {params.titles:q} --benchmarks {params.benchmarks:q} "
+        "--suites {params.suites:q} --not-run {params.not_run:q} "
         "--tolerance {params.tolerance} --scale {params.scale} {params.chat_eval} "
         "--chat-spec {params.chat_spec:q} --out {output} > {log} 2>&1"
 

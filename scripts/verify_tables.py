@@ -1,6 +1,7 @@
 """verification.md: every table cell of a study, reproduced vs reported, with its 95% interval
 and a verdict (within tolerance / differs / not distinguishable at this sample size), for the
-OpenLLM tables and the chat evaluation (AlpacaEval-2, Arena-Hard)."""
+tables (OpenLLM, other benchmark suites, chat columns; columns not run with their reasons)
+and the chat evaluation (AlpacaEval-2, Arena-Hard)."""
 
 from fusekit.cli import json_arg, parser, setup_logging
 from fusekit.report.tables import benchmark_dict
@@ -16,6 +17,18 @@ if __name__ == "__main__":
         type=json_arg,
         required=True,
         help="evaluation.openllm.benchmarks: JSON list of specs with a key, in order",
+    )
+    p.add_argument(
+        "--suites",
+        type=json_arg,
+        default={},
+        help="evaluation.suites the tables read (JSON; benchmarks as evaluated)",
+    )
+    p.add_argument(
+        "--not-run",
+        type=json_arg,
+        default={},
+        help="table name -> column label -> why it has no reproduced value (JSON)",
     )
     p.add_argument("--tolerance", type=float, required=True, help="points")
     p.add_argument("--scale", required=True, help="paper or tiny")
@@ -40,6 +53,8 @@ if __name__ == "__main__":
         a.out,
         a.chat_eval,
         a.chat_spec,
+        a.not_run,
+        a.suites,
     )
     summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
     log.info("verdicts:%s", summary.rstrip())

@@ -159,21 +159,63 @@ def _check_preference_variants(config: dict, study: str) -> None:
 
 
 def _check_table(config: dict, study: dict, key: str, spec: dict) -> None:
-    """Rows name models or variants that exist; columns name configured benchmarks;
-    the reported CSV exists and holds every named row and column."""
-    from fusekit.report.tables import columns_of, read_reported
+    """Rows name models or variants that exist (a table with chat columns: models the
+    study evaluates); columns name configured benchmarks, suites and chat columns, once
+    each; an average only over run benchmark columns; the reported CSV exists (in its
+    layout) and holds every named row and column."""
+    from fusekit.report.tables import (
+        average_label,
+        read_reported_spec,
+        table_columns,
+    )
 
-    benchmarks = config.get("evaluation", {}).get("openllm", {}).get("benchmarks", {})
+    evaluation = config.get("evaluation", {})
+    benchmarks = evaluation.get("openllm", {}).get("benchmarks", {})
+    suites = evaluation.get("suites") or {}
     used = spec.get("benchmarks", [])
     for cols in spec.get("groups", {}).values():
         used = [*used, *cols]
     _names_in(used, benchmarks, f"{key}.benchmarks", "evaluation.openllm.benchmarks")
+    for suite, keys in (spec.get("suites") or {}).items():
+        _need(suite in suites, f"{key}.suites.{suite}", "is not defined under evaluation.suites")
+        _names_in(
+            keys,
+            suites[suite].get("benchmarks", {}),
+            f"{key}.suites.{suite}",
+            f"evaluation.suites.{suite}.benchmarks",
+        )
+    try:
+        columns = table_columns(spec, benchmarks, suites)
+    except ValueError as err:
+        raise ConfigError(f"config key {key}: {err}") from err
+    chat = any(c["source"] == "chat" for c in columns)
+    if chat:
+        ev = evaluation
+        _need(
+            bool(ev.get("alpaca_eval") and ev.get("arena_hard")),
+            f"{key}.chat",
+            "chat columns need evaluation.alpaca_eval and evaluation.arena_hard",
+        )
+    _need(
+        not average_label(spec) or all(c["source"] == "benchmark" for c in columns),
+        f"{key}.average",
+        "the average is recomputed from run benchmark columns only; this table has "
+        f"{sorted(c['label'] for c in columns if c['source'] != 'benchmark')}: set "
+        "average: false (and list the paper's average under not_run)",
+    )
+    named = {*study.get("sources", []), study.get("target")}
     for i, row in enumerate(spec["rows"]):
         if "model" in row:
             _need(
                 row["model"] in config["models"],
                 f"{key}.rows[{i}].model",
                 f"{row['model']!r} is not defined under models",
+            )
+            _need(
+                not chat or row["model"] in named,
+                f"{key}.rows[{i}].model",
+                f"{row['model']!r} is not a source or the target of the study "
+                "(chat columns read the study's chat_eval.csv)",
             )
         else:
             _need(
@@ -184,26 +226,25 @@ def _check_table(config: dict, study: dict, key: str, spec: dict) -> None:
     path = Path(spec["reported"])
     _need(path.is_file(), f"{key}.reported", f"no such file {path}")
     try:  # the same reader and column layout the tables are built with
-        reported = read_reported(path)
+        reported = read_reported_spec(spec)
     except ValueError as err:
         raise ConfigError(f"config key {key}.reported: {err}") from err
     for i, row in enumerate(spec["rows"]):
         name = row.get("reported")
         _need(
-            name is None or name in reported.index,
+            name is None or str(name) in reported.index,
             f"{key}.rows[{i}].reported",
             f"{name!r} is not a model row of {path}",
         )
     header = list(reported.columns)
-    missing = [c for c in columns_of(spec, benchmarks) if c not in header]
+    missing = [c["label"] for c in columns if c["label"] not in header]
     _need(not missing, f"{key}.reported", f"{path} has no column {missing} (has {header})")
 
 
 def _check_chat_table(study: dict, key: str, spec: dict) -> None:
     """Rows name models or variants the study evaluates; the reported CSV exists, has the
     chat columns and every named row."""
-    from fusekit.report.tables import read_reported
-    from fusekit.report.verify import CHAT_COLUMNS
+    from fusekit.report.tables import CHAT_COLUMNS, read_reported
 
     named = {*study.get("sources", []), study.get("target"), *study.get("variants", {})}
     for i, row in enumerate(spec.get("rows", [])):

@@ -176,21 +176,164 @@ def openllm_file(study: str, row: dict) -> str:
     return f"results/{study}/evaluation/openllm/{row['variant']}.json"
 
 
+def suite_file(study: str, row: dict, suite: str) -> str:
+    """The evaluation JSON of a table row on a benchmark suite (``evaluation.suites``):
+    shared per model, per study for a variant; the OpenLLM suite is :func:`openllm_file`."""
+    if suite == "openllm":
+        return openllm_file(study, row)
+    if "model" in row:
+        return f"results/evaluation/suites/{suite}/{row['model']}.json"
+    return f"results/{study}/evaluation/suites/{suite}/{row['variant']}.json"
+
+
 def openllm_tasks(config: dict) -> list[str]:
     """The local task folder lm-eval reads, when the workflow builds it (the tiny world)."""
     tasks_dir = config.get("evaluation", {}).get("openllm", {}).get("tasks_dir")
     return [tasks_dir] if tasks_dir else []
 
 
+def benchmark_suites(config: dict) -> dict[str, dict]:
+    """``evaluation.suites``: benchmark suites other than OpenLLM, by name."""
+    return config.get("evaluation", {}).get("suites") or {}
+
+
+def suite_benchmarks(config: dict, suite: str) -> dict[str, dict]:
+    """The benchmarks a suite's evaluation runs (key -> spec): all of OpenLLM's; a
+    suite's, less those that execute generated code unless it allows that."""
+    if suite == "openllm":
+        return config["evaluation"]["openllm"]["benchmarks"]
+    spec = benchmark_suites(config)[suite]
+    return {
+        k: b
+        for k, b in spec.get("benchmarks", {}).items()
+        if spec.get("allow_code_execution") or not b.get("executes_code")
+    }
+
+
+def suite_settings(config: dict, suite: str) -> dict:
+    """A suite's lm-eval settings: ``evaluation.openllm``'s without its benchmarks,
+    overridden by ``evaluation.suites.<suite>.settings``; ``confirm_run_unsafe_code``
+    where the suite allows code execution."""
+    settings = {k: v for k, v in config["evaluation"]["openllm"].items() if k != "benchmarks"}
+    if suite != "openllm":
+        spec = benchmark_suites(config)[suite]
+        settings.update(spec.get("settings") or {})
+        if spec.get("allow_code_execution"):
+            settings["confirm_run_unsafe_code"] = True
+    return settings
+
+
+def suite_job_settings(config: dict, suite: str, model: str) -> dict:
+    """What one evaluation job of a suite receives as ``--settings``:
+    :func:`suite_settings` plus the seed and the model's ``trust_remote_code`` (for a
+    variant: its study's target's)."""
+    return {
+        **suite_settings(config, suite),
+        "seed": config["seed"],
+        "trust_remote_code": config["models"][model].get("trust_remote_code", False),
+    }
+
+
+def suite_code_env(config: dict, suite: str) -> str:
+    """The shell prefix that lets lm-eval run generated code (``HF_ALLOW_CODE_EVAL=1``)
+    where the suite allows code execution; else empty."""
+    allowed = benchmark_suites(config)[suite].get("allow_code_execution")
+    return "HF_ALLOW_CODE_EVAL=1 " if allowed else ""
+
+
+def _columns(config: dict, study: str, table: str) -> list[dict]:
+    from fusekit.report.tables import table_columns
+
+    spec = config["studies"][study]["tables"][table]
+    benchmarks = config.get("evaluation", {}).get("openllm", {}).get("benchmarks", {})
+    return table_columns(spec, benchmarks, benchmark_suites(config))
+
+
+def table_suites(config: dict, study: str, table: str) -> list[str]:
+    """The suites whose evaluations a table reads ('openllm' first): those of its run
+    benchmark columns (none for a table of chat and not-run columns only)."""
+    suites = {s for c in _columns(config, study, table) for s, _ in c["keys"]}
+    return sorted(suites, key=lambda s: (s != "openllm", s))
+
+
+def table_has_chat(config: dict, study: str, table: str) -> bool:
+    """Whether a table has columns from the study's chat_eval.csv."""
+    return any(c["source"] == "chat" for c in _columns(config, study, table))
+
+
+def table_not_run(config: dict, study: str, table: str) -> dict[str, str]:
+    """Label -> reason of a table's columns without a reproduced value."""
+    return {
+        c["label"]: c["reason"] for c in _columns(config, study, table) if c["source"] == "not_run"
+    }
+
+
 def table_evaluations(config: dict, study: str, table: str) -> dict[str, str]:
-    """Row name (model or variant) -> evaluation JSON, for every row of a table."""
+    """Row name (model or variant) -> OpenLLM evaluation JSON, for every row of a table
+    that has OpenLLM columns (empty otherwise)."""
+    if "openllm" not in table_suites(config, study, table):
+        return {}
     rows = config["studies"][study]["tables"][table]["rows"]
     return {row.get("model") or row["variant"]: openllm_file(study, row) for row in rows}
+
+
+def table_suite_evaluations(config: dict, study: str, table: str) -> dict[str, dict[str, str]]:
+    """Suite -> row name -> evaluation JSON, for the suites other than OpenLLM that a
+    table reads."""
+    rows = config["studies"][study]["tables"][table]["rows"]
+    return {
+        suite: {row.get("model") or row["variant"]: suite_file(study, row, suite) for row in rows}
+        for suite in table_suites(config, study, table)
+        if suite != "openllm"
+    }
+
+
+def table_inputs(config: dict, study: str, table: str) -> list[str]:
+    """The files a table reads besides its reported CSV: its rows' evaluations (OpenLLM,
+    other suites) and the study's chat_eval.csv when it has chat columns."""
+    files = list(table_evaluations(config, study, table).values())
+    for rows in table_suite_evaluations(config, study, table).values():
+        files += list(rows.values())
+    if table_has_chat(config, study, table):
+        files.append(f"results/{study}/chat_eval.csv")
+    return files
 
 
 def study_tables(config: dict, study: str) -> dict[str, str]:
     """Table name -> CSV, for every configured table of a study."""
     return {t: f"results/{study}/{t}.csv" for t in config["studies"][study].get("tables", {})}
+
+
+def study_not_run(config: dict, study: str) -> dict[str, dict[str, str]]:
+    """Table name -> its not-run columns (label -> reason), for tables that have any."""
+    out = {t: table_not_run(config, study, t) for t in study_tables(config, study)}
+    return {t: cols for t, cols in out.items() if cols}
+
+
+def study_benchmarks(config: dict, study: str) -> tuple[list[str], dict[str, dict]]:
+    """What verification.md describes: the OpenLLM benchmark keys (all of them when the
+    study has no table; else those its tables read, in config order) and the other
+    suites its tables read (``evaluation.suites.<suite>`` with the benchmarks run)."""
+    openllm = config["evaluation"]["openllm"]["benchmarks"]
+    tables = list(study_tables(config, study))
+    if not tables:
+        return list(openllm), {}
+    used = {(s, k) for t in tables for c in _columns(config, study, t) for s, k in c["keys"]}
+    keys = [k for k in openllm if ("openllm", k) in used]
+    suites = {}
+    for suite, spec in benchmark_suites(config).items():
+        bench = {k: b for k, b in suite_benchmarks(config, suite).items() if (suite, k) in used}
+        if bench:
+            suites[suite] = {**spec, "benchmarks": bench}
+    return keys, suites
+
+
+def study_benchmark_list(config: dict, study: str) -> list[dict]:
+    """The OpenLLM benchmarks verification.md describes (:func:`study_benchmarks`), as
+    the list of specs with a ``key`` that scripts receive, in config order."""
+    keys, _ = study_benchmarks(config, study)
+    bench = config["evaluation"]["openllm"]["benchmarks"]
+    return [{**bench[k], "key": k} for k in keys]
 
 
 def study_figures(config: dict, study: str) -> list[str]:
@@ -209,14 +352,27 @@ def study_figures(config: dict, study: str) -> list[str]:
     return figs
 
 
+def evaluation_targets(config: dict, study: str) -> list[str]:
+    """The benchmark evaluations a study's tables read: each row of a table, on each
+    suite of that table's run columns (OpenLLM or another), once; no other model of the
+    study is evaluated (at paper scale its sources include 236B models)."""
+    out: dict[str, None] = {}
+    for table in study_tables(config, study):
+        for rows in [
+            {"openllm": table_evaluations(config, study, table)},
+            table_suite_evaluations(config, study, table),
+        ]:
+            for files in rows.values():
+                out.update(dict.fromkeys(files.values()))
+    return sorted(out)
+
+
 def report_targets(config: dict) -> list[str]:
     """Tables, verification notes, figures and the headline table."""
     out = []
     for study, spec in sorted(config.get("studies", {}).items()):
-        if spec.get("tables"):  # every source, the base target and every variant is evaluated
-            models = sorted({*spec["sources"], spec["target"]})
-            out += [openllm_file(study, {"model": m}) for m in models]
-            out += [openllm_file(study, {"variant": v}) for v in sorted(spec.get("variants", {}))]
+        if spec.get("tables"):  # the tables' rows are evaluated, on the tables' suites
+            out += evaluation_targets(config, study)
             out += list(study_tables(config, study).values())
         if spec.get("tables") or chat_eval_enabled(config):  # OpenLLM and/or chat cells
             out.append(f"results/{study}/verification.md")

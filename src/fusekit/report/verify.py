@@ -14,7 +14,10 @@ uncertainty) and the tolerance band is ``reported +- evaluation.tolerance``:
 * **within tolerance**: the whole interval lies inside the band;
 * **differs**: the whole interval lies outside the band;
 * **not distinguishable at this sample size**: the interval overlaps the band's edge (or
-  no interval is known): the data can neither confirm nor reject the reported number.
+  no interval is known): the data can neither confirm nor reject the reported number;
+* **not run**: a column fusekit does not reproduce (``not_run`` of the table, or a
+  benchmark that executes code without opt-in); the reason is listed beside the table and
+  the cell never counts as a failure.
 
 A point estimate that falls inside the band by chance, with an interval ten points wide,
 is therefore not "within tolerance". In the tiny world every cell tests the pipeline, not
@@ -27,14 +30,16 @@ import math
 
 import pandas as pd
 
+from fusekit.report.tables import CHAT_COLUMNS
+
 WITHIN, DIFFERS, UNCLEAR = (
     "within tolerance",
     "differs",
     "not distinguishable at this sample size",
 )
 NO_REPORTED = "no reported value"
+NOT_RUN = "not run"
 VERDICTS = (WITHIN, DIFFERS, UNCLEAR)
-CHAT_COLUMNS = ("AlpacaEval-2 LC", "AlpacaEval-2 WR", "Arena-Hard WR")
 
 
 def _nan(x) -> bool:
@@ -70,11 +75,19 @@ def cell_status(difference: float, tolerance: float) -> str:
     return "yes" if abs(difference) <= tolerance + 1e-9 else "no"
 
 
-def with_verdicts(table: pd.DataFrame, tolerance: float) -> pd.DataFrame:
-    """``table`` (:data:`fusekit.report.tables.COLUMNS`) with a ``verdict`` column."""
+def with_verdicts(
+    table: pd.DataFrame, tolerance: float, not_run: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """``table`` (:data:`fusekit.report.tables.COLUMNS`) with a ``verdict`` column;
+    cells of a column in ``not_run`` (label -> reason) without a reproduced value get
+    :data:`NOT_RUN`."""
     out = table.copy()
+    skip = set(not_run or {})
     out["verdict"] = [
-        verdict(r.ci_lower, r.ci_upper, r.reported, tolerance) for r in out.itertuples()
+        NOT_RUN
+        if r.column in skip and _nan(r.reproduced)
+        else verdict(r.ci_lower, r.ci_upper, r.reported, tolerance)
+        for r in out.itertuples()
     ]
     return out
 
@@ -87,7 +100,7 @@ def chat_cells(
     AlpacaEval-2 LC and WR (interval +- 1.96 SE; none where the SE is unknown) and the
     Arena-Hard WR (its bootstrap 95% interval), beside the reported row that
     ``spec["rows"]`` names for the model (``{model|variant, reported}``; others: none)."""
-    from fusekit.report.tables import COLUMNS, Z95
+    from fusekit.report.tables import COLUMNS, chat_cell
 
     paper = {}
     for row in (spec or {}).get("rows", []):
@@ -95,16 +108,9 @@ def chat_cells(
         paper[name] = row.get("reported")
     records = []
     for r in chat.itertuples():
-        cells = {
-            "AlpacaEval-2 LC": (r.lc_win_rate, r.lc_standard_error, None, None),
-            "AlpacaEval-2 WR": (r.win_rate, r.standard_error, None, None),
-            "Arena-Hard WR": (r.arena_hard, math.nan, r.arena_hard_lower, r.arena_hard_upper),
-        }
         row_name = paper.get(r.model)
-        for label, (value, se, lower, upper) in cells.items():
-            se = math.nan if _nan(se) else float(se)
-            if lower is None:
-                lower, upper = value - Z95 * se, value + Z95 * se
+        for label in CHAT_COLUMNS:
+            value, se, lower, upper = chat_cell(r, label)
             rep = math.nan
             if row_name is not None and reported is not None:
                 if row_name not in reported.index:
@@ -119,24 +125,25 @@ def chat_cells(
                     "model": r.model,
                     "kind": "",
                     "column": label,
-                    "reproduced": float(value),
+                    "reproduced": value,
                     "stderr": se,
-                    "ci_lower": math.nan if _nan(lower) else float(lower),
-                    "ci_upper": math.nan if _nan(upper) else float(upper),
+                    "ci_lower": lower,
+                    "ci_upper": upper,
                     "reported": rep,
-                    "difference": float(value) - rep if not math.isnan(rep) else math.nan,
+                    "difference": value - rep if not math.isnan(rep) else math.nan,
                 }
             )
     return pd.DataFrame.from_records(records, columns=list(COLUMNS))
 
 
-def _summary(name: str, df: pd.DataFrame) -> str:
+def _summary(name: str, df: pd.DataFrame, with_not_run: bool = False) -> str:
     v = df["verdict"]
-    n = int((v != NO_REPORTED).sum())
-    return (
+    n = int(((v != NO_REPORTED) & (v != NOT_RUN)).sum())
+    line = (
         f"| {name} | {len(df)} | {n} | {int((v == WITHIN).sum())} | {int((v == DIFFERS).sum())} "
         f"| {int((v == UNCLEAR).sum())} |"
     )
+    return line + f" {int((v == NOT_RUN).sum())} |" if with_not_run else line
 
 
 def _cells(df: pd.DataFrame, scope: str) -> list[str]:
@@ -169,12 +176,19 @@ def render_verification(
     chat: pd.DataFrame | None = None,
     chat_title: str = "",
     chat_notes: list[str] | None = None,
+    not_run: dict[str, dict[str, str]] | None = None,
+    suites: dict[str, dict] | None = None,
 ) -> str:
     """The markdown text of ``results/<study>/verification.md``.
 
     ``tables``: long tables (:data:`fusekit.report.tables.COLUMNS`); ``chat``: the chat
-    evaluation's cells from :func:`chat_cells`, or None when the study has none.
+    evaluation's cells from :func:`chat_cells`, or None when the study has none;
+    ``not_run``: table -> column label -> why it has no reproduced value (listed under
+    the table; its cells get :data:`NOT_RUN`); ``suites``: the benchmark suites other
+    than OpenLLM that the tables read (``evaluation.suites.<suite>``, benchmarks as
+    evaluated), described beside the OpenLLM benchmarks.
     """
+    not_run = not_run or {}
     scope = "pipeline (tiny world), not the paper" if scale == "tiny" else "the paper's number"
     lines = [
         f"# Verification: {study}",
@@ -201,31 +215,45 @@ def render_verification(
         "| prompt style |",
         "| --- | --- | ---: | --- | --- | --- | --- |",
     ]
-    for spec in benchmarks.values():
+    described = [(spec, "") for spec in benchmarks.values()]
+    for suite, sspec in (suites or {}).items():
+        described += [(spec, suite) for spec in sspec.get("benchmarks", {}).values()]
+    for spec, suite in described:
         filt = spec.get("filter")
         filt = f"`{filt}`" if filt else "lm-eval default (`none`)"
+        label = f"{spec['label']} (suite {suite})" if suite else spec["label"]
         lines.append(
-            f"| {spec['label']} | `{spec['task']}` | {spec['num_fewshot']} | {spec['metric']} | "
+            f"| {label} | `{spec['task']}` | {spec['num_fewshot']} | {spec['metric']} | "
             f"{filt} | {spec.get('aggregate', 'lm_eval')} | "
             f"{spec.get('style') or 'lm-eval default'} |"
         )
-    judged = {name: with_verdicts(df, tolerance) for name, df in tables.items()}
+    judged = {name: with_verdicts(df, tolerance, not_run.get(name)) for name, df in tables.items()}
+    counted = any(not_run.get(name) for name in judged)
     chat_judged = with_verdicts(chat, tolerance) if chat is not None else None
     lines += [
         "",
         "## Summary",
         "",
-        f"| table | cells | with a reported value | {WITHIN} | {DIFFERS} | {UNCLEAR} |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| table | cells | with a reported value | {WITHIN} | {DIFFERS} | {UNCLEAR} |"
+        + (f" {NOT_RUN} |" if counted else ""),
+        "| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if counted else ""),
     ]
-    lines += [_summary(name, df) for name, df in judged.items()]
+    lines += [_summary(name, df, counted) for name, df in judged.items()]
     if chat_judged is not None:
-        lines.append(_summary("chat_eval (AlpacaEval-2, Arena-Hard)", chat_judged))
+        lines.append(_summary("chat_eval (AlpacaEval-2, Arena-Hard)", chat_judged, counted))
     for name, df in judged.items():
         df = df.assign(group=df["group"].fillna(""), row=df["row"].fillna(""))
         lines += ["", f"## {name}", ""]
         if titles.get(name):
             lines += [titles[name], ""]
+        if not_run.get(name):
+            lines += [
+                "Columns not run (the reported number is shown without a reproduced one; "
+                "never counted as a failure):",
+                "",
+            ]
+            lines += [f"- **{label}**: {reason}" for label, reason in not_run[name].items()]
+            lines.append("")
         lines += _cells(df, scope)
     if chat_judged is not None:
         df = chat_judged.assign(row=chat_judged["row"].fillna(""))
@@ -291,10 +319,13 @@ def write_verification(
     out: str,
     chat_eval: str | None = None,
     chat_spec: dict | None = None,
+    not_run: dict[str, dict[str, str]] | None = None,
+    suites: dict[str, dict] | None = None,
 ) -> str:
     """File to file: read the long tables (name -> CSV path) and, when given, the chat
     evaluation table (``chat_eval.csv``) with ``chat_spec``
-    (``studies.<study>.chat_table``: its reported CSV and rows); write the markdown."""
+    (``studies.<study>.chat_table``: its reported CSV and rows); write the markdown
+    (``not_run`` and ``suites`` as in :func:`render_verification`)."""
     from fusekit.io import atomic_path, read_table
     from fusekit.report.tables import COLUMNS, read_reported
 
@@ -315,6 +346,8 @@ def write_verification(
         chat,
         (chat_spec or {}).get("title", ""),
         notes,
+        not_run,
+        suites,
     )
     with atomic_path(out) as tmp:
         tmp.write_text(text)
