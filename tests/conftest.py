@@ -25,7 +25,7 @@ def snakemake(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.Co
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")

@@ -367,3 +367,20 @@ def test_config_check_of_mixed_tables(monkeypatch):
         tables(c)["table2"]["rows"].append({"model": "other"})
 
     _bad(profuser_row, "not a source or the target", monkeypatch)
+
+
+def test_code_execution_opt_in_reaches_lm_eval(monkeypatch, tmp_path):
+    """A suite's allow_code_execution becomes lm-eval's confirm_run_unsafe_code."""
+    import fusekit.eval.openllm as openllm
+
+    seen = {}
+
+    def fake(model_path, benchmarks, **kwargs):
+        seen.update(kwargs)
+        return {"benchmarks": {}}
+
+    monkeypatch.setattr(openllm, "evaluate_model", fake)
+    openllm.evaluate_to_file("m", {}, {"confirm_run_unsafe_code": True}, str(tmp_path / "a.json"))
+    assert seen["confirm_run_unsafe_code"] is True
+    openllm.evaluate_to_file("m", {}, {}, str(tmp_path / "b.json"))
+    assert seen["confirm_run_unsafe_code"] is False

@@ -177,8 +177,12 @@ def evaluate_model(
     trust_remote_code: bool = False,
     seed: int = 1234,
     limit: int | None = None,
+    confirm_run_unsafe_code: bool = False,
 ) -> dict:
     """Run every benchmark of ``benchmarks`` (``evaluation.openllm``) on one model.
+
+    ``confirm_run_unsafe_code``: lets lm-eval execute model-written code (HumanEval,
+    MBPP; also needs ``HF_ALLOW_CODE_EVAL=1``); a suite opts in by config.
 
     Benchmarks with the same shot count run in one ``simple_evaluate`` call.
     Returns ``{"benchmarks": {key: {label, task, num_fewshot, metric, aggregate, filter,
@@ -242,6 +246,7 @@ def evaluate_model(
             numpy_random_seed=seed,
             torch_random_seed=seed,
             fewshot_random_seed=seed,
+            confirm_run_unsafe_code=confirm_run_unsafe_code,
         )
         for key in keys:
             spec = benchmarks[key]
@@ -292,6 +297,7 @@ def evaluate_to_file(
         trust_remote_code=settings.get("trust_remote_code", False),
         seed=settings.get("seed", 1234),
         limit=settings.get("limit"),
+        confirm_run_unsafe_code=settings.get("confirm_run_unsafe_code", False),
     )
     write_json(result, out)
     return result
