@@ -49,6 +49,7 @@ localrules:
     build_preference_data,
     build_wrpo_sft_data,
     build_wrpo_quadruples,
+    build_fuserl_data,
     plot_wrpo_figures,
 
 

@@ -17,7 +17,7 @@ rule build_preference_data:
     benchmark:
         "results/benchmarks/preference/build_preference_data/{study}.tsv"
     wildcard_constraints:
-        study=one_of(PREFERENCE_STUDIES),
+        study=one_of(layout.fusechat_studies(config)),
     conda:
         "../envs/training.yaml"
     threads: config["threads"]
@@ -40,6 +40,36 @@ rule build_preference_data:
         "--coding {params.coding:q} --workers {threads} "
         "--reported {params.reported:q} --out results/{wildcards.study}/data "
         "--composition {output.composition} > {log} 2>&1"
+
+
+# FuseRL: every source's (best, worst) response per prompt, split FuseSFT:FusePO.
+
+
+rule build_fuserl_data:
+    input:
+        unpack(get_preference_data_inputs),
+    output:
+        fusesft="results/{study}/data/fusesft.parquet",
+        fusepo="results/{study}/data/fusepo.parquet",
+        counts="results/{study}/data/fuserl_counts.csv",
+    log:
+        "logs/preference/build_fuserl_data/{study}.log",
+    benchmark:
+        "results/benchmarks/preference/build_fuserl_data/{study}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.fuserl_studies(config)),
+    conda:
+        "../envs/training.yaml"
+    params:
+        rm=lambda w: config["studies"][w.study]["reward_model"],
+        seed=lambda w: config["studies"][w.study]["seed"],
+        split=lambda w: as_json(config["studies"][w.study]["fuserl"]["split"]),
+        min_gap=lambda w: config["studies"][w.study]["fuserl"]["min_gap"],
+    shell:
+        "python scripts/build_fuserl_data.py --prompts {input.prompts} "
+        "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
+        "--seed {params.seed} --split {params.split:q} --min-gap {params.min_gap} "
+        "--out results/{wildcards.study}/data > {log} 2>&1"
 
 
 rule score_reference_logps:

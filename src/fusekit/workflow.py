@@ -501,7 +501,14 @@ def target_sample_spec(config: dict, study: str) -> dict:
 
 
 # the shape of the examples each data set of a preference study holds
-DATA_SHAPES = {"sft": "sft", "dpo": "pair", "target_sft": "sft", "quadruples": "quadruple"}
+DATA_SHAPES = {
+    "sft": "sft",
+    "dpo": "pair",
+    "target_sft": "sft",
+    "quadruples": "quadruple",
+    "fusesft": "weighted_sft",
+    "fusepo": "group",
+}
 
 
 def data_shape(data: str) -> str:
@@ -536,9 +543,15 @@ def wrpo_studies(config: dict) -> list[str]:
     return [s for s in preference_studies(config) if "target_samples" in config["studies"][s]]
 
 
+def fuserl_studies(config: dict) -> list[str]:
+    """Preference studies that weight every source's responses (FuseRL)."""
+    return [s for s in preference_studies(config) if "fuserl" in config["studies"][s]]
+
+
 def fusechat_studies(config: dict) -> list[str]:
     """Preference studies that build SFT rows and same-source pairs (FuseChat-3.0)."""
-    return [s for s in preference_studies(config) if s not in wrpo_studies(config)]
+    other = {*wrpo_studies(config), *fuserl_studies(config)}
+    return [s for s in preference_studies(config) if s not in other]
 
 
 def preference_data_files(study: str) -> dict[str, str]:
@@ -552,6 +565,9 @@ def preference_data_files(study: str) -> dict[str, str]:
         "best_source_share": f"results/{study}/best_source_share.csv",
         "quadruples": f"results/{study}/data/quadruples.parquet",
         "quadruple_counts": f"results/{study}/data/quadruple_counts.csv",
+        "fusesft": f"results/{study}/data/fusesft.parquet",
+        "fusepo": f"results/{study}/data/fusepo.parquet",
+        "fuserl_counts": f"results/{study}/data/fuserl_counts.csv",
     }
 
 
@@ -650,7 +666,12 @@ def preference_targets(config: dict) -> list[str]:
     out = []
     for study in preference_studies(config):
         files = preference_data_files(study)
-        out.append(files["best_source_share" if study in wrpo_studies(config) else "composition"])
+        if study in wrpo_studies(config):
+            out.append(files["best_source_share"])
+        elif study in fuserl_studies(config):
+            out.append(files["fuserl_counts"])
+        else:
+            out.append(files["composition"])
         if study in wrpo_studies(config) and alpha_sweep(config, study):
             out += list(wrpo_figure_files(study).values())
         out += [f"results/{study}/models/{v}" for v in sorted(config["studies"][study]["variants"])]

@@ -247,3 +247,61 @@ def build_wrpo_quadruples(
         "WRPO: %d quadruples; counts:\n%s", len(data.quadruples), data.counts.to_string(index=False)
     )
     return data.quadruples
+
+
+def build_fuserl_data(
+    prompts_path: str,
+    generation_paths: list[str],
+    score_paths: list[str],
+    reward_model: str,
+    seed: int,
+    parts: dict[str, int],
+    min_gap: float,
+    fusesft_out: str,
+    fusepo_out: str,
+    counts_out: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """FuseRL's data (PREFERENCE_FUSION.md §2.2-2.4): every source's best and worst
+    response per prompt (:func:`fusekit.preference.fuserl.fuserl_groups`), the prompts
+    split FuseSFT:FusePO by ``parts`` (e.g. ``{"sft": 4, "po": 6}``, a seeded
+    permutation). ``fusesft_out``: the groups of the FuseSFT prompts (one line per
+    (prompt, source) with a usable response, :data:`~fusekit.preference.fuserl.
+    GROUP_COLUMNS`); ``fusepo_out``: those of the FusePO prompts where at least one source
+    has a pair (best != worst and gap > ``min_gap``); prompts without one are dropped and
+    counted (``po_dropped_no_pair``). Raises ValueError for bad generations or scores
+    (naming the file) or a split without its two parts."""
+    from fusekit.preference.fuserl import fuserl_groups
+    from fusekit.preference.splits import split_prompts
+    from fusekit.preference.tables import Counts
+
+    if set(parts) != {"sft", "po"}:
+        raise ValueError(f"studies.<study>.fuserl.split: needs parts sft and po, got {parts}")
+    read_table(prompts_path, PROMPT_COLUMNS)
+    cands = _candidates(generation_paths, score_paths, reward_model)
+    dataset = str(prompts_path).rsplit("/", 1)[-1].removesuffix(".parquet")
+    data = fuserl_groups(cands, min_gap=min_gap, dataset=dataset)
+    groups = data.groups
+    split = split_prompts(sorted(set(cands["prompt_id"]), key=str), parts, seed)
+    which = dict(zip(split["prompt_id"], split["split"], strict=True))
+    side = groups["prompt_id"].map(which)
+    sft = groups[side == "sft"].reset_index(drop=True)
+    po = groups[side == "po"]
+    with_pair = set(po.loc[po["has_pair"], "prompt_id"])
+    extra = Counts("fuserl", dataset)
+    extra.add("fusesft_prompts", sft["prompt_id"].nunique())
+    extra.add("po_dropped_no_pair", po["prompt_id"].nunique() - len(with_pair), warn=True)
+    po = po[po["prompt_id"].isin(with_pair)].reset_index(drop=True)
+    extra.add("fusepo_prompts", po["prompt_id"].nunique())
+    extra.add("fusepo_pairs", int(po["has_pair"].sum()))
+    counts = pd.concat([data.counts, extra.frame()], ignore_index=True)
+    write_table(sft, fusesft_out)
+    write_table(po, fusepo_out)
+    write_table(counts, counts_out)
+    log.info(
+        "FuseRL data from %s: %d FuseSFT prompts, %d FusePO prompts; counts:\n%s",
+        prompts_path,
+        sft["prompt_id"].nunique(),
+        po["prompt_id"].nunique(),
+        counts.to_string(index=False),
+    )
+    return sft, po

@@ -132,14 +132,15 @@ def _accepts(stage: Stage, example) -> bool:
 def _objective_loss(model, stage: Stage, batch, pad_id: int, device, step: int, total: int):
     """A preference stage's loss and metrics on a micro-batch of SequenceExamples."""
     from fusekit.losses.registry import get_objective
-    from fusekit.train.sequences import collate_rows
+    from fusekit.train.sequences import collate_extras, collate_rows
 
     obj = get_objective(stage.objective)
     ids, mask, labels, ref = collate_rows(batch, pad_id)
+    extras = {k: v.to(device) for k, v in collate_extras(batch).items()}
     if obj.needs_reference and ref is None:
         raise ValueError(f"objective {stage.objective!r} needs reference log-probs")
     logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-    tensors = {"logits": logits, "labels": labels.to(device)}
+    tensors = {"logits": logits, "labels": labels.to(device), **extras}
     if ref is not None:
         tensors["ref_logp"] = ref.to(device)
     return obj(tensors, stage.hparams, step, total)

@@ -31,7 +31,7 @@ def reference_logps(
     from tqdm.auto import tqdm
 
     from fusekit.losses.preference import sequence_logps
-    from fusekit.train.sequences import collate_rows
+    from fusekit.train.sequences import collate_rows, row_order
 
     out = []
     with torch.inference_mode():
@@ -42,11 +42,9 @@ def reference_logps(
                 input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
             ).logits
             logp, n = sequence_logps(logits, labels.to(model.device))
-            n_roles = len(batch[0].rows)
-            for k, (lp, nt) in enumerate(zip(logp.tolist(), n.tolist(), strict=True)):
-                role, b = divmod(k, len(batch))
+            order = row_order(batch)
+            for (b, role), lp, nt in zip(order, logp.tolist(), n.tolist(), strict=True):
                 out.append((batch[b].prompt_id, role, lp, int(nt)))
-            assert len(out) % n_roles == 0
     return pd.DataFrame(out, columns=list(REFERENCE_COLUMNS))
 
 
