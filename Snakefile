@@ -22,6 +22,7 @@ include: "rules/rewards.smk"
 include: "rules/logits.smk"
 include: "rules/training.smk"
 include: "rules/preference.smk"
+include: "rules/fuserl.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
 include: "rules/chat_evaluation.smk"
@@ -50,6 +51,9 @@ localrules:
     build_wrpo_sft_data,
     build_wrpo_quadruples,
     build_fuserl_data,
+    tabulate_preference_accuracy,
+    tabulate_judge_bias_variance,
+    tabulate_fuserl_ablation,
     plot_wrpo_figures,
 
 

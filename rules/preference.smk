@@ -42,7 +42,8 @@ rule build_preference_data:
         "--composition {output.composition} > {log} 2>&1"
 
 
-# FuseRL: every source's (best, worst) response per prompt, split FuseSFT:FusePO.
+# FuseRL: every source's (best, worst) response per prompt, split FuseSFT:FusePO and
+# optionally a held-out part that no variant trains on (its analyses: rules/fuserl.smk).
 
 
 rule build_fuserl_data:
@@ -51,6 +52,8 @@ rule build_fuserl_data:
     output:
         fusesft="results/{study}/data/fusesft.parquet",
         fusepo="results/{study}/data/fusepo.parquet",
+        # empty without a heldout part in studies.<study>.fuserl.split
+        heldout="results/{study}/data/heldout.parquet",
         counts="results/{study}/data/fuserl_counts.csv",
     log:
         "logs/preference/build_fuserl_data/{study}.log",

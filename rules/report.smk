@@ -147,12 +147,15 @@ rule verify_tables:
         scale=SCALE,
         chat_eval=lambda w, input: f"--chat-eval {input.chat[0]}" if input.chat else "",
         chat_spec=lambda w: as_json(config["studies"][w.study].get("chat_table")),
+        # assumptions listed and the verdict of unreported cells (studies.<study>.verification)
+        verification=lambda w: as_json(layout.verification_spec(config, w.study)),
     shell:
         "python scripts/verify_tables.py --study {wildcards.study} --tables {params.tables:q} "
         "--titles {params.titles:q} --benchmarks {params.benchmarks:q} "
         "--suites {params.suites:q} --not-run {params.not_run:q} "
         "--tolerance {params.tolerance} --scale {params.scale} {params.chat_eval} "
-        "--chat-spec {params.chat_spec:q} --out {output} > {log} 2>&1"
+        "--chat-spec {params.chat_spec:q} --verification {params.verification:q} "
+        "--out {output} > {log} 2>&1"
 
 
 rule publish_headline_table:

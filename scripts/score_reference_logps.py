@@ -7,7 +7,9 @@ from fusekit.train.reference import score_reference_logps
 if __name__ == "__main__":
     p = parser(__doc__)
     p.add_argument("--data", required=True, help="data table Parquet (sft rows or pairs)")
-    p.add_argument("--shape", required=True, choices=["sft", "pair", "quadruple"])
+    p.add_argument(
+        "--shape", required=True, choices=["sft", "pair", "quadruple", "weighted_sft", "group"]
+    )
     p.add_argument("--model-path", required=True, help="reference model (hub id or directory)")
     p.add_argument("--spec", type=json_arg, required=True, help="models.<target> config (JSON)")
     p.add_argument("--max-length", type=int, required=True, help="training's max_length")

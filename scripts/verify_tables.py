@@ -39,6 +39,13 @@ if __name__ == "__main__":
         default=None,
         help="studies.<study>.chat_table (JSON): reported CSV and rows; null: no reported values",
     )
+    p.add_argument(
+        "--verification",
+        type=json_arg,
+        default=None,
+        help="fusekit.workflow.verification_spec (JSON): the study's assumptions and the "
+        "verdict of a cell without a reported number",
+    )
     p.add_argument("--out", required=True, help="output markdown")
     a = p.parse_args()
     benchmarks = benchmark_dict(a.benchmarks)
@@ -55,6 +62,7 @@ if __name__ == "__main__":
         a.chat_spec,
         a.not_run,
         a.suites,
+        a.verification,
     )
     summary = text.split("## Summary", 1)[1].split("\n## ", 1)[0]
     log.info("verdicts:%s", summary.rstrip())

@@ -27,7 +27,13 @@ def final_targets(config: dict) -> list[str]:
             for m in spec["sources"]
         ]
         targets += [f"results/{study}/models/{v}" for v in sorted(spec.get("variants", {}))]
-    return targets + preference_targets(config) + report_targets(config) + chat_targets(config)
+    return (
+        targets
+        + preference_targets(config)
+        + report_targets(config)
+        + chat_targets(config)
+        + fuserl_analysis_targets(config)
+    )
 
 
 def inference_mode_studies(config: dict) -> list[str]:
@@ -508,6 +514,7 @@ DATA_SHAPES = {
     "quadruples": "quadruple",
     "fusesft": "weighted_sft",
     "fusepo": "group",
+    "heldout": "group",  # FuseRL's held-out prompts: scored, never trained on
 }
 
 
@@ -568,6 +575,7 @@ def preference_data_files(study: str) -> dict[str, str]:
         "fusesft": f"results/{study}/data/fusesft.parquet",
         "fusepo": f"results/{study}/data/fusepo.parquet",
         "fuserl_counts": f"results/{study}/data/fuserl_counts.csv",
+        "heldout": f"results/{study}/data/heldout.parquet",
     }
 
 
@@ -675,4 +683,109 @@ def preference_targets(config: dict) -> list[str]:
         if study in wrpo_studies(config) and alpha_sweep(config, study):
             out += list(wrpo_figure_files(study).values())
         out += [f"results/{study}/models/{v}" for v in sorted(config["studies"][study]["variants"])]
+    return out
+
+
+# --- FuseRL's analyses (rules/fuserl.smk) ------------------------------------------
+
+
+def fuserl_analysis_studies(config: dict) -> list[str]:
+    """FuseRL studies whose split holds prompts out (``studies.<study>.fuserl.split``
+    has a ``heldout`` part above 0): their trained models are analysed on them."""
+    return [
+        s
+        for s in fuserl_studies(config)
+        if config["studies"][s]["fuserl"]["split"].get("heldout", 0) > 0
+    ]
+
+
+def fuserl_analysis_files(study: str) -> dict[str, str]:
+    """The analyses' tables (``results/<study>/analysis/``) and figures."""
+    a, f = f"results/{study}/analysis", f"results/{study}/figures"
+    return {
+        "accuracy": f"{a}/preference_accuracy.csv",
+        "accuracy_figure": f"{f}/preference_accuracy.png",
+        "bias_variance": f"{a}/bias_variance.csv",
+        "bias_variance_figure": f"{f}/bias_variance.png",
+        "ablation": f"{a}/ablation.csv",
+        "ablation_figure": f"{f}/ablation.png",
+    }
+
+
+def fuserl_analysis_models(config: dict, study: str) -> list[str]:
+    """The models analysed on the held-out prompts: ``studies.<study>.analysis.models``,
+    else the target (``target``) and every variant in config order."""
+    spec = config["studies"][study]
+    models = (spec.get("analysis") or {}).get("models")
+    return list(models) if models else ["target", *spec["variants"]]
+
+
+def fuserl_heldout_logps(config: dict, study: str) -> dict[str, str]:
+    """Model -> its per-row log-probs on the held-out groups (score_reference_logps)."""
+    return {
+        m: reference_logps_file(study, m, "heldout") for m in fuserl_analysis_models(config, study)
+    }
+
+
+def fuserl_judge(config: dict, study: str) -> str:
+    """The reference judge of Figure 5: ``studies.<study>.analysis.judge``, else the
+    study's reward model."""
+    spec = config["studies"][study]
+    return (spec.get("analysis") or {}).get("judge") or spec["reward_model"]
+
+
+def fuserl_judge_scores(config: dict, study: str) -> list[str]:
+    """The judge's score files of every source on the study's prompt set, when the judge
+    is not the study's reward model (whose scores the held-out groups carry); else none."""
+    spec = config["studies"][study]
+    judge = fuserl_judge(config, study)
+    if judge == spec["reward_model"]:
+        return []
+    return [scores_file(spec["train_dataset"], judge, m) for m in spec["sources"]]
+
+
+def fuserl_bias_settings(config: dict, study: str) -> dict[str, float]:
+    """Figure 5's Bradley-Terry scales [A]: ``beta`` (the model's, on average log-probs;
+    default 1.0) and ``judge_temperature`` (score units; default the FuseSFT temperature
+    ``studies.<study>.fuserl.temperature``), from ``studies.<study>.analysis``."""
+    spec = config["studies"][study]
+    a = spec.get("analysis") or {}
+    return {
+        "beta": float(a.get("beta", 1.0)),
+        "judge_temperature": float(a.get("judge_temperature", spec["fuserl"]["temperature"])),
+    }
+
+
+def fuserl_analysis_targets(config: dict) -> list[str]:
+    """The analyses of every FuseRL study with held-out prompts; the ablation (from
+    chat_eval.csv) only where the chat evaluation runs."""
+    out = []
+    for study in fuserl_analysis_studies(config):
+        files = fuserl_analysis_files(study)
+        keep = ["accuracy", "accuracy_figure", "bias_variance", "bias_variance_figure"]
+        if chat_eval_enabled(config):
+            keep += ["ablation", "ablation_figure"]
+        out += [files[k] for k in keep]
+    return out
+
+
+def verification_spec(config: dict, study: str) -> dict:
+    """What verification.md adds for a study (``studies.<study>.verification``):
+    ``unreported`` (the verdict of a cell without a reported number; default
+    :data:`fusekit.report.verify.NO_REPORTED`) and ``assumptions`` (list of ``{item,
+    default, source}``; an item with ``key`` (a dotted path under the study) gets its
+    default from the config)."""
+    spec = config["studies"][study].get("verification") or {}
+    items = []
+    for a in spec.get("assumptions", []):
+        item = dict(a)
+        if "key" in item:
+            value = config["studies"][study]
+            for part in str(item["key"]).split("."):
+                value = value[int(part)] if isinstance(value, list) else value[part]
+            item["default"] = value
+        items.append(item)
+    out = {"assumptions": items}
+    if spec.get("unreported"):
+        out["unreported"] = spec["unreported"]
     return out

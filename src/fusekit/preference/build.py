@@ -260,6 +260,7 @@ def build_fuserl_data(
     fusesft_out: str,
     fusepo_out: str,
     counts_out: str,
+    heldout_out: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """FuseRL's data (PREFERENCE_FUSION.md §2.2-2.4): every source's best and worst
     response per prompt (:func:`fusekit.preference.fuserl.fuserl_groups`), the prompts
@@ -269,13 +270,27 @@ def build_fuserl_data(
     GROUP_COLUMNS`); ``fusepo_out``: those of the FusePO prompts where at least one source
     has a pair (best != worst and gap > ``min_gap``); prompts without one are dropped and
     counted (``po_dropped_no_pair``). Raises ValueError for bad generations or scores
-    (naming the file) or a split without its two parts."""
+    (naming the file) or a split without its two parts.
+
+    Held-out prompts (FuseRL Figures 1 and 5 analyse trained models on prompts they never
+    saw; the size of that set is not recovered [A]): an optional third part ``heldout``
+    (e.g. ``{"sft": 4, "po": 6, "heldout": 2}``) puts its prompts in neither training
+    file; ``heldout_out`` then gets their groups (every source's best and worst, with
+    ``has_pair``, unfiltered: the ``group`` shape of :mod:`fusekit.train.sequences`).
+    Without a ``heldout`` part ``heldout_out`` gets an empty table of the same columns.
+    Counts ``heldout_prompts`` and ``heldout_pairs``. A ``heldout`` part without
+    ``heldout_out`` is a ValueError."""
     from fusekit.preference.fuserl import fuserl_groups
     from fusekit.preference.splits import split_prompts
     from fusekit.preference.tables import Counts
 
-    if set(parts) != {"sft", "po"}:
-        raise ValueError(f"studies.<study>.fuserl.split: needs parts sft and po, got {parts}")
+    if set(parts) - {"heldout"} != {"sft", "po"}:
+        raise ValueError(
+            f"studies.<study>.fuserl.split: needs parts sft and po (and optionally heldout), "
+            f"got {parts}"
+        )
+    if "heldout" in parts and heldout_out is None:
+        raise ValueError("studies.<study>.fuserl.split has a heldout part: give heldout_out")
     read_table(prompts_path, PROMPT_COLUMNS)
     cands = _candidates(generation_paths, score_paths, reward_model)
     dataset = str(prompts_path).rsplit("/", 1)[-1].removesuffix(".parquet")
@@ -293,15 +308,22 @@ def build_fuserl_data(
     po = po[po["prompt_id"].isin(with_pair)].reset_index(drop=True)
     extra.add("fusepo_prompts", po["prompt_id"].nunique())
     extra.add("fusepo_pairs", int(po["has_pair"].sum()))
+    heldout = groups[side == "heldout"].reset_index(drop=True)
+    if "heldout" in parts:
+        extra.add("heldout_prompts", heldout["prompt_id"].nunique())
+        extra.add("heldout_pairs", int(heldout["has_pair"].sum()))
     counts = pd.concat([data.counts, extra.frame()], ignore_index=True)
     write_table(sft, fusesft_out)
     write_table(po, fusepo_out)
+    if heldout_out is not None:
+        write_table(heldout, heldout_out)
     write_table(counts, counts_out)
     log.info(
-        "FuseRL data from %s: %d FuseSFT prompts, %d FusePO prompts; counts:\n%s",
+        "FuseRL data from %s: %d FuseSFT, %d FusePO, %d held-out prompts; counts:\n%s",
         prompts_path,
         sft["prompt_id"].nunique(),
         po["prompt_id"].nunique(),
+        heldout["prompt_id"].nunique(),
         counts.to_string(index=False),
     )
     return sft, po

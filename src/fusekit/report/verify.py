@@ -26,6 +26,7 @@ the paper: its models and benchmarks are stand-ins matched to reported rows by r
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -50,12 +51,15 @@ def _fmt(x) -> str:
     return "" if _nan(x) else f"{x:.2f}"
 
 
-def verdict(lower: float, upper: float, reported: float, tolerance: float) -> str:
+def verdict(
+    lower: float, upper: float, reported: float, tolerance: float, unreported: str = NO_REPORTED
+) -> str:
     """One of :data:`VERDICTS` for a reproduced 95% interval ``[lower, upper]`` against a
-    reported number and a tolerance in points (see the module doc); :data:`NO_REPORTED`
-    when ``reported`` is missing. An unknown interval (NaN) is not distinguishable."""
+    reported number and a tolerance in points (see the module doc); ``unreported``
+    (default :data:`NO_REPORTED`; FuseRL: "not reported here") when ``reported`` is
+    missing. An unknown interval (NaN) is not distinguishable."""
     if _nan(reported):
-        return NO_REPORTED
+        return unreported
     if _nan(lower) or _nan(upper):
         return UNCLEAR
     lo, hi = reported - tolerance - 1e-9, reported + tolerance + 1e-9
@@ -76,17 +80,20 @@ def cell_status(difference: float, tolerance: float) -> str:
 
 
 def with_verdicts(
-    table: pd.DataFrame, tolerance: float, not_run: dict[str, str] | None = None
+    table: pd.DataFrame,
+    tolerance: float,
+    not_run: dict[str, str] | None = None,
+    unreported: str = NO_REPORTED,
 ) -> pd.DataFrame:
     """``table`` (:data:`fusekit.report.tables.COLUMNS`) with a ``verdict`` column;
     cells of a column in ``not_run`` (label -> reason) without a reproduced value get
-    :data:`NOT_RUN`."""
+    :data:`NOT_RUN`; cells without a reported number get ``unreported``."""
     out = table.copy()
     skip = set(not_run or {})
     out["verdict"] = [
         NOT_RUN
         if r.column in skip and _nan(r.reproduced)
-        else verdict(r.ci_lower, r.ci_upper, r.reported, tolerance)
+        else verdict(r.ci_lower, r.ci_upper, r.reported, tolerance, unreported)
         for r in out.itertuples()
     ]
     return out
@@ -138,7 +145,7 @@ def chat_cells(
 
 def _summary(name: str, df: pd.DataFrame, with_not_run: bool = False) -> str:
     v = df["verdict"]
-    n = int(((v != NO_REPORTED) & (v != NOT_RUN)).sum())
+    n = int(v.isin(VERDICTS).sum())
     line = (
         f"| {name} | {len(df)} | {n} | {int((v == WITHIN).sum())} | {int((v == DIFFERS).sum())} "
         f"| {int((v == UNCLEAR).sum())} |"
@@ -178,6 +185,8 @@ def render_verification(
     chat_notes: list[str] | None = None,
     not_run: dict[str, dict[str, str]] | None = None,
     suites: dict[str, dict] | None = None,
+    assumptions: list[dict] | None = None,
+    unreported: str = NO_REPORTED,
 ) -> str:
     """The markdown text of ``results/<study>/verification.md``.
 
@@ -186,7 +195,9 @@ def render_verification(
     ``not_run``: table -> column label -> why it has no reproduced value (listed under
     the table; its cells get :data:`NOT_RUN`); ``suites``: the benchmark suites other
     than OpenLLM that the tables read (``evaluation.suites.<suite>``, benchmarks as
-    evaluated), described beside the OpenLLM benchmarks.
+    evaluated), described beside the OpenLLM benchmarks; ``assumptions``: the study's
+    assumed values (``{item, default, source}`` each), listed in a section of their own;
+    ``unreported``: the verdict of a cell without a reported number.
     """
     not_run = not_run or {}
     scope = "pipeline (tiny world), not the paper" if scale == "tiny" else "the paper's number"
@@ -227,9 +238,29 @@ def render_verification(
             f"{filt} | {spec.get('aggregate', 'lm_eval')} | "
             f"{spec.get('style') or 'lm-eval default'} |"
         )
-    judged = {name: with_verdicts(df, tolerance, not_run.get(name)) for name, df in tables.items()}
+    judged = {
+        name: with_verdicts(df, tolerance, not_run.get(name), unreported)
+        for name, df in tables.items()
+    }
     counted = any(not_run.get(name) for name in judged)
-    chat_judged = with_verdicts(chat, tolerance) if chat is not None else None
+    chat_judged = (
+        with_verdicts(chat, tolerance, unreported=unreported) if chat is not None else None
+    )
+    if assumptions:
+        lines += [
+            "",
+            "## Assumptions",
+            "",
+            "Values the paper does not give: each is fusekit's default, marked assumed; "
+            f"cells without a reported number read **{unreported}**, never a pass or a fail.",
+            "",
+            "| item | default | source |",
+            "| --- | --- | --- |",
+        ]
+        for a in assumptions:
+            default = a.get("default", "")
+            default = json.dumps(default) if isinstance(default, dict | list) else default
+            lines.append(f"| {a.get('item', '')} | {default} | {a.get('source', '')} |")
     lines += [
         "",
         "## Summary",
@@ -321,11 +352,14 @@ def write_verification(
     chat_spec: dict | None = None,
     not_run: dict[str, dict[str, str]] | None = None,
     suites: dict[str, dict] | None = None,
+    verification: dict | None = None,
 ) -> str:
     """File to file: read the long tables (name -> CSV path) and, when given, the chat
     evaluation table (``chat_eval.csv``) with ``chat_spec``
     (``studies.<study>.chat_table``: its reported CSV and rows); write the markdown
-    (``not_run`` and ``suites`` as in :func:`render_verification`)."""
+    (``not_run`` and ``suites`` as in :func:`render_verification`; ``verification``:
+    ``{"assumptions": [...], "unreported": "..."}``,
+    :func:`fusekit.workflow.verification_spec`)."""
     from fusekit.io import atomic_path, read_table
     from fusekit.report.tables import COLUMNS, read_reported
 
@@ -348,6 +382,8 @@ def write_verification(
         notes,
         not_run,
         suites,
+        (verification or {}).get("assumptions"),
+        (verification or {}).get("unreported") or NO_REPORTED,
     )
     with atomic_path(out) as tmp:
         tmp.write_text(text)
