@@ -101,6 +101,11 @@ rule evaluate_alpaca:
         "logs/chat_eval/evaluate_alpaca/{study}/{entry}.log",
     benchmark:
         "results/benchmarks/chat_eval/evaluate_alpaca/{study}/{entry}.tsv"
+    wildcard_constraints:
+        # a study's trained variants; sources and targets: the *_model rules below
+        entry=one_of(
+            {v for st in config["studies"].values() for v in st.get("variants", {})}
+        ),
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -135,6 +140,11 @@ rule evaluate_arena:
         "logs/chat_eval/evaluate_arena/{study}/{entry}.log",
     benchmark:
         "results/benchmarks/chat_eval/evaluate_arena/{study}/{entry}.tsv"
+    wildcard_constraints:
+        # a study's trained variants; sources and targets: the *_model rules below
+        entry=one_of(
+            {v for st in config["studies"].values() for v in st.get("variants", {})}
+        ),
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -151,13 +161,40 @@ rule evaluate_arena:
         "--out {output.judgments} > {log} 2>&1"
 
 
+# a source's or target's answers are judged once, whichever studies name it
+use rule evaluate_alpaca as evaluate_alpaca_model with:
+    input:
+        reference=CHAT_FILES.get("reference", []),
+        generations=f"results/generations/alpaca_eval/{{model}}.parquet",
+        lc_reference=layout.lc_reference(config) if CHAT_FILES else [],
+        judge=layout.judge_inputs(config, "alpaca_eval") if CHAT_FILES else [],
+    output:
+        judgments=f"{layout.CHAT}/alpaca_eval/judged/{{model}}.parquet",
+        metrics=f"{layout.CHAT}/alpaca_eval/judged/{{model}}.json",
+    log:
+        "logs/chat_eval/evaluate_alpaca_model/{model}.log",
+    benchmark:
+        "results/benchmarks/chat_eval/evaluate_alpaca_model/{model}.tsv"
+
+
+use rule evaluate_arena as evaluate_arena_model with:
+    input:
+        questions=CHAT_FILES.get("questions", []),
+        baseline=CHAT_FILES.get("baseline", []),
+        generations=f"results/generations/arena_hard/{{model}}.parquet",
+        judge=layout.judge_inputs(config, "arena_hard") if CHAT_FILES else [],
+    output:
+        judgments=f"{layout.CHAT}/arena_hard/judged/{{model}}.parquet",
+        answers=f"{layout.CHAT}/arena_hard/judged/model_answer/{{model}}.jsonl",
+    log:
+        "logs/chat_eval/evaluate_arena_model/{model}.log",
+    benchmark:
+        "results/benchmarks/chat_eval/evaluate_arena_model/{model}.tsv"
+
+
 rule score_arena:
     input:
-        lambda w: expand(
-            "results/{study}/chat_eval/arena_hard/{entry}.parquet",
-            study=w.study,
-            entry=get_chat_entries(w.study),
-        ),
+        lambda w: layout.chat_results(config, w.study, "arena_hard", "parquet"),
     output:
         scores="results/{study}/chat_eval/arena_hard_scores.json",
         battles="results/{study}/chat_eval/arena_hard_battles.parquet",
@@ -179,11 +216,7 @@ rule score_arena:
 
 rule tabulate_chat_eval:
     input:
-        alpaca=lambda w: expand(
-            "results/{study}/chat_eval/alpaca_eval/{entry}.json",
-            study=w.study,
-            entry=get_chat_entries(w.study),
-        ),
+        alpaca=lambda w: layout.chat_results(config, w.study, "alpaca_eval", "json"),
         arena="results/{study}/chat_eval/arena_hard_scores.json",
     output:
         report(

@@ -458,6 +458,20 @@ def chat_generations(config: dict, study: str, dataset: str, entry: str) -> str:
     return f"results/{study}/generations/{dataset}/{entry}.parquet"
 
 
+def chat_result(config: dict, study: str, dataset: str, entry: str, ext: str) -> str:
+    """A chat-evaluation result of one entry (``ext``: ``parquet`` judgments, ``json``
+    AlpacaEval metrics): a model's is shared by every study that names it (the same
+    answers, the same judge: judged once), a variant's belongs to its study."""
+    if chat_entries(config, study)[entry] == "model":
+        return f"{CHAT}/{dataset}/judged/{entry}.{ext}"
+    return f"results/{study}/chat_eval/{dataset}/{entry}.{ext}"
+
+
+def chat_results(config: dict, study: str, dataset: str, ext: str) -> list[str]:
+    """:func:`chat_result` of every entry of a study, in entry order."""
+    return [chat_result(config, study, dataset, e, ext) for e in chat_entries(config, study)]
+
+
 def chat_table_inputs(config: dict, study: str) -> list[str]:
     """What a study's verification.md reads of the chat evaluation: its ``chat_eval.csv``
     and the reported CSV of ``studies.<study>.chat_table``; nothing without chat eval."""
