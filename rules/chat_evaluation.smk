@@ -16,6 +16,11 @@ rule build_chat_eval_sets:
     params:
         sources=(
             f"--corpus {WORLD}/corpus.parquet"
+            + (
+                f" --per-skill {TINY['evaluation']['chat_items_per_skill']}"
+                if TINY.get("evaluation", {}).get("chat_items_per_skill")
+                else ""
+            )
             if SCALE == "tiny"
             else "--alpaca-reference {reference} --arena-questions {questions} "
             "--arena-baseline {baseline_answers}".format(
@@ -153,8 +158,13 @@ rule evaluate_arena:
         attempts=config["evaluation"].get("arena_hard", {}).get("attempts"),
         settings=as_json(config["evaluation"].get("arena_hard", {}).get("settings")),
         cache=config["evaluation"]["cache_dir"],
+        match=(
+            "--match-prompts"
+            if config["evaluation"].get("arena_hard", {}).get("answers_from")
+            else ""
+        ),
     shell:
-        "python scripts/judge_arena.py --questions {input.questions} "
+        "python scripts/judge_arena.py --questions {input.questions} {params.match} "
         "--baseline-answers {input.baseline} --generations {input.generations} "
         "--judge {params.judge:q} --cache-dir {params.cache} --attempts {params.attempts} "
         "--settings {params.settings:q} --threads {threads} --answers-out {output.answers} "
@@ -181,7 +191,9 @@ use rule evaluate_arena as evaluate_arena_model with:
     input:
         questions=CHAT_FILES.get("questions", []),
         baseline=CHAT_FILES.get("baseline", []),
-        generations=f"results/generations/arena_hard/{{model}}.parquet",
+        generations=lambda w: layout.generations_file(
+            layout.chat_answer_set(config, "arena_hard"), w.model
+        ),
         judge=layout.judge_inputs(config, "arena_hard") if CHAT_FILES else [],
     output:
         judgments=f"{layout.CHAT}/arena_hard/judged/{{model}}.parquet",

@@ -15,9 +15,14 @@ if __name__ == "__main__":
     )
     p.add_argument("--arena-questions", help="paper scale: arena-hard-v0.1 question.jsonl")
     p.add_argument("--arena-baseline", help="paper scale: model_answer/<baseline>.jsonl")
+    p.add_argument(
+        "--per-skill", type=int, default=None, help="tiny world: the first N eval prompts per skill"
+    )
     p.add_argument("--out", required=True, help="output directory")
     a = p.parse_args()
     setup_logging()
     if not a.corpus and not (a.alpaca_reference and a.arena_questions and a.arena_baseline):
         p.error("give --corpus, or all of --alpaca-reference --arena-questions --arena-baseline")
-    build_chat_eval_sets(a.out, a.corpus, a.alpaca_reference, a.arena_questions, a.arena_baseline)
+    build_chat_eval_sets(
+        a.out, a.corpus, a.alpaca_reference, a.arena_questions, a.arena_baseline, a.per_skill
+    )

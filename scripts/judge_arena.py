@@ -16,6 +16,11 @@ if __name__ == "__main__":
     )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--answers-out", help="also write the answers as model_answer JSONL")
+    p.add_argument(
+        "--match-prompts",
+        action="store_true",
+        help="the generations answer another set with the same prompts: match by prompt text",
+    )
     p.add_argument("--out", required=True, help="output judgments Parquet")
     a = p.parse_args()
     setup_logging()
@@ -30,4 +35,5 @@ if __name__ == "__main__":
         a.attempts,
         a.settings,
         a.threads,
+        a.match_prompts,
     )

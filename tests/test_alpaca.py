@@ -380,3 +380,17 @@ def test_offline_tiny_run_end_to_end(tiny, tmp_path, monkeypatch):
     assert list(t.columns) == list(chat_eval.TABLE_COLUMNS)
     assert t.model.tolist() == ["tiny_lm", "terse"]
     assert (t.arena_hard_lower <= t.arena_hard).all() and (t.arena_hard <= t.arena_hard_upper).all()
+
+
+def test_tiny_chat_sets_take_the_first_prompts_of_each_skill():
+    from fusekit.tiny.chat_eval import eval_items
+    from fusekit.tiny.corpus import build_corpus
+
+    corpus = build_corpus(0, {"eval": 5})
+    every = eval_items(corpus)
+    some = eval_items(corpus, per_skill=2)
+    assert (some.groupby("skill").size() == 2).all()
+    assert set(some.skill) == set(every.skill)
+    for skill, rows in some.groupby("skill"):
+        first = every[every.skill == skill].head(2)
+        assert rows.prompt.tolist() == first.prompt.tolist()

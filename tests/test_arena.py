@@ -208,3 +208,33 @@ def test_a_model_missing_from_bootstrap_rounds_gets_a_nan_interval(caplog):
     assert common.rounds_missing == 0 and common.lower < 60 < common.upper
     assert _row(scores, "base").lower == _row(scores, "base").upper == 50.0
     assert "rare is in no battle of" in caplog.text
+
+
+def test_arena_answers_matched_by_prompt_text():
+    """The tiny world's Arena-Hard judge reads the AlpacaEval-2 answers (same prompts,
+    other ids) by prompt text."""
+    from fusekit.arena import answers_from_generations
+    from fusekit.chat_eval import answers_by_prompt
+
+    questions = pd.DataFrame(
+        {"question_id": ["q0", "q1"], "prompt": ["add 1 and 2 .", "reverse a b ."]}
+    )
+    gens = pd.DataFrame(
+        {
+            "prompt_id": ["alpaca-0001", "alpaca-0000", "alpaca-0002"],
+            "model": "m",
+            "sample": 0,
+            "prompt": ["reverse a b .", "add 1 and 2 .", "not a question ."],
+            "response": ["b a", "the answer is 3", "x"],
+            "n_tokens": [2, 4, 1],
+        }
+    )
+    with pytest.raises(ValueError, match="lack answers to 2 questions"):
+        answers_from_generations(gens, questions)
+    matched = answers_by_prompt(gens, questions, "q.jsonl")
+    records = answers_from_generations(matched, questions)
+    got = {r["question_id"]: r["choices"][0]["turns"][0]["content"] for r in records}
+    assert got == {"q0": "the answer is 3", "q1": "b a"}
+    twice = pd.concat([questions, questions.assign(question_id=["q2", "q3"])])
+    with pytest.raises(ValueError, match="q.jsonl: prompt texts repeat"):
+        answers_by_prompt(gens, twice, "q.jsonl")

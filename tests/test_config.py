@@ -117,14 +117,23 @@ def test_shipped_configs_plan_the_dag(configfile):
     ]
     # (a source shared by two preference studies on one prompt set samples once)
     sampled = len({(s["train_dataset"], m) for s in pref for m in s["sources"]})
-    assert counts["generate_responses"] == str(3 + sampled + 2 * len(named))
+    # ... each chat set once, or once for both where they share prompts (the tiny world)
+    sets = 1 if cfg["evaluation"]["arena_hard"].get("answers_from") else 2
+    assert counts["generate_responses"] == str(3 + sampled + sets * len(named))
     assert counts["score_responses"] == str(9 + sampled)
     # a source's or target's answers are judged once; each study's variants on their own
     assert counts["evaluate_alpaca_model"] == counts["evaluate_arena_model"] == str(len(named))
     assert (
         counts["evaluate_alpaca"]
         == counts["evaluate_arena"]
-        == str(sum(len(s.get("variants", {})) for s in cfg["studies"].values()))
+        == str(
+            sum(
+                len(s.get("variants", {}))
+                if s.get("chat_eval_variants") is None
+                else len(s["chat_eval_variants"])
+                for s in cfg["studies"].values()
+            )
+        )
     )
     # only the rows of tables evaluate, on the suites of their tables' columns (OpenLLM:
     # benchmarks/groups, or no other kind of column; others: the table's suites)

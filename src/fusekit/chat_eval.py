@@ -77,10 +77,12 @@ def build_chat_eval_sets(
     alpaca_reference: str | None = None,
     arena_questions: str | None = None,
     arena_baseline: str | None = None,
+    per_skill: int | None = None,
 ) -> dict[str, int]:
     """Write the evaluation sets (see the module doc) and return their sizes.
 
-    Tiny world: ``corpus_path`` (the corpus Parquet; :mod:`fusekit.tiny.chat_eval`).
+    Tiny world: ``corpus_path`` (the corpus Parquet; :mod:`fusekit.tiny.chat_eval`), the
+    first ``per_skill`` distinct eval prompts of each skill (None: all).
     Paper scale: ``alpaca_reference`` (AlpacaEval records JSON, or ``"hub"`` for
     ``alpaca_eval_gpt4_baseline.json`` of the tatsu-lab/alpaca_eval dataset at a pinned
     revision: the gpt4_turbo reference outputs, 805 rows), ``arena_questions``
@@ -94,7 +96,7 @@ def build_chat_eval_sets(
         from fusekit.tiny import chat_eval as tiny
         from fusekit.tiny.world import load_corpus
 
-        items = tiny.eval_items(load_corpus(corpus_path))
+        items = tiny.eval_items(load_corpus(corpus_path), per_skill)
         reference = tiny.alpaca_reference(items)
         questions = tiny.arena_questions(items)
         baseline_records = tiny.arena_baseline(items)
@@ -246,6 +248,17 @@ def build_lc_reference(
     return df
 
 
+def answers_by_prompt(gens: pd.DataFrame, questions: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``gens`` (answers to another set with the same prompts) with each row's
+    ``prompt_id`` replaced by the id of the question with the same prompt text; rows whose
+    prompt is no question are dropped. Raises ValueError (naming ``where``) when two
+    questions share a prompt text."""
+    by_prompt = dict(zip(questions.prompt, questions.question_id, strict=True))
+    if len(by_prompt) != len(questions):
+        raise ValueError(f"{where}: prompt texts repeat; answers cannot be matched by prompt")
+    return gens.assign(prompt_id=gens.prompt.map(by_prompt)).dropna(subset=["prompt_id"])
+
+
 def judge_arena(
     questions_path: str,
     baseline_path: str,
@@ -257,17 +270,24 @@ def judge_arena(
     attempts: int = 2,
     settings: dict | None = None,
     threads: int = 1,
+    match_prompts: bool = False,
 ) -> pd.DataFrame:
     """Arena-Hard v0.1 judgments of one model, both games (Parquet,
     :data:`fusekit.arena.JUDGMENT_COLUMNS`); ``out_answers`` also receives the model's
-    answers as an arena-hard ``model_answer`` JSONL file."""
+    answers as an arena-hard ``model_answer`` JSONL file. ``match_prompts``: the
+    generations answer another set with the same prompts (the tiny world's AlpacaEval-2
+    set): each question takes the answer to its prompt text (ValueError when a prompt
+    text repeats or a question has no answer)."""
     from fusekit import arena
     from fusekit.generation import read_generations
     from fusekit.judges import load_judge
 
     questions = arena.load_questions(questions_path)
     baseline = Path(baseline_path).stem
-    records = arena.answers_from_generations(read_generations(generations_path), questions)
+    gens = read_generations(generations_path)
+    if match_prompts:
+        gens = answers_by_prompt(gens, questions, questions_path)
+    records = arena.answers_from_generations(gens, questions)
     model = records[0]["model_id"]
     answers = {r["question_id"]: r["choices"][0]["turns"][0]["content"] for r in records}
     judge = load_judge(judge_spec, _cache(cache_dir, "judge", model, judge_spec, "jsonl"), threads)

@@ -70,6 +70,12 @@ def check_references(config: dict) -> None:
                 f"{key}.variants.{name}.sources",
                 f"{extra} are not sources of the study ({spec['sources']})",
             )
+        unknown = sorted(set(spec.get("chat_eval_variants") or []) - set(spec.get("variants", {})))
+        _need(
+            not unknown,
+            f"{key}.chat_eval_variants",
+            f"{unknown} are not variants of the study ({sorted(spec.get('variants', {}))})",
+        )
         _check_preference_variants(config, study)
         for table, tspec in spec.get("tables", {}).items():
             _check_table(config, spec, f"{key}.tables.{table}", tspec)

@@ -444,15 +444,28 @@ def judge_inputs(config: dict, evaluation: str) -> list[str]:
 
 
 def chat_entries(config: dict, study: str) -> dict[str, str]:
-    """Every model a study names (sources, target, trained variants) -> 'model' or 'variant'."""
+    """Every model a study evaluates on the chat sets -> 'model' or 'variant': its sources,
+    its target and its trained variants (those of ``chat_eval_variants`` where set)."""
     spec = config["studies"][study]
     entries = {m: "model" for m in [*spec["sources"], spec["target"]]}
-    entries.update({v: "variant" for v in spec.get("variants", {})})
+    chosen = spec.get("chat_eval_variants")
+    variants = [v for v in spec.get("variants", {}) if chosen is None or v in chosen]
+    entries.update({v: "variant" for v in variants})
     return entries
+
+
+def chat_answer_set(config: dict, dataset: str) -> str:
+    """The set whose answers a chat evaluation reads: itself, or for Arena-Hard with
+    ``evaluation.arena_hard.answers_from`` (the tiny world's sets share their prompts) the
+    AlpacaEval-2 answers."""
+    if dataset == "arena_hard":
+        return config["evaluation"]["arena_hard"].get("answers_from") or dataset
+    return dataset
 
 
 def chat_generations(config: dict, study: str, dataset: str, entry: str) -> str:
     """A model's answers to a chat-evaluation set (shared), or a variant's (per study)."""
+    dataset = chat_answer_set(config, dataset)
     if chat_entries(config, study)[entry] == "model":
         return f"results/generations/{dataset}/{entry}.parquet"
     return f"results/{study}/generations/{dataset}/{entry}.parquet"

@@ -27,11 +27,15 @@ REFERENCE = "tiny_reference"
 GAMED = ("concise", "verbose")
 
 
-def eval_items(corpus: pd.DataFrame) -> pd.DataFrame:
-    df = corpus[corpus.split == "eval"].drop_duplicates("prompt").reset_index(drop=True)
+def eval_items(corpus: pd.DataFrame, per_skill: int | None = None) -> pd.DataFrame:
+    """The distinct prompts of the eval split, in corpus order; with ``per_skill``, the
+    first ``per_skill`` of each skill. Raises ValueError when the split is empty."""
+    df = corpus[corpus.split == "eval"].drop_duplicates("prompt")
     if df.empty:
         raise ValueError("the tiny corpus has no eval split")
-    return df
+    if per_skill is not None:
+        df = df.groupby("skill", sort=False).head(per_skill)
+    return df.reset_index(drop=True)
 
 
 def alpaca_reference(items: pd.DataFrame) -> pd.DataFrame:
