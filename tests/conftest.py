@@ -45,7 +45,11 @@ def copy_workflow(dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> Path:
-    """A workflow copy in which the whole tiny world has been built once."""
+    """A workflow copy in which the whole tiny world has been built once
+    (``FUSEKIT_TINY_WORLD=<a checkout where snakemake --profile profiles/tiny ran>``
+    reuses that build instead: the tests then read and may rerun parts of it)."""
+    if os.environ.get("FUSEKIT_TINY_WORLD"):
+        return Path(os.environ["FUSEKIT_TINY_WORLD"])
     wd = copy_workflow(tmp_path_factory.mktemp("tiny"))
     snakemake("--profile", "profiles/tiny", cwd=wd)
     return wd

@@ -107,14 +107,17 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
     proc = snakemake("-n", "--profile", "profiles/tiny", "--configfile", str(path), cwd=tiny_world)
     table = re.search(r"Job stats:\n(.*?)\n\n", proc.stdout, re.S).group(1)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", table, re.M))
-    # src_neox's own jobs (training, evaluation, generations, scores, dumps, vocabulary
-    # map) and what reads them (the vote changes, so every voted dump is redone);
-    # nothing else of the other models
+    # src_neox's own jobs (training, evaluation, generations on the fusion prompts, the
+    # preference prompts and the chat set, their scores, dumps, vocabulary map, its chat
+    # judgments) and what reads them: the vote changes, so every voted dump and ProFuser
+    # variant is redone; the preference data change, so every preference variant, its
+    # reference log-probs and Target-SFT's samples are redone; and every evaluation,
+    # table and figure of those. Nothing of the other models' own jobs.
     assert counts == {
         "train_world_model": "1",
         "evaluate_world_model": "1",
-        "generate_responses": "3",  # the fusion prompts, AlpacaEval and Arena-Hard
-        "score_responses": "3",
+        "generate_responses": "3",  # fusion_train, fusechat_train, the chat set
+        "score_responses": "4",  # three RMs on fusion_train, rm_strong on fusechat_train
         "score_against_reference": "1",
         "dump_reference_logits": "1",
         "map_vocabulary": "1",
@@ -125,24 +128,38 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
         "vote_responses": "1",
         "compare_advantage_methods": "1",
         "tabulate_advantage_by_mode": "1",
-        "train_fusion": "10",  # every variant reads the votes
-        # ... and so every variant is evaluated again, with src_neox itself
+        "train_fusion": "10",  # every ProFuser variant reads the votes
         "evaluate_openllm": "1",
-        "evaluate_openllm_variant": "10",
-        "generate_variant_responses": "20",
-        "evaluate_alpaca": "11",
-        "evaluate_arena": "11",
-        "score_arena": "1",
-        "tabulate_chat_eval": "1",
-        "tabulate_paper_table": "3",
+        "evaluate_openllm_variant": "16",  # the variants in an OpenLLM table
+        "evaluate_suite_variant": "2",
+        "evaluate_alpaca_model": "1",
+        "evaluate_arena_model": "1",
+        "build_preference_data": "1",
+        "build_wrpo_sft_data": "1",
+        "build_wrpo_quadruples": "3",  # every source, and the subsets (both hold src_llama)
+        "build_fuserl_data": "1",
+        "generate_target_samples": "1",
+        "score_target_samples": "1",
+        "score_reference_logps": "18",
+        "train_preference": "23",
+        "generate_variant_responses": "25",  # every chat-evaluated variant
+        "evaluate_alpaca": "25",
+        "evaluate_arena": "25",
+        "score_arena": "4",
+        "tabulate_chat_eval": "4",
+        "tabulate_paper_table": "9",
         "plot_table_vs_reported": "3",
         "publish_headline_table": "1",
-        "verify_tables": "1",
+        "verify_tables": "4",
         "plot_loss_curves": "1",
         "plot_advantage_by_mode": "1",
         "plot_advantage_methods": "1",
+        "plot_wrpo_figures": "1",
+        "tabulate_preference_accuracy": "1",
+        "tabulate_judge_bias_variance": "1",
+        "tabulate_fuserl_ablation": "1",
         "all": "1",
-        "total": "100",
+        "total": "212",
     }, proc.stdout
     own = {
         "train_world_model",
