@@ -287,3 +287,17 @@ def test_wrpo_alpha_sweep_variants():
     paper = layout.alpha_sweep(load("config.yaml"), "wrpo")
     assert sorted(paper.values()) == [0.0, 0.1, 0.3, 0.5, 0.7, 0.9]
     assert "WRPO-1src" not in paper and "SimPO" not in paper  # other data or objective
+
+
+def test_eurus_loader_needs_remote_code_opted_in():
+    cfg = load("config.yaml")
+    cfg["reward_models"]["Eurus-RM-7b"]["trust_remote_code"] = False
+    with pytest.raises(ConfigError, match=r"reward_models\.Eurus-RM-7b\.trust_remote_code"):
+        check_references(cfg)
+
+
+def test_eurus_scorer_refuses_remote_code_unless_opted_in():
+    from fusekit.rewards.scoring import RewardScorer
+
+    with pytest.raises(ValueError, match="set trust_remote_code: true"):
+        RewardScorer("/nonexistent/eurus", {"loader": "eurus"})

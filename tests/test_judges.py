@@ -273,3 +273,42 @@ def test_local_judge_rejects_unknown_prompts_and_bad_thresholds(rm_path):
         LocalJudge(rm_path, tie=2.0, strong=1.0)
     with pytest.raises(ValueError, match="unknown judge kind"):
         load_judge({"kind": "nope"})
+
+
+def test_a_torn_tail_does_not_swallow_the_next_record(server, tmp_path, key):
+    """A cache cut mid-line (full disk) is ended before the next append: the new answer
+    is read back by a later run, only the torn line is lost."""
+    _judge(server, tmp_path).judge(_msgs("a"))
+    with open(tmp_path / "cache" / "judge.jsonl", "a") as f:
+        f.write('{"key": "trunc')
+    _judge(server, tmp_path).judge(_msgs("b"))  # one new call, appended after the torn line
+    assert len(server.requests) == 2
+    later = _judge(server, tmp_path)
+    assert later.judge(_msgs("a", "b")) == ["echo: a", "echo: b"] and later.calls == 0
+    lines = (tmp_path / "cache" / "judge.jsonl").read_text().splitlines()
+    assert lines[1] == '{"key": "trunc' and len(lines) == 3
+
+
+def test_cache_file_survives_caps_retries_and_parallelism():
+    """The cache file name hashes what determines an answer only: raising max_calls (as
+    the cap error advises) or changing retries, timeouts, parallelism, the URL or the key
+    variable reuses every cached answer; another model or a local judge's thresholds do
+    not."""
+    from fusekit.chat_eval import judge_fingerprint
+
+    base = {"kind": "openai", "model": "gpt-4-1106-preview", "api_key_env": "K", "max_calls": 10}
+    same = {
+        **base,
+        "max_calls": 20000,
+        "max_retries": 9,
+        "backoff_s": 5.0,
+        "timeout_s": 30,
+        "parallel": 16,
+        "base_url": "http://127.0.0.1:1/v1",
+        "api_key_env": "OTHER",
+    }
+    assert judge_fingerprint(same) == judge_fingerprint(base)
+    assert judge_fingerprint({**base, "model": "gpt-4o"}) != judge_fingerprint(base)
+    local = {"kind": "local", "path": "/nonexistent/rm", "tie": 0.1, "strong": 1.0}
+    assert judge_fingerprint({**local, "batch_size": 8}) == judge_fingerprint(local)
+    assert judge_fingerprint({**local, "tie": 0.2}) != judge_fingerprint(local)

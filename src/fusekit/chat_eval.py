@@ -134,10 +134,22 @@ def build_chat_eval_sets(
     return sizes
 
 
+# what determines a judge's answers, by kind (each request's messages and sampling
+# settings are in every cache line's own key, fusekit.judges.cache_key); caps, retries,
+# back-off, timeouts, parallelism, batch size, the URL and the key's variable do not
+ANSWER_KEYS = {
+    "openai": ("kind", "model"),
+    "local": ("kind", "path", "max_length", "tie", "strong", "temperature"),
+}
+
+
 def judge_fingerprint(spec: dict) -> str:
-    """Hash of a judge config; for a local judge also of its model files' names, sizes and
-    modification times, so a rebuilt reward model never meets a stale cache."""
-    parts = {"spec": spec}
+    """Hash of what determines a judge's answers (:data:`ANSWER_KEYS` of its kind); for a
+    local judge also of its model files' names, sizes and modification times, so a
+    rebuilt reward model never meets a stale cache. Raising ``max_calls`` or changing
+    retries, timeouts or parallelism keeps the cache (nothing is paid twice)."""
+    keys = ANSWER_KEYS.get(spec.get("kind"), tuple(sorted(spec)))
+    parts = {"spec": {k: spec.get(k) for k in keys}}
     if spec.get("kind") == "local" and Path(spec["path"]).is_dir():
         parts["files"] = sorted(
             (p.name, p.stat().st_size, p.stat().st_mtime_ns)

@@ -97,6 +97,12 @@ def check_references(config: dict) -> None:
                 f"{key}.inference_mode.strongest_reward_model",
                 "must be set at paper scale (only the tiny world measures it)",
             )
+    for name, rm in rms.items():
+        _need(
+            rm.get("loader") != "eurus" or rm.get("trust_remote_code", False),
+            f"reward_models.{name}.trust_remote_code",
+            "the eurus loader runs the model's own code: set it to true to allow that",
+        )
     for name, ds in datasets.items():
         if ds["kind"] != "tiny_corpus":
             _need("path" in ds, f"datasets.{name}.path", f"required for kind {ds['kind']!r}")

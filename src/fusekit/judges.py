@@ -79,12 +79,19 @@ def cache_key(model: str, messages: list[dict], settings: dict) -> str:
 
 class JudgmentCache:
     """Append-only JSONL of ``{"key", "choice"}`` lines. Each line is flushed and synced
-    when written; a torn last line (a crash mid-write) is skipped when loading."""
+    when written; a torn last line (a crash or a full disk mid-write) is skipped when
+    loading, and ended with a newline before the next record is appended, so it never
+    swallows that record."""
 
     def __init__(self, path: str | os.PathLike | None):
         self.path = Path(path) if path else None
         self.data: dict[str, dict] = {}
         self.lock = threading.Lock()
+        self._torn = False
+        if self.path and self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                self._torn = f.read(1) != b"\n"
         if self.path and self.path.exists():
             with open(self.path) as f:
                 for n, line in enumerate(f, 1):
@@ -104,6 +111,9 @@ class JudgmentCache:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as f:
+                if self._torn:  # end the torn line first: it stays one unreadable line
+                    f.write("\n")
+                    self._torn = False
                 f.write(json.dumps({"key": key, "choice": value}, ensure_ascii=False) + "\n")
                 f.flush()
                 os.fsync(f.fileno())

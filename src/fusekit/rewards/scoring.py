@@ -53,6 +53,11 @@ class RewardScorer:
         self.max_length = spec.get("max_length", 2048)
         self.batch_size = spec.get("batch_size", 8)
         remote = spec.get("trust_remote_code", False)
+        if self.loader == "eurus" and not remote:
+            raise ValueError(
+                f"{path}: the eurus loader runs the model's own code (AutoModel with remote "
+                "code); set trust_remote_code: true for this reward model to allow it"
+            )
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         tok_path = "meta-llama/Llama-2-7b-chat-hf" if self.loader == "starling" else path
@@ -70,7 +75,7 @@ class RewardScorer:
         elif self.loader == "eurus":
             from transformers import AutoModel
 
-            self.model = AutoModel.from_pretrained(path, dtype=dtype, trust_remote_code=True)
+            self.model = AutoModel.from_pretrained(path, dtype=dtype, trust_remote_code=remote)
         elif self.loader == "starling":
             self.model = _starling(path, dtype)
         else:
