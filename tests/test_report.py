@@ -345,7 +345,7 @@ def test_figures_are_pngs(tmp_path):
 
 def test_figures_are_readable(tmp_path, monkeypatch):
     figs = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, out: figs.__setitem__(out, fig))
+    monkeypatch.setattr(figures, "save_png", lambda fig, out: figs.__setitem__(out, fig))
     a = pd.DataFrame(
         {"step": range(1, 11), "stage": [0] * 5 + [1] * 5, "loss": np.linspace(9, 5, 10)}
     )

@@ -29,7 +29,8 @@ import pandas as pd  # noqa: E402
 from fusekit.io import atomic_path  # noqa: E402
 
 
-def _save(fig, out: str | Path) -> None:
+def save_png(fig, out: str | Path) -> None:
+    """Write ``fig`` to ``out`` as a PNG (120 dpi, tight box) atomically and close it."""
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -69,7 +70,7 @@ def plot_advantage_by_mode(table: pd.DataFrame, out: str | Path, title: str = ""
     ax.set_ylim(0, max(1e-9, table[["training_mode", "inference_mode"]].to_numpy().max()) * 1.25)
     ax.set_title(title or "Advantage of each source by mode")
     _legend_outside(ax, fontsize=8)
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def plot_advantage_methods(
@@ -102,7 +103,7 @@ def plot_advantage_methods(
     right.set_title("Agreement between methods")
     fig.colorbar(im, ax=right, fraction=0.046)
     fig.suptitle(title or "Advantage-evaluation methods")
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str = "") -> None:
@@ -142,7 +143,7 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str 
         title or "Fusion training loss, one scale for all variants (dashed: stage boundaries)"
     )
     fig.tight_layout()
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def plot_table_vs_reported(
@@ -203,4 +204,4 @@ def plot_table_vs_reported(
     ax.set_ylabel("reproduced here (points, 95% interval)")
     _legend_outside(ax, fontsize=7)
     ax.set_title(title or "Reproduced vs reported", fontsize=9)
-    _save(fig, out)
+    save_png(fig, out)

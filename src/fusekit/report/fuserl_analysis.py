@@ -61,7 +61,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fusekit.io import atomic_path, read_table, write_table  # noqa: E402
+from fusekit.io import read_table, write_table  # noqa: E402
+from fusekit.report.figures import save_png  # noqa: E402
 from fusekit.report.tables import CHAT_COLUMNS, Z95, chat_cell  # noqa: E402
 
 KINDS = ("within", "across")
@@ -423,12 +424,6 @@ def ablation_table(roles: pd.DataFrame, chat: pd.DataFrame) -> pd.DataFrame:
 # --- figures --------------------------------------------------------------------------
 
 
-def _save(fig, out: str | Path) -> None:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-
 def _bars(ax, groups: list[str], series: dict[str, tuple], ylabel: str) -> None:
     """Grouped bars: ``series`` name -> (values, lower, upper) over ``groups``."""
     x = np.arange(len(groups))
@@ -465,7 +460,7 @@ def plot_accuracy(acc: pd.DataFrame, title: str, out: str | Path) -> None:
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
     ax.set_title(title)
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def plot_ablation(table: pd.DataFrame, title: str, out: str | Path) -> None:
@@ -491,7 +486,7 @@ def plot_ablation(table: pd.DataFrame, title: str, out: str | Path) -> None:
         ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def plot_bias_variance(bv: pd.DataFrame, title: str, out: str | Path) -> None:
@@ -511,7 +506,7 @@ def plot_bias_variance(bv: pd.DataFrame, title: str, out: str | Path) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, out)
+    save_png(fig, out)
 
 
 # --- file to file ---------------------------------------------------------------------

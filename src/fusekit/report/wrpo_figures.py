@@ -25,9 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fusekit.io import atomic_path, write_table  # noqa: E402
+from fusekit.io import write_table  # noqa: E402
+from fusekit.report.figures import save_png  # noqa: E402
+from fusekit.report.tables import Z95  # noqa: E402
 
-Z95 = 1.959963984540054
 DYNAMICS = ("rewards/source_chosen", "rewards/target_chosen", "rewards/rejected")
 ACCURACIES = ("rewards/source_accuracies", "rewards/pivot_accuracies")
 SWEEP_COLUMNS = (
@@ -107,12 +108,6 @@ def alpha_sweep(
     return pd.DataFrame(rows, columns=list(SWEEP_COLUMNS))
 
 
-def _save(fig, out: str | Path) -> None:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-
 def plot_reward_dynamics(dynamics: pd.DataFrame, title: str, out: str | Path) -> None:
     """One panel per variant (in the order given): the three rewards against the
     optimizer step, alpha on a second axis; every panel on one reward scale."""
@@ -139,7 +134,7 @@ def plot_reward_dynamics(dynamics: pd.DataFrame, title: str, out: str | Path) ->
     axes[0][0].set_ylabel("implicit reward beta * log(pi / pi_ref)")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=8)
     fig.suptitle(title)
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def plot_alpha_sweep(sweep: pd.DataFrame, title: str, out: str | Path) -> None:
@@ -168,7 +163,7 @@ def plot_alpha_sweep(sweep: pd.DataFrame, title: str, out: str | Path) -> None:
         ax.set_xticks(x)
     fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, out)
+    save_png(fig, out)
 
 
 def write_wrpo_figures(
