@@ -105,3 +105,32 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if REAL_TOKENIZER_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_tokenizers)
+
+
+# The fault-injection suite (issue 19): every test marked bad_input or fault is one case; the
+# summary says how many were tried and how many were handled (passed).
+_FAULT_MARKS = ("bad_input", "fault")
+_fault_outcomes: dict[str, dict[str, int]] = {m: {} for m in _FAULT_MARKS}
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    for mark in _FAULT_MARKS:
+        if mark in report.keywords:
+            counts = _fault_outcomes[mark]
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not any(_fault_outcomes[m] for m in _FAULT_MARKS):
+        return
+    terminalreporter.section("fault-injection suite (issue 19)")
+    for mark, label in (("bad_input", "bad inputs"), ("fault", "injected faults")):
+        counts = _fault_outcomes[mark]
+        tried = sum(counts.values())
+        terminalreporter.write_line(
+            f"{label}: {tried} tried, {counts.get('passed', 0)} handled"
+            + (f", {counts.get('failed', 0)} not handled" if counts.get("failed") else "")
+            + (f", {counts.get('skipped', 0)} skipped" if counts.get("skipped") else "")
+        )
