@@ -120,6 +120,7 @@ def test_calls_go_through_the_client_and_are_cached(server, tmp_path, key):
     assert len(server.requests) == 3
 
 
+@pytest.mark.fault
 def test_call_cap_stops_and_a_rerun_goes_on(server, tmp_path, key):
     judge = _judge(server, tmp_path, max_calls=2)
     with pytest.raises(JudgeBudgetExceeded, match="cap of 2 API calls"):
@@ -130,6 +131,7 @@ def test_call_cap_stops_and_a_rerun_goes_on(server, tmp_path, key):
     assert len(server.requests) == 3
 
 
+@pytest.mark.fault
 def test_retries_server_errors_with_backoff(server, tmp_path, key, caplog):
     server.fail = [500, 503, 429]
     judge = _judge(server, tmp_path, max_retries=3)
@@ -144,6 +146,7 @@ def test_retries_server_errors_with_backoff(server, tmp_path, key, caplog):
         capped.judge(_msgs("y"))
 
 
+@pytest.mark.fault
 def test_client_errors_are_not_retried(server, tmp_path, key):
     server.fail = [400]
     judge = _judge(server, tmp_path, max_retries=3)
@@ -156,6 +159,7 @@ def test_client_errors_are_not_retried(server, tmp_path, key):
         judge.judge(_msgs("z"))
 
 
+@pytest.mark.fault
 def test_the_key_is_never_written_or_logged(server, tmp_path, key, caplog):
     server.fail = [500]
     with caplog.at_level(logging.DEBUG):
@@ -177,12 +181,14 @@ def test_the_key_is_never_written_or_logged(server, tmp_path, key, caplog):
     assert KEY not in repr(judge.__dict__.get("defaults"))
 
 
+@pytest.mark.bad_input
 def test_missing_key_names_the_variable(monkeypatch, tmp_path):
     monkeypatch.delenv(ENV, raising=False)
     with pytest.raises(RuntimeError, match=ENV):
         OpenAIJudge("m", api_key_env=ENV, cache_path=tmp_path / "c.jsonl")
 
 
+@pytest.mark.fault
 def test_torn_cache_line_is_skipped(server, tmp_path, key):
     _judge(server, tmp_path).judge(_msgs("a"))
     with open(tmp_path / "cache" / "judge.jsonl", "a") as f:
@@ -214,6 +220,7 @@ def test_api_judge_through_alpaca_evals_weighted_annotator(server, tmp_path, key
     assert len(server.requests) == 2 and again.preference.tolist() == ann.preference.tolist()
 
 
+@pytest.mark.fault
 def test_api_judge_arena_continues_without_verdict(server, tmp_path, key):
     import pandas as pd
 
@@ -275,6 +282,7 @@ def test_local_judge_rejects_unknown_prompts_and_bad_thresholds(rm_path):
         load_judge({"kind": "nope"})
 
 
+@pytest.mark.fault
 def test_a_torn_tail_does_not_swallow_the_next_record(server, tmp_path, key):
     """A cache cut mid-line (full disk) is ended before the next append: the new answer
     is read back by a later run, only the torn line is lost."""
@@ -289,6 +297,7 @@ def test_a_torn_tail_does_not_swallow_the_next_record(server, tmp_path, key):
     assert lines[1] == '{"key": "trunc' and len(lines) == 3
 
 
+@pytest.mark.fault
 def test_cache_file_survives_caps_retries_and_parallelism():
     """The cache file name hashes what determines an answer only: raising max_calls (as
     the cap error advises) or changing retries, timeouts, parallelism, the URL or the key
@@ -312,3 +321,34 @@ def test_cache_file_survives_caps_retries_and_parallelism():
     local = {"kind": "local", "path": "/nonexistent/rm", "tie": 0.1, "strong": 1.0}
     assert judge_fingerprint({**local, "batch_size": 8}) == judge_fingerprint(local)
     assert judge_fingerprint({**local, "tie": 0.2}) != judge_fingerprint(local)
+
+
+@pytest.mark.fault
+def test_raising_the_cap_as_advised_pays_only_for_new_answers(server, tmp_path, key):
+    """The cap error's advice followed through alpaca_eval's annotator: a rerun whose judge
+    spec differs only in max_calls finds the same cache files and pays only for the
+    answers the capped run did not get."""
+    import pandas as pd
+
+    from fusekit import alpaca
+    from fusekit.chat_eval import _cache
+
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    spec = {"kind": "openai", "model": "judge-model", "api_key_env": ENV, "base_url": url}
+    ref = pd.DataFrame(
+        {"dataset": "d", "instruction": ["i1", "i2", "i3"], "output": ["r1", "r2", "r3"]}
+    ).assign(generator="ref")
+    model = ref.assign(output=["o1", "o2", "o3"], generator="model")
+
+    def run(max_calls):
+        judged = {**spec, "max_calls": max_calls}
+        judge = load_judge(judged, _cache(str(tmp_path / "c"), "judge", "model", judged, "jsonl"))
+        ae_cache = _cache(str(tmp_path / "c"), "alpaca", "model", judged, "json")
+        return alpaca.annotate(model, ref, judge, tmp_path / "run", ae_cache), judge
+
+    with pytest.raises(JudgeBudgetExceeded, match="larger max_calls"):
+        run(2)
+    assert len(server.requests) == 2
+    ann, judge = run(1000)
+    assert judge.calls == 1 and len(server.requests) == 3
+    assert len(ann) == 3 and ann.preference.notna().all()
