@@ -207,6 +207,8 @@ def test_vote_file_to_file_names_the_score_file_with_a_nan(tmp_path):
         df = df.assign(truncated=False, n_input_tokens=3)[list(SCORE_COLUMNS)]
         paths.append(str(tmp_path / f"{rm}.parquet"))
         df.to_parquet(paths[-1])
-    with pytest.raises(ValueError, match=r"rm_c\.parquet: reward model 'rm_c'.*'p1'"):
+    with pytest.raises(
+        ValueError, match=r"rm_c\.parquet: row 0 \(prompt_id 'p1'\).*reward_model 'rm_c'.*nan"
+    ):
         vote(paths, [], RMS, "rm_a", str(tmp_path / "votes.parquet"))
     assert not (tmp_path / "votes.parquet").exists()

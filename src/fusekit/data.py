@@ -13,11 +13,31 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fusekit.checks import (
+    check_not_empty,
+    check_prompt_ids,
+    check_text,
+    read_checked_table,
+)
 from fusekit.io import write_table
 
 PROMPT_COLUMNS = ("prompt_id", "prompt", "reference", "system", "source")
 TESTS = "tests"
 OPTIONAL_PROMPT_COLUMNS = (TESTS,)
+
+
+def read_prompts(path: str, columns=PROMPT_COLUMNS) -> pd.DataFrame:
+    """Read a prompt set and check it where it enters a stage: ``columns`` present, at
+    least one row, prompt ids present and unique, ``prompt`` and ``reference`` text
+    (``system`` text or null). Raises :class:`fusekit.checks.DataError` naming the file,
+    row and column (an invalid UTF-8 column too)."""
+    df = read_checked_table(path, columns)
+    check_not_empty(df, path, "prompts")
+    check_prompt_ids(df, path)
+    check_text(df, [c for c in ("prompt", "reference") if c in df.columns], path)
+    if "system" in df.columns:
+        check_text(df, ["system"], path, nullable=["system"])
+    return df
 
 
 def prompt_tests(prompts: pd.DataFrame) -> pd.DataFrame:

@@ -13,8 +13,15 @@ import time
 import pandas as pd
 
 from fusekit.backends import SamplingParams, load_generator
-from fusekit.data import PROMPT_COLUMNS
-from fusekit.io import read_table, write_json, write_table
+from fusekit.checks import (
+    DataError,
+    check_not_empty,
+    check_prompt_ids,
+    check_text,
+    read_checked_table,
+)
+from fusekit.data import read_prompts
+from fusekit.io import write_json, write_table
 
 GENERATION_COLUMNS = (
     "prompt_id",
@@ -41,7 +48,7 @@ def check_prompt_lengths(
     """Stop on the first prompt that leaves no room to answer within the model's context."""
     for row, n in zip(prompts.itertuples(), lengths, strict=True):
         if n >= context:
-            raise ValueError(
+            raise DataError(
                 f"{path}: row {row.Index} (prompt_id {row.prompt_id!r}) has a prompt of "
                 f"{n} tokens, "
                 f"which does not fit the model's context of {context} tokens"
@@ -64,9 +71,7 @@ def generate_responses(
     ``throughput_out`` (JSON) receives the generated-token count, the seconds spent
     generating and their ratio.
     """
-    prompts = read_table(prompts_path, PROMPT_COLUMNS)
-    if prompts.empty:
-        raise ValueError(f"{prompts_path}: no prompts")
+    prompts = read_prompts(prompts_path)  # ids unique and present, text columns text
     params = sampling_params(model_spec["generation"], seed)
     gen = load_generator(backend, model_path, model_spec, threads)
     systems = [s or None for s in prompts.system]
@@ -101,24 +106,38 @@ def generate_responses(
 
 
 def read_generations(path: str, empty: str = "error") -> pd.DataFrame:
-    """Read a generations file and check it: columns, no missing or duplicate rows,
-    and no empty response unless ``empty == 'lowest'`` (then they are kept)."""
-    df = read_table(path, GENERATION_COLUMNS)
-    nulls = df[list(GENERATION_COLUMNS)].isna().any(axis=1)
+    """Read a generations file and check it where it enters a stage: the columns, at
+    least one row, no missing values, prompt ids present, ``model``, ``prompt`` and
+    ``response`` text (not numbers, not bytes), no repeated (prompt_id, model, sample),
+    and no empty response unless ``empty == 'lowest'`` (then they are kept).
+
+    Raises :class:`fusekit.checks.DataError` (a ValueError) naming the file, the row and
+    column."""
+    df = read_checked_table(path, GENERATION_COLUMNS)
+    check_not_empty(df, path, "generations")
+    check_prompt_ids(df, path, unique=False)
+    check_text(df, ["model", "prompt", "response"], path)
+    nulls = df[list(GENERATION_COLUMNS)].isna().any(axis=1).to_numpy()
     if nulls.any():
-        i = int(nulls.idxmax())
-        raise ValueError(f"{path}: row {i} (prompt_id {df.prompt_id[i]!r}) has missing values")
-    dup = df.duplicated(["prompt_id", "model", "sample"])
-    if dup.any():
-        i = int(dup.idxmax())
-        raise ValueError(
-            f"{path}: row {i} repeats prompt_id {df.prompt_id[i]!r} sample {df['sample'][i]}"
+        i = int(nulls.argmax())
+        cols = [c for c in GENERATION_COLUMNS if pd.isna(df[c].iloc[i])]
+        raise DataError(
+            f"{path}: row {i} (prompt_id {df.prompt_id.iloc[i]!r}) has missing values in "
+            f"columns {cols}"
         )
-    blank = df.response.str.strip() == ""
+    dup = df.duplicated(["prompt_id", "model", "sample"]).to_numpy()
+    if dup.any():
+        i = int(dup.argmax())
+        raise DataError(
+            f"{path}: row {i} repeats prompt_id {df.prompt_id.iloc[i]!r} sample "
+            f"{df['sample'].iloc[i]}"
+        )
+    blank = (df.response.str.strip() == "").to_numpy()
     if blank.any() and empty == "error":
-        i = int(blank.idxmax())
-        raise ValueError(
-            f"{path}: row {i} (prompt_id {df.prompt_id[i]!r}, model {df.model[i]!r}) has an empty "
-            "response; set rewards.empty_response: lowest to score such responses lowest"
+        i = int(blank.argmax())
+        raise DataError(
+            f"{path}: row {i} (prompt_id {df.prompt_id.iloc[i]!r}, model {df.model.iloc[i]!r}) "
+            "has an empty response; set rewards.empty_response: lowest to score such "
+            "responses lowest"
         )
     return df

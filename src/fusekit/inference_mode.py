@@ -11,19 +11,60 @@ import logging
 
 import pandas as pd
 
-from fusekit.data import PROMPT_COLUMNS
+from fusekit.checks import (
+    DataError,
+    check_finite,
+    check_not_empty,
+    check_prompt_ids,
+    check_same_prompts,
+    read_checked_table,
+)
+from fusekit.data import read_prompts
 from fusekit.generation import read_generations
 from fusekit.io import read_table, write_table
 from fusekit.rewards.methods import method_agreement, method_choices, method_shares
 from fusekit.rewards.reference import REFERENCE_COLUMNS, reference_scores
-from fusekit.rewards.scoring import SCORE_COLUMNS
-from fusekit.rewards.vote import KEY, check_finite, majority_vote, strongest_from_table
+from fusekit.rewards.scoring import read_scores
+from fusekit.rewards.vote import KEY, majority_vote, strongest_from_table
 
 log = logging.getLogger("fusekit")
 
 
-def _read_all(paths: list[str], columns) -> pd.DataFrame:
-    return pd.concat([read_table(p, columns) for p in paths], ignore_index=True)
+def read_reference_scores(path: str) -> pd.DataFrame:
+    """A reference-score file (:data:`~fusekit.rewards.reference.REFERENCE_COLUMNS`),
+    checked: rows, prompt ids, finite ``combined`` scores (DataError naming file and row)."""
+    df = read_checked_table(path, REFERENCE_COLUMNS)
+    check_not_empty(df, path, "reference scores")
+    check_prompt_ids(df, path, unique=False)
+    check_finite(df, "combined", path, context=("model", "sample"))
+    return df
+
+
+def read_votes(path: str, columns=("prompt_id", "model")) -> pd.DataFrame:
+    """A votes file (:func:`vote`'s output), checked: ``columns``, one row per prompt id,
+    ids present (DataError naming the file and row). It may hold no rows."""
+    df = read_checked_table(path, columns)
+    check_prompt_ids(df, path)
+    return df
+
+
+def check_scored_responses(scores: pd.DataFrame, gens: pd.DataFrame, where: str) -> None:
+    """Every scored (prompt_id, model, sample) is a response of the generations
+    (``scores`` may carry a ``file`` column naming its file)."""
+    have = gens[KEY].drop_duplicates()
+    merged = scores[KEY + (["file"] if "file" in scores.columns else [])].merge(
+        have, on=KEY, how="left", indicator=True
+    )
+    absent = (merged["_merge"] == "left_only").to_numpy()
+    if absent.any():
+        i = int(absent.argmax())
+        r = merged.iloc[i]
+        file = r["file"] if "file" in merged.columns else "scores"
+        raise DataError(
+            f"{file}: row {i} (prompt_id {r.prompt_id!r}) scores response "
+            f"{r.model}/{r['sample']}, which is in none of the generations {where} "
+            f"({int(absent.sum())} such rows)"
+        )
 
 
 def vote(
@@ -46,11 +87,10 @@ def vote(
             )
         strongest = strongest_from_table(read_table(world_table), reward_models)
         log.info("strongest reward model (measured): %s", strongest)
-    tables = [read_table(p, SCORE_COLUMNS) for p in score_paths]
-    for path, table in zip(score_paths, tables, strict=True):
-        check_finite(table, file=path)  # NaN / +inf: stop, naming file, prompt, model and RM
-    scores = pd.concat(tables, ignore_index=True)
+    # NaN / +inf scores, bad ids or text: stop, naming the file, row, model and RM
+    scores = pd.concat([read_scores(p).assign(file=p) for p in score_paths], ignore_index=True)
     gens = pd.concat([read_generations(p, "lowest") for p in generation_paths], ignore_index=True)
+    check_scored_responses(scores, gens, generation_paths)
     voted = majority_vote(scores, reward_models, strongest)
     dropped = voted.attrs.get("dropped_prompts", [])
     voted = voted.merge(gens[KEY + ["prompt", "response"]], on=KEY, how="left")
@@ -73,11 +113,9 @@ def score_against_reference(
 ) -> pd.DataFrame:
     """BLEU / ROUGE-L / BERTScore of every response against the prompt's reference answer."""
     gens = read_generations(generations_path, "lowest")
-    refs = read_table(prompts_path, PROMPT_COLUMNS)[["prompt_id", "reference"]]
+    refs = read_prompts(prompts_path)[["prompt_id", "reference"]]
+    check_same_prompts(gens.prompt_id, refs.prompt_id, generations_path, prompts_path)
     df = gens.merge(refs, on="prompt_id", how="left")
-    if df.reference.isna().any():
-        pid = df.prompt_id[df.reference.isna()].iloc[0]
-        raise ValueError(f"{generations_path}: prompt_id {pid!r} is not in {prompts_path}")
     scores = reference_scores(list(df.response), list(df.reference), weights, model)
     result = pd.concat([df[KEY].reset_index(drop=True), scores], axis=1)[list(REFERENCE_COLUMNS)]
     write_table(result, out)
@@ -94,9 +132,9 @@ def compare_methods(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How often each advantage method picks each source, and how often methods agree."""
     choices = method_choices(
-        _read_all(score_paths, SCORE_COLUMNS),
-        _read_all(reference_paths, REFERENCE_COLUMNS),
-        read_table(votes_path, ["prompt_id", "model"]),
+        pd.concat([read_scores(p).assign(file=p) for p in score_paths], ignore_index=True),
+        pd.concat([read_reference_scores(p) for p in reference_paths], ignore_index=True),
+        read_votes(votes_path),
     )
     shares = method_shares(choices, sources)
     agreement = method_agreement(choices)

@@ -27,6 +27,14 @@ from tqdm.auto import tqdm
 
 from fusekit.batching import pad_right
 from fusekit.chat import encode_example, use_chat_template
+from fusekit.checks import (
+    DataError,
+    check_finite,
+    check_not_empty,
+    check_prompt_ids,
+    check_text,
+    read_checked_table,
+)
 from fusekit.generation import read_generations
 from fusekit.io import write_table
 
@@ -40,6 +48,30 @@ SCORE_COLUMNS = (
     "n_input_tokens",
 )
 log = logging.getLogger("fusekit")
+
+
+def read_scores(path: str, columns=SCORE_COLUMNS) -> pd.DataFrame:
+    """Read a score file and check it where it enters a stage: ``columns``, at least one
+    row, prompt ids present, ``model`` and ``reward_model`` text, every ``score`` a
+    finite number or ``-inf`` (an unusable response; NaN and ``+inf`` are errors, since
+    ``+inf`` would win every vote), and no (prompt_id, model, sample, reward_model)
+    twice. Raises :class:`fusekit.checks.DataError` naming the file, row and column."""
+    df = read_checked_table(path, columns)
+    check_not_empty(df, path, "scores")
+    check_prompt_ids(df, path, unique=False)
+    check_text(df, [c for c in ("model", "reward_model") if c in df.columns], path)
+    rm = df["reward_model"].astype(str) if "reward_model" in df.columns else None
+    check_finite(df, "score", path, allow_neg_inf=True, context=("model", "sample", "reward_model"))
+    key = [c for c in ("prompt_id", "model", "sample", "reward_model") if c in df.columns]
+    dup = df.duplicated(key).to_numpy()
+    if dup.any():
+        i = int(dup.argmax())
+        by = f" by reward model {rm.iloc[i]!r}" if rm is not None else ""
+        raise DataError(
+            f"{path}: row {i} (prompt_id {df.prompt_id.iloc[i]!r}) scores response "
+            f"{df.model.iloc[i]}/{df['sample'].iloc[i]}{by} a second time"
+        )
+    return df
 
 
 class RewardScorer:
