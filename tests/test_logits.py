@@ -136,7 +136,10 @@ def test_bad_dump_files(tmp_path):
         "topk_logprobs": [0.0, 0.0, 0.0],
     }
     write_dump([row], str(tmp_path / "short.parquet"), {"k": 2})
-    with pytest.raises(ValueError, match=r"row 0 \(prompt_id 'p'\) has inconsistent lengths"):
+    with pytest.raises(
+        ValueError,
+        match=r"short.parquet: row 0 \(prompt_id 'p'\), column 'topk_ids'.*inconsistent lengths",
+    ):
         read_dump(str(tmp_path / "short.parquet"))
 
 
@@ -204,7 +207,10 @@ def test_select_mince_and_advantage_by_mode(tmp_path):
     assert t.training_mode.tolist() == [0.5, 0.5, 0.0]
     assert t.inference_mode.tolist() == [0.25, 0.75, 0.0]
     paths.append(dump("z", [1.0, math.nan, 1.0, 1.0]))
-    with pytest.raises(ValueError, match="non-finite cross-entropy for prompt 'p1' of z"):
+    with pytest.raises(
+        ValueError,
+        match=r"z\.parquet: row 1 \(prompt_id 'p1'\), column 'ce': non-finite cross-entropy",
+    ):
         select_mince(paths, str(tmp_path / "m2.parquet"))
 
 
@@ -297,7 +303,7 @@ def test_too_long_responses_are_dropped_for_every_source(models, tmp_path):
     from fusekit.training_mode import common_rows, dropped_prompts
 
     root, pairs = models
-    long = " ".join(["paris is the capital of france ."] * 12)
+    long = " ".join(["paris is the capital of france ."] * 5)  # a: 93 tokens, b: 78
     pairs = pd.concat(
         [pairs, pd.DataFrame({"prompt_id": ["long"], "prompt": ["what?"], "response": [long]})],
         ignore_index=True,
@@ -313,10 +319,12 @@ def test_too_long_responses_are_dropped_for_every_source(models, tmp_path):
         body = r["token_ids"][:-1]
         assert body == tok_a(r["response"], add_special_tokens=False).input_ids
         assert r["token_ids"][-1] == tok_a.eos_token_id
-    # source b has a larger budget and keeps "long"; the join drops it for both
+    # source b has a larger budget (its whole context) and keeps "long"; the join drops
+    # it for both
     dump_logits(
-        pairs, "b", str(root / "b"), {}, {**CFG, "max_length": 512}, str(tmp_path / "b.parquet")
+        pairs, "b", str(root / "b"), {}, {**CFG, "max_length": 96}, str(tmp_path / "b.parquet")
     )
+    assert "long" in {r["prompt_id"] for r in read_dump(str(tmp_path / "b.parquet"))[0]}
     kept, dropped = common_rows(
         {"a": str(tmp_path / "a.parquet"), "b": str(tmp_path / "b.parquet")}
     )

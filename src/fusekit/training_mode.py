@@ -22,7 +22,8 @@ from fusekit.align.distributions import AlignedTopK, map_rows
 from fusekit.align.tokens import tokenizer_scheme
 from fusekit.align.vocab import ROLE_PRECEDENCE, VocabMap, special_pairs, vocab_map_report
 from fusekit.chat import encode_example
-from fusekit.data import PROMPT_COLUMNS
+from fusekit.checks import DataError, check_text, read_checked_table
+from fusekit.data import read_prompts
 from fusekit.io import atomic_path, read_table, write_table
 from fusekit.logits import fits, read_dump, write_dump
 from fusekit.losses import min_ce_index
@@ -40,24 +41,32 @@ def dump_logits(
     out: str,
     backend: str = "transformers",
     threads: int = 1,
+    where: str = "pairs",
 ) -> list[dict]:
     """Teacher-forced top-k dump of ``model`` on ``pairs`` (format: :mod:`fusekit.logits`).
 
-    ``pairs`` has columns prompt_id, prompt, response and optionally system. A pair
-    whose prompt + response + EOS is longer than ``logits_cfg["max_length"]`` is
-    dropped, never cut, so that every row's tokens, text and cross-entropy cover the
-    whole response; the dropped prompt ids are logged and kept in the dump's
-    metadata (``dropped_too_long``), and :func:`common_rows` drops them for every
-    source.
-    """
-    from fusekit.backends.hf import load_causal_lm, load_tokenizer
+    ``pairs`` has columns prompt_id, prompt, response and optionally system; ``where``
+    (the file they came from) is named in errors and warnings. A pair whose prompt +
+    response + EOS is longer than ``logits_cfg["max_length"]`` is dropped, never cut, so
+    that every row's tokens, text and cross-entropy cover the whole response; the
+    dropped prompt ids are logged (with their rows of ``where``) and kept in the dump's
+    metadata (``dropped_too_long``), and :func:`common_rows` drops them for every source.
 
+    Raises :class:`fusekit.checks.DataError` naming ``where`` and the row, before any
+    forward pass: a pair longer than the model's context when ``max_length`` is unset
+    or above it (set ``logits.max_length`` to drop such pairs), or no pair that fits.
+    The metadata's ``vocab_size`` is the width of the model's output layer.
+    """
+    from fusekit.backends.hf import context_length, load_causal_lm, load_tokenizer
+
+    check_text(pairs, ["prompt", "response"], where)
     tok = load_tokenizer(model_path, model_spec)
     system = model_spec.get("system_prompt")
     k, top_p, temp = logits_cfg["top_k"], logits_cfg["top_p"], logits_cfg["temperature"]
     max_length = logits_cfg.get("max_length")
-    examples, kept, dropped = [], [], []
-    for pid, p, r, s in zip(
+    examples, kept, dropped, dropped_rows, lengths = [], [], [], [], []
+    for i, pid, p, r, s in zip(
+        pairs.index,
         pairs.prompt_id,
         pairs.prompt,
         pairs.response,
@@ -68,22 +77,38 @@ def dump_logits(
         if fits(len(e.input_ids), max_length):
             examples.append(e)
             kept.append((pid, r))
+            lengths.append((i, pid, len(e.input_ids)))
         else:
             dropped.append(pid)
+            dropped_rows.append(i)
     if dropped:
         log.warning(
-            "%s: %d of %d responses dropped: prompt + response + EOS longer than "
-            "logits.max_length = %s tokens (first: %s)",
+            "%s: %d of %d responses of %s dropped: prompt + response + EOS longer than "
+            "logits.max_length = %s tokens (first: rows %s, prompt ids %s)",
             model,
             len(dropped),
             len(pairs),
+            where,
             max_length,
+            dropped_rows[:5],
             dropped[:5],
+        )
+    if len(pairs) and not kept:
+        raise DataError(
+            f"{where}: no row fits logits.max_length = {max_length} tokens (prompt + response "
+            f"+ EOS under {model}'s tokenizer); all {len(dropped)} rows are too long, the "
+            f"first row {dropped_rows[0]} (prompt_id {dropped[0]!r})"
         )
     rows = []
     if backend == "vllm":  # paper scale, GPU only
+        from transformers import AutoConfig
+
         from fusekit.backends.vllm_backend import teacher_forced_topk_vllm
 
+        config = AutoConfig.from_pretrained(
+            model_path, trust_remote_code=model_spec.get("trust_remote_code", False)
+        )
+        vocab_size = getattr(config.get_text_config(), "vocab_size", None)
         stream = teacher_forced_topk_vllm(
             model_path, model_spec, tok, examples, k, top_p, temp, max_length
         )
@@ -92,6 +117,9 @@ def dump_logits(
 
         batch = logits_cfg.get("batch_size", 8)
         lm = load_causal_lm(model_path, model_spec, threads)
+        head = lm.get_output_embeddings()
+        vocab_size = int(head.weight.shape[0]) if head is not None else lm.config.vocab_size
+        _check_context(lengths, context_length(lm), max_length, model, where)
         stream = teacher_forced_topk(
             lm, tok, examples, k, top_p, temp, batch, max_length, f"dump {model}"
         )
@@ -116,6 +144,7 @@ def dump_logits(
         "temperature": temp,
         "tokenizer": model_path,
         "vocab": "source",
+        "vocab_size": vocab_size,
         "model": model,
         "max_length": max_length,
         "dropped_too_long": json.dumps([str(p) for p in dropped]),
@@ -124,6 +153,23 @@ def dump_logits(
     n = sum(r["n_tokens"] for r in rows)
     log.info("dumped %d sequences, %d tokens of %s", len(rows), n, model)
     return rows
+
+
+def _check_context(
+    lengths: list[tuple[int, str, int]], context: int, max_length, model: str, where: str
+) -> None:
+    """Stop, naming the row, on a pair longer than the model's context (possible only
+    when ``logits.max_length`` is unset or above the context)."""
+    if max_length is not None and max_length <= context:
+        return
+    for i, pid, n in lengths:
+        if n > context:
+            raise DataError(
+                f"{where}: row {i} (prompt_id {pid!r}): prompt + response + EOS is {n} tokens "
+                f"under {model}'s tokenizer, longer than its context of {context} tokens; "
+                f"set logits.max_length (now {max_length}) to at most {context} to drop such "
+                "rows"
+            )
 
 
 def dump_reference_logits(
@@ -137,8 +183,10 @@ def dump_reference_logits(
     threads: int = 1,
 ) -> list[dict]:
     """Training mode: each source teacher-forced on (prompt, reference answer)."""
-    prompts = read_table(prompts_path, PROMPT_COLUMNS).rename(columns={"reference": "response"})
-    return dump_logits(prompts, model, model_path, model_spec, logits_cfg, out, backend, threads)
+    prompts = read_prompts(prompts_path).rename(columns={"reference": "response"})
+    return dump_logits(
+        prompts, model, model_path, model_spec, logits_cfg, out, backend, threads, prompts_path
+    )
 
 
 def dump_voted_logits(
@@ -152,13 +200,19 @@ def dump_voted_logits(
     threads: int = 1,
 ) -> list[dict]:
     """Inference mode: the source's own distribution on the voted outputs it produced."""
-    votes = read_table(votes_path, ["prompt_id", "model", "prompt", "response"])
-    mine = votes[votes.model == model].reset_index(drop=True)
+    from fusekit.inference_mode import read_votes
+
+    votes = read_votes(votes_path, ["prompt_id", "model", "prompt", "response"])
+    check_text(votes, ["model", "prompt", "response"], votes_path)
+    mine = votes[votes.model == model]
     if mine.empty:
         log.warning("%s won no prompt in %s; writing an empty dump", model, votes_path)
         write_dump([], out, {"k": logits_cfg["top_k"], "vocab": "source"})
         return []
-    return dump_logits(mine, model, model_path, model_spec, logits_cfg, out, backend, threads)
+    # rows keep their index in the votes file, so that errors name the file's row
+    return dump_logits(
+        mine, model, model_path, model_spec, logits_cfg, out, backend, threads, votes_path
+    )
 
 
 def _roles(tok) -> dict[str, int | None]:
@@ -243,17 +297,40 @@ def build_vocab_map(
 
 
 def read_vocab_map(path: str, n_target: int | None = None) -> VocabMap:
-    """A vocabulary map file; raises ValueError naming the file when source ids are not
-    0..n-1 or target ids fall outside ``[0, n_target)``."""
-    df = read_table(path, VOCAB_MAP_COLUMNS).sort_values("source_id")
-    if not (df.source_id.to_numpy() == np.arange(len(df))).all():
-        raise ValueError(f"{path}: source ids must be 0..n-1")
+    """A vocabulary map file (:data:`VOCAB_MAP_COLUMNS`), checked where it enters the
+    alignment: source ids exactly ``0..n-1`` once each, target ids integers in ``[0,
+    n_target)`` (``n_target``: the target tokenizer's length; None checks ``>= 0``
+    only). Raises :class:`fusekit.checks.DataError` naming the file, row, column and
+    the offending id."""
+    df = read_checked_table(path, VOCAB_MAP_COLUMNS)
+    for col in ("source_id", "target_id"):
+        if not pd.api.types.is_integer_dtype(df[col].dtype):
+            bad = ~df[col].map(lambda v: float(v).is_integer() if pd.notna(v) else False)
+            i = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            raise DataError(
+                f"{path}: row {i}, column {col!r}: ids must be integers, got "
+                f"{df[col].iloc[i]!r} (column dtype {df[col].dtype})"
+            )
+    src = df.source_id.to_numpy()
+    order = np.argsort(src, kind="stable")
+    wrong = src[order] != np.arange(len(df))
+    if wrong.any():
+        j = int(np.flatnonzero(wrong)[0])
+        raise DataError(
+            f"{path}: row {int(order[j])}, column 'source_id': source ids must be 0..n-1 once "
+            f"each (n = {len(df)}); sorted, position {j} holds {int(src[order[j]])}"
+        )
+    df = df.iloc[order].reset_index(drop=True)
+    hi = n_target if n_target is not None else np.iinfo(np.int64).max
+    what = "target vocabulary" + (f" of {n_target} ids" if n_target is not None else "")
     t = df.target_id.to_numpy()
-    if len(t) and (t.min() < 0 or (n_target is not None and t.max() >= n_target)):
-        bad = int(np.flatnonzero((t < 0) | (t >= (n_target or np.inf)))[0])
-        raise ValueError(
-            f"{path}: source id {bad} maps to target id {int(t[bad])}, "
-            f"outside the target vocabulary (0..{(n_target or 0) - 1})"
+    bad = (t < 0) | (t >= hi)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}: row {int(order[i])} (source id {i}), column 'target_id': target id "
+            f"{int(t[i])} outside [0, {n_target if n_target is not None else '...'}) ({what}; "
+            f"{int(bad.sum())} such rows)"
         )
     return VocabMap(t, df.exact.to_numpy(), df.distance.to_numpy())
 
@@ -288,6 +365,9 @@ def align_dump(
             f"{vocab_map_path}: maps {len(vmap)} source ids, but {source_tok_path} has {len(src)}"
         )
     rows, meta = read_dump(dump_path)
+    if meta.get("vocab_size") in (None, "None"):
+        # a dump that does not record its model's output width: ids must name source tokens
+        _check_dump_ids(rows, len(vmap), dump_path, f"{source_tok_path} has {len(vmap)} tokens")
     out_rows, mismatched, normalised = [], [], []
     carried_tokens = one_hot_tokens = outside = 0
     for i, r in enumerate(tqdm(rows, desc="align", mininterval=5)):
@@ -385,7 +465,13 @@ def align_dump(
     write_dump(
         out_rows,
         out,
-        {**meta, "vocab": "target", "tokenizer": target_tok_path, "alignment": json.dumps(stats)},
+        {
+            **meta,
+            "vocab": "target",
+            "vocab_size": len(tgt),
+            "tokenizer": target_tok_path,
+            "alignment": json.dumps(stats),
+        },
     )
     log.info(
         "aligned %d sequences of %s onto %s: %d tokens carry a source distribution, "
@@ -400,6 +486,19 @@ def align_dump(
         len(mismatched),
     )
     return out_rows
+
+
+def _check_dump_ids(rows: list[dict], n: int, path: str, why: str) -> None:
+    """Every top-k id of a dump's rows (read by :func:`fusekit.logits.read_dump`) is
+    padding (-1) or below ``n``; DataError naming the file and row otherwise."""
+    for i, r in enumerate(rows):
+        bad = r["topk_ids"] >= n
+        if bad.any():
+            raise DataError(
+                f"{path}: row {i} (prompt_id {r['prompt_id']!r}), column 'topk_ids': id "
+                f"{int(r['topk_ids'][bad][0])} outside the vocabulary ({why}; "
+                f"{int(bad.sum())} such entries in this row)"
+            )
 
 
 def _one_hot_rows(tgt_ids: list[int], k: int, differ: bool) -> AlignedTopK:
