@@ -17,7 +17,12 @@ if __name__ == "__main__":
     p.add_argument("--optim", type=json_arg, required=True, help="optimizer config (JSON)")
     p.add_argument("--training", type=json_arg, required=True, help="trainer config (JSON)")
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--checkpoint-dir", required=True, help="resumable checkpoints (not the output)")
+    p.add_argument(
+        "--checkpoint-dir",
+        required=True,
+        help="resumable checkpoints (not the output); locked while training; a checkpoint "
+        "of another training (changed config, data or seed) is discarded",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="output model directory")
     a = p.parse_args()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from fusekit.io import check_writable
 from fusekit.train.examples import build_examples
 from fusekit.train.loop import Stage, train_fusion
 
@@ -39,9 +41,14 @@ def train_variant(
     checkpoint_dir: str,
     threads: int = 1,
 ):
-    """Train the target as ``variant`` says (a :func:`resolve_variant` result)."""
+    """Train the target as ``variant`` says (a :func:`resolve_variant` result).
+
+    The output and checkpoint folders are checked writable first (PermissionError
+    naming the folder), before the examples are built.
+    """
     from fusekit.backends.hf import load_tokenizer
 
+    check_writable(Path(out).parent, checkpoint_dir)
     objective = variant.get("training_objective", "profuser_eq4")
     stages = [Stage.from_config(s, objective) for s in variant["stages"]]
     modes = {m for s in stages for m in s.modes}

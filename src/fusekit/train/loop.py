@@ -7,25 +7,49 @@ optimizer, scheduler and RNG state through ``accelerate``) live outside the
 declared output; the output is written once, atomically, at the end. At paper
 scale the same loop runs under ``accelerate launch`` with a DeepSpeed ZeRO
 plugin (untested on CPU).
+
+A checkpoint records the fingerprint of the training it belongs to (the model it
+started from, stages, optimizer, training settings, seed, examples, batch plan and
+process count, :func:`training_fingerprint`); a checkpoint of another training is
+discarded with a warning, never resumed. The main process holds an owner lock on the
+checkpoint folder (:func:`fusekit.io.folder_lock`) for the whole run, so two trainers
+(an orphan of a killed driver and its restart) never write one folder.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from fusekit.io import PROVENANCE_FILE, atomic_path, provenance
+from fusekit.io import (
+    PROVENANCE_FILE,
+    atomic_path,
+    check_writable,
+    disk_full_named,
+    folder_lock,
+    provenance,
+    spec_hash,
+)
 from fusekit.train.examples import Example, collate
 
 log = logging.getLogger("fusekit")
 MODES = ("inference", "training")
+STATE_FILE = "fusekit_state.json"
+# training settings that cannot change the trained weights: not part of the fingerprint
+RESULT_NEUTRAL_SETTINGS = frozenset({"save_every"})
+LOCK_WAIT_S = 10.0  # how long a trainer waits for the checkpoint folder's owner lock
 
 
 @dataclass(frozen=True)
@@ -173,9 +197,123 @@ def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
     pointer = ckpt_dir / "latest"
     if pointer.exists():
         path = ckpt_dir / pointer.read_text().strip()
-        if (path / "fusekit_state.json").exists():
+        if (path / STATE_FILE).exists():
             return path
     return None
+
+
+def _digest(obj, h) -> None:
+    """Feed ``obj`` (dataclasses, arrays, lists, dicts, scalars) into the hash ``h``."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        h.update(f"<{type(obj).__name__}".encode())
+        for f in dataclasses.fields(obj):
+            h.update(f"{f.name}=".encode())
+            _digest(getattr(obj, f.name), h)
+        h.update(b">")
+    elif isinstance(obj, np.ndarray):
+        h.update(f"<nd {obj.dtype.str} {obj.shape}>".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"[{len(obj)}".encode())
+        arr = _numeric_array(obj)
+        if arr is not None:
+            _digest(arr, h)
+        else:
+            for x in obj:
+                _digest(x, h)
+        h.update(b"]")
+    elif isinstance(obj, dict):
+        h.update(f"{{{len(obj)}".encode())
+        for k in sorted(obj, key=str):
+            _digest(k, h)
+            _digest(obj[k], h)
+        h.update(b"}")
+    elif hasattr(obj, "numpy") and hasattr(obj, "detach"):  # a torch tensor
+        _digest(obj.detach().cpu().numpy(), h)
+    else:
+        text = repr(obj).encode()
+        h.update(f"<{type(obj).__name__} {len(text)}>".encode() + text)
+
+
+def _numeric_array(seq) -> np.ndarray | None:
+    """A flat list of numbers (Python or numpy) as int64 or float64; None otherwise."""
+    if not seq or isinstance(seq[0], bool) or not isinstance(seq[0], (int, float, np.number)):
+        return None
+    try:
+        arr = np.asarray(seq)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf":
+        return None
+    return arr.astype(np.float64 if arr.dtype.kind == "f" else np.int64)
+
+
+def _model_identity(model_path: str, model_spec: dict) -> dict:
+    """The model training starts from: its path and spec and, for a local folder, each
+    file's size and modification time (a rebuilt init model is another start)."""
+    files = None
+    root = Path(model_path)
+    if root.is_dir():
+        files = sorted(
+            [str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns]
+            for f in root.rglob("*")
+            if f.is_file()
+        )
+    return {"path": str(model_path), "spec": model_spec, "files": files}
+
+
+def training_fingerprint(
+    model_path: str,
+    model_spec: dict,
+    examples: list,
+    stages: list[Stage],
+    optim: dict,
+    train_cfg: dict,
+    seed: int,
+    plan: list[tuple[int, list[int]]],
+    num_processes: int = 1,
+) -> dict[str, str]:
+    """What determines a training run, as a short hash per part.
+
+    Parts: ``model`` (path, spec, and the files of a local init model), ``stages``,
+    ``optimizer``, ``training`` (``train_cfg`` less :data:`RESULT_NEUTRAL_SETTINGS`),
+    ``seed``, ``processes``, ``examples`` (every token id, label, teacher row and score)
+    and ``batch_plan`` (the example indices of every step). Two runs with equal
+    fingerprints train the same weights, so a checkpoint resumes only a run of its
+    own fingerprint.
+    """
+    h = hashlib.sha256()
+    _digest(examples, h)
+    parts = {
+        "model": _model_identity(model_path, model_spec),
+        "stages": [dataclasses.asdict(s) for s in stages],
+        "optimizer": optim,
+        "training": {k: v for k, v in train_cfg.items() if k not in RESULT_NEUTRAL_SETTINGS},
+        "seed": seed,
+        "processes": num_processes,
+        "examples": h.hexdigest(),
+        "batch_plan": plan,
+    }
+    return {k: spec_hash(v) for k, v in parts.items()}
+
+
+def _fingerprint_changes(recorded, current: dict[str, str]) -> list[str]:
+    """The parts of ``current`` that a checkpoint's recorded fingerprint does not match."""
+    if not isinstance(recorded, dict):
+        return ["fingerprint (the checkpoint has none: an older fusekit wrote it)"]
+    return [k for k in current if recorded.get(k) != current[k]] + [
+        k for k in recorded if k not in current
+    ]
+
+
+def _discard_checkpoints(ckpt_dir: Path) -> None:
+    """Remove every checkpoint, the ``latest`` pointer and partial saves (not the lock)."""
+    for entry in ckpt_dir.iterdir():
+        if entry.name == "latest" or entry.name.startswith(("step-", ".step-", ".latest.")):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def train_fusion(
@@ -198,13 +336,17 @@ def train_fusion(
     precision (no/bf16/fp16), deepspeed_zero_stage (null on CPU).
     ``stop_after`` ends the run after that many steps without writing ``out``
     (to simulate a crash in tests).
+
+    Before the model loads, the folder of ``out`` and ``checkpoint_dir`` are checked
+    writable (PermissionError naming the folder) and ``checkpoint_dir`` is locked
+    (:class:`fusekit.io.FolderInUseError` when another live trainer holds it, after
+    :data:`LOCK_WAIT_S` seconds). A checkpoint there resumes the run only when its
+    :func:`training_fingerprint` equals this run's; otherwise it is discarded with a
+    warning naming the parts that changed, and training starts from step 0. A full
+    disk raises OSError (ENOSPC) naming the checkpoint or output being written.
     """
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from transformers import get_scheduler
-
-    from fusekit.backends.hf import load_causal_lm, load_tokenizer
 
     plugin = None
     if train_cfg.get("deepspeed_zero_stage") is not None:  # paper scale, GPU only
@@ -223,6 +365,51 @@ def train_fusion(
         acc.num_processes,
         acc.mixed_precision,
     )
+    ckpt_dir = Path(checkpoint_dir)
+    with contextlib.ExitStack() as held:
+        if acc.is_main_process:  # one owner per folder; the other processes follow it
+            check_writable(Path(out).parent, ckpt_dir)
+            held.enter_context(folder_lock(ckpt_dir, LOCK_WAIT_S))
+            for partial in ckpt_dir.glob(".step-*"):  # saves a killed run left unfinished
+                shutil.rmtree(partial, ignore_errors=True)
+        acc.wait_for_everyone()
+        return _train(
+            acc,
+            model_path,
+            model_spec,
+            examples,
+            stages,
+            optim,
+            train_cfg,
+            out,
+            ckpt_dir,
+            seed,
+            threads,
+            stop_after,
+        )
+
+
+def _train(
+    acc,
+    model_path: str,
+    model_spec: dict,
+    examples: list,
+    stages: list[Stage],
+    optim: dict,
+    train_cfg: dict,
+    out: str,
+    ckpt_dir: Path,
+    seed: int,
+    threads: int,
+    stop_after: int | None,
+) -> pd.DataFrame:
+    """The body of :func:`train_fusion`, with the folders checked and locked."""
+    import torch
+    from accelerate.utils import set_seed
+    from transformers import get_scheduler
+
+    from fusekit.backends.hf import load_causal_lm, load_tokenizer
+
     set_seed(seed)
     torch.set_num_threads(threads)
     tok = load_tokenizer(model_path, model_spec)
@@ -241,14 +428,30 @@ def train_fusion(
     )
     model, opt, sched = acc.prepare(model, opt, sched)
 
-    ckpt_dir = Path(checkpoint_dir)
+    fingerprint = training_fingerprint(
+        model_path, model_spec, examples, stages, optim, train_cfg, seed, plan, acc.num_processes
+    )
     start, records = 0, []
     latest = _latest_checkpoint(ckpt_dir)
     if latest is not None:
-        acc.load_state(str(latest))
-        state = json.loads((latest / "fusekit_state.json").read_text())
-        start, records = state["step"], state["log"]
-        log.info("resuming from %s at step %d of %d", latest, start, len(plan))
+        state = json.loads((latest / STATE_FILE).read_text())
+        changed = _fingerprint_changes(state.get("fingerprint"), fingerprint)
+        acc.wait_for_everyone()  # every process has read it before it may go
+        if changed:
+            if acc.is_main_process:
+                log.warning(
+                    "discarding checkpoint %s: it was written for another training "
+                    "(changed: %s); starting from step 0 of %d",
+                    latest,
+                    ", ".join(changed),
+                    len(plan),
+                )
+                _discard_checkpoints(ckpt_dir)
+            acc.wait_for_everyone()
+        else:
+            acc.load_state(str(latest))
+            start, records = state["step"], state["log"]
+            log.info("resuming from %s at step %d of %d", latest, start, len(plan))
 
     save_every = train_cfg.get("save_every", 0)
     from tqdm.auto import tqdm
@@ -301,7 +504,7 @@ def train_fusion(
         )
         done = step + 1
         if save_every and done % save_every == 0 and done < len(plan):
-            _save_checkpoint(acc, ckpt_dir, done, records)
+            _save_checkpoint(acc, ckpt_dir, done, records, fingerprint)
         if stop_after is not None and done >= stop_after:
             log.info("stopping after step %d (stop_after)", done)
             return pd.DataFrame(records)
@@ -314,19 +517,46 @@ def train_fusion(
         frame.to_csv(tmp / "train_log.csv", index=False, float_format="%.6g")
         spec = {"stages": [s.__dict__ for s in stages], "optim": optim, "train": train_cfg}
         (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance(spec, seed), indent=2) + "\n")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    acc.wait_for_everyone()
+    if acc.is_main_process:  # the lock file goes too; the lock itself ends with the run
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     return frame
 
 
-def _save_checkpoint(acc, ckpt_dir: Path, step: int, records: list[dict]) -> None:
-    """Save the full training state as step-N, then point ``latest`` at it (atomic)."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+def _save_checkpoint(
+    acc, ckpt_dir: Path, step: int, records: list[dict], fingerprint: dict[str, str]
+) -> None:
+    """Save the full training state as step-N, then point ``latest`` at it.
+
+    Every process writes its part (``accelerate`` saves the model once, RNG states per
+    process) into a partial folder ``.step-N`` that the main process then renames into
+    place, so a killed save leaves no checkpoint that looks whole. A full disk raises
+    OSError (ENOSPC) naming the checkpoint; the partial folder is removed.
+    """
     name = f"step-{step:07d}"
-    with atomic_path(ckpt_dir / name, is_dir=True) as tmp:
-        acc.save_state(str(tmp))
-        (tmp / "fusekit_state.json").write_text(json.dumps({"step": step, "log": records}))
-    with atomic_path(ckpt_dir / "latest") as tmp:
-        tmp.write_text(name)
-    for old in ckpt_dir.glob("step-*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+    final, partial = ckpt_dir / name, ckpt_dir / f".{name}"
+    if acc.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    acc.wait_for_everyone()
+    try:
+        with disk_full_named(final):
+            acc.save_state(str(partial))
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                state = {"step": step, "log": records, "fingerprint": fingerprint}
+                (partial / STATE_FILE).write_text(json.dumps(state))
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(partial, final)
+    except BaseException:
+        if acc.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if acc.is_main_process:
+        with atomic_path(ckpt_dir / "latest") as tmp:
+            tmp.write_text(name)
+        for old in ckpt_dir.glob("step-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()

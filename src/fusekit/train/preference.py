@@ -16,8 +16,9 @@ log-probabilities :mod:`fusekit.train.reference` wrote for the same data under `
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from fusekit.io import read_table
+from fusekit.io import check_writable, read_table
 from fusekit.losses.registry import get_objective
 from fusekit.train.loop import Stage, train_fusion
 from fusekit.train.sequences import attach_reference, build_sequence_examples
@@ -52,9 +53,13 @@ def train_preference_variant(
 ):
     """Train ``variant`` (its ``stages``: objective entries) from the model at
     ``init_path`` on the data table at ``data_path``; ``reference_path`` holds the
-    reference log-probs when an objective needs them. Returns the training log."""
+    reference log-probs when an objective needs them. Returns the training log.
+    The output and checkpoint folders are checked writable first (PermissionError
+    naming the folder), before the data is read.
+    """
     from fusekit.backends.hf import load_tokenizer
 
+    check_writable(Path(out).parent, checkpoint_dir)
     if not variant.get("stages"):
         raise ValueError("a preference variant needs at least one stage")
     stages = [Stage.from_config(s) for s in variant["stages"]]
