@@ -102,20 +102,33 @@ def _alpaca_eval():
 
 
 def read_records(path: str) -> pd.DataFrame:
-    """AlpacaEval records (a JSON list of ``{instruction, output, generator, dataset}``)."""
-    with open(path) as f:
-        recs = json.load(f)
+    """AlpacaEval records (a JSON list of ``{instruction, output, generator, dataset}``),
+    checked where they enter: valid JSON (a truncated file names its line and column), a
+    non-empty list of objects, ``instruction`` and ``output`` text in every row,
+    instructions unique. Raises :class:`fusekit.checks.DataError` naming the file, row
+    and column."""
+    from fusekit.checks import DataError, check_text, read_json
+
+    recs = read_json(path, "AlpacaEval records (a JSON list)")
+    if not isinstance(recs, list) or not recs:
+        got = "an empty list" if isinstance(recs, list) else type(recs).__name__
+        raise DataError(f"{path}: expected a non-empty JSON list of records, got {got}")
+    kinds = [i for i, r in enumerate(recs) if not isinstance(r, dict)]
+    if kinds:
+        i = kinds[0]
+        raise DataError(f"{path}: row {i}: expected a JSON object, got {type(recs[i]).__name__}")
     df = pd.DataFrame(recs)
     missing = {"instruction", "output"} - set(df.columns)
     if missing:
-        raise ValueError(f"{path}: AlpacaEval records need {sorted(missing)}")
+        raise DataError(f"{path}: AlpacaEval records need {sorted(missing)}")
+    check_text(df, ["instruction", "output"], path)
     if "dataset" not in df:
         df["dataset"] = ""
     if "generator" not in df:
         df["generator"] = Path(path).stem
     dup = df.instruction.duplicated()
     if dup.any():
-        raise ValueError(f"{path}: instruction of row {int(dup.idxmax())} is repeated")
+        raise DataError(f"{path}: instruction of row {int(dup.idxmax())} is repeated")
     return df[list(RECORD_COLUMNS)].reset_index(drop=True)
 
 

@@ -308,10 +308,11 @@ def bradley_terry_scores(
 
 
 def read_jsonl(path: str) -> list[dict]:
-    import json
+    """The records of a JSON-lines file; a line that is not a JSON object (a truncated
+    last line, say) raises :class:`fusekit.checks.DataError` naming the file and line."""
+    from fusekit.checks import read_jsonl as read
 
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read(path)
 
 
 def load_questions(path: str) -> pd.DataFrame:

@@ -362,14 +362,21 @@ def tabulate_chat_eval(alpaca_paths: list[str], arena_path: str, out: str) -> pd
     LC's kind: ``alpaca_eval``, ``bootstrap`` or ``none`` = unknown, empty cell), and the
     Arena-Hard win rate with its 95% interval (empty where bootstrap rounds missed the
     model, ``arena_hard_rounds_missing`` > 0). Every model must have both evaluations."""
-    arena_scores = {s["model"]: s for s in json.loads(Path(arena_path).read_text())["scores"]}
+    from fusekit.checks import DataError, read_json
+
+    arena_json = read_json(arena_path, "Arena-Hard scores")
+    if not isinstance(arena_json, dict) or not isinstance(arena_json.get("scores"), list):
+        raise DataError(f"{arena_path}: expected an object with a list 'scores'")
+    arena_scores = {s["model"]: s for s in arena_json["scores"]}
 
     def num(x):
         return float("nan") if x is None else float(x)
 
     rows = []
     for path in alpaca_paths:
-        m = json.loads(Path(path).read_text())
+        m = read_json(path, "AlpacaEval metrics")
+        if not isinstance(m, dict) or "model" not in m:
+            raise DataError(f"{path}: expected an AlpacaEval metrics object with 'model'")
         a = arena_scores.get(m["model"])
         if a is None:
             raise ValueError(f"{arena_path}: no Arena-Hard score for {m['model']!r} (from {path})")

@@ -536,13 +536,19 @@ def common_rows(
         rows[source] = {x["prompt_id"]: x for x in r}
         dropped |= dropped_prompts(meta)
         ks[path] = int(meta.get("k", 0))
-    if len(set(ks.values())) > 1:
-        raise ValueError(f"dumps of one prompt set must keep the same top-k; got {ks}")
+    nonempty = {p: k for p, k in ks.items() if k and rows[_source_of(dumps, p)]}
+    if len(set(nonempty.values())) > 1:
+        first = next(iter(nonempty))
+        other = next(p for p in nonempty if nonempty[p] != nonempty[first])
+        raise DataError(
+            f"{other}: top-k k = {nonempty[other]}, but {first} has k = {nonempty[first]}; "
+            f"dumps of one prompt set must keep the same top-k (all: {nonempty})"
+        )
     everyone = set().union(*(set(r) for r in rows.values())) - dropped
     for source, path in dumps.items():
         missing = sorted(everyone - set(rows[source]))
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{path}: no row for prompt {missing[0]!r} (and {len(missing) - 1} more) that "
                 f"other sources' dumps hold; was {source}'s dump built from the same prompts?"
             )
@@ -555,6 +561,10 @@ def common_rows(
         )
     kept = {s: {p: x for p, x in r.items() if p in everyone} for s, r in rows.items()}
     return kept, dropped
+
+
+def _source_of(dumps: dict[str, str], path: str) -> str:
+    return next(s for s, p in dumps.items() if p == path)
 
 
 def select_mince(dump_paths: list[str], out: str) -> pd.DataFrame:

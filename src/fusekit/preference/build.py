@@ -29,8 +29,9 @@ import logging
 
 import pandas as pd
 
-from fusekit.data import PROMPT_COLUMNS, prompt_tests
-from fusekit.io import read_table, write_table
+from fusekit.checks import check_same_prompts
+from fusekit.data import prompt_tests, read_prompts
+from fusekit.io import write_table
 from fusekit.preference.answers import extract_answer, math_correctness
 from fusekit.preference.coding import check_limits, code_test_results
 from fusekit.preference.fusechat3 import (
@@ -99,8 +100,8 @@ def build_fusechat3_data(
         )
     limits = check_limits(dict(code_limits or {}))
     split = dict(parts)
-    prompts = read_table(prompts_path, PROMPT_COLUMNS)
-    cands = _candidates(generation_paths, score_paths, reward_model)
+    prompts = read_prompts(prompts_path)
+    cands = _candidates(generation_paths, score_paths, reward_model, prompts, prompts_path)
     domain_of = prompts.set_index("prompt_id").source.map(
         lambda s: domains.get(str(s), "instruction_following")
     )
@@ -178,12 +179,32 @@ def _code_tests(prompts: pd.DataFrame, code: pd.DataFrame, prompts_path: str) ->
     return tests[tests.prompt_id.isin(code.prompt_id)].reset_index(drop=True)
 
 
-def _candidates(generation_paths: list[str], score_paths: list[str], reward_model: str):
+def _candidates(
+    generation_paths: list[str],
+    score_paths: list[str],
+    reward_model: str,
+    prompts: pd.DataFrame,
+    prompts_path: str,
+):
+    """Each file checked where it enters (:func:`fusekit.generation.read_generations`,
+    :func:`fusekit.rewards.scoring.read_scores`: DataError naming the file, row and
+    column), every generation's prompt in the prompt set, then joined
+    (:func:`fusekit.preference.tables.candidates`)."""
     from fusekit.generation import read_generations
+    from fusekit.rewards.scoring import read_scores
 
-    gens = pd.concat([read_generations(p, "lowest") for p in generation_paths], ignore_index=True)
-    scores = pd.concat([read_table(p) for p in score_paths], ignore_index=True)
-    return candidates(gens, scores, reward_model, what=", ".join(score_paths))
+    gens = []
+    for p in generation_paths:
+        g = read_generations(p, "lowest")
+        check_same_prompts(g.prompt_id, prompts.prompt_id, p, prompts_path)
+        gens.append(g)
+    scores = [read_scores(p, ("prompt_id", "model", "sample", "score")) for p in score_paths]
+    return candidates(
+        pd.concat(gens, ignore_index=True),
+        pd.concat(scores, ignore_index=True),
+        reward_model,
+        what=", ".join(score_paths),
+    )
 
 
 def build_wrpo_sft_data(
@@ -203,8 +224,8 @@ def build_wrpo_sft_data(
     y_ws each source wrote (WRPO Table 1, ``share_out``)."""
     from fusekit.preference.wrpo import best_source_responses, best_source_share, wrpo_data
 
-    prompts = read_table(prompts_path, PROMPT_COLUMNS)
-    cands = _candidates(generation_paths, score_paths, reward_model)
+    prompts = read_prompts(prompts_path)
+    cands = _candidates(generation_paths, score_paths, reward_model, prompts, prompts_path)
     data = wrpo_data(cands, None, seed)
     best = best_source_responses(cands)
     wrpo_ids = set(best.prompt_id) - set(data.target_sft.prompt_id)
@@ -237,9 +258,9 @@ def build_wrpo_quadruples(
     The split is the one :func:`build_wrpo_sft_data` made (same prompts, same seed)."""
     from fusekit.preference.wrpo import wrpo_data
 
-    read_table(prompts_path, PROMPT_COLUMNS)
-    source = _candidates(generation_paths, score_paths, reward_model)
-    target = _candidates([target_generations], [target_scores], reward_model)
+    prompts = read_prompts(prompts_path)
+    source = _candidates(generation_paths, score_paths, reward_model, prompts, prompts_path)
+    target = _candidates([target_generations], [target_scores], reward_model, prompts, prompts_path)
     data = wrpo_data(source, target, seed)
     write_table(data.quadruples, quadruples_out)
     write_table(data.counts, counts_out)
@@ -291,8 +312,8 @@ def build_fuserl_data(
         )
     if "heldout" in parts and heldout_out is None:
         raise ValueError("studies.<study>.fuserl.split has a heldout part: give heldout_out")
-    read_table(prompts_path, PROMPT_COLUMNS)
-    cands = _candidates(generation_paths, score_paths, reward_model)
+    prompts = read_prompts(prompts_path)
+    cands = _candidates(generation_paths, score_paths, reward_model, prompts, prompts_path)
     dataset = str(prompts_path).rsplit("/", 1)[-1].removesuffix(".parquet")
     data = fuserl_groups(cands, min_gap=min_gap, dataset=dataset)
     groups = data.groups

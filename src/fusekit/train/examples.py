@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fusekit.chat import encode_prompt
-from fusekit.io import read_table
+from fusekit.checks import DataError, check_finite, check_same_prompts
 from fusekit.logits import read_dump
 from fusekit.losses import avg_ce_fusion, min_ce_fusion
 
@@ -76,26 +76,54 @@ def build_examples(
     part fuses the sources' rows (MinCE: :func:`fusekit.losses.min_ce_index`)
     over the prompts every source kept (:func:`fusekit.training_mode.common_rows`).
     A part longer than ``max_length`` target tokens is dropped and counted.
+    Inputs are checked before any example is built, each error a
+    :class:`fusekit.checks.DataError` naming the file and row: the prompt set
+    (:func:`fusekit.data.read_prompts`), the votes (one row per prompt, finite votes,
+    every prompt in the prompt set), every dump (:func:`fusekit.logits.read_dump`; its
+    prompts in the prompt set; an inference dump's rows only on prompts the votes give
+    to its source; top-k ids within the target tokenizer; one ``k`` for all dumps).
     Raises ValueError naming the dump when the sources' target tokens differ.
     """
+    from fusekit.data import read_prompts
+    from fusekit.inference_mode import read_votes
     from fusekit.training_mode import common_rows
 
     if fusion not in FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}; known: {sorted(FUSIONS)}")
-    prompts = read_table(prompts_path, ["prompt_id", "prompt", "reference", "system"])
+    prompts = read_prompts(prompts_path, ["prompt_id", "prompt", "reference", "system"])
+    read = {p: read_dump(p) for p in [*inference_dumps.values(), *training_dumps.values()]}
+    _check_dumps(read, prompts, prompts_path, len(tokenizer))
+    too_long = {"inference": 0, "training": 0}
+    infer: dict[str, Part] = {}
+    score: dict[str, float] = {}
+    votes = None
+    if votes_path:
+        votes = read_votes(votes_path, ["prompt_id", "model", "votes"])
+        check_finite(votes, "votes", votes_path)
+        check_same_prompts(votes.prompt_id, prompts.prompt_id, votes_path, prompts_path)
+        score = dict(zip(votes.prompt_id, votes.votes.astype(float), strict=True))
+        winner = dict(zip(votes.prompt_id, votes.model, strict=True))
+        for source, path in inference_dumps.items():
+            rows, _ = read[path]
+            for i, r in enumerate(rows):
+                if winner.get(r["prompt_id"]) != source:
+                    got = winner.get(r["prompt_id"])
+                    why = "has no vote" if got is None else f"was won by {got!r}"
+                    raise DataError(
+                        f"{path}: row {i} (prompt_id {r['prompt_id']!r}) is an inference dump "
+                        f"row of {source!r}, but that prompt {why} in {votes_path}; were the "
+                        "dumps built from these votes?"
+                    )
+    elif inference_dumps:
+        raise ValueError("inference dumps need the votes file (votes_path)")
     prompt_ids = {
         pid: encode_prompt(tokenizer, p, s or None)
         for pid, p, s in zip(prompts.prompt_id, prompts.prompt, prompts.system, strict=True)
     }
     lengths = dict(zip(prompts.prompt_id, prompts.reference.str.len(), strict=True))
-    too_long = {"inference": 0, "training": 0}
-    infer: dict[str, Part] = {}
-    score: dict[str, float] = {}
-    if votes_path:
-        votes = read_table(votes_path, ["prompt_id", "model", "votes"])
-        score = dict(zip(votes.prompt_id, votes.votes.astype(float), strict=True))
+    if votes is not None:
         for path in inference_dumps.values():
-            rows, _ = read_dump(path)
+            rows, _ = read[path]
             for r in rows:
                 part = _part(
                     prompt_ids[r["prompt_id"]],
@@ -110,7 +138,7 @@ def build_examples(
                     infer[r["prompt_id"]] = part
     train: dict[str, Part] = {}
     if training_dumps:
-        per_source, _ = common_rows(training_dumps)
+        per_source, _ = common_rows(training_dumps, read)
         names = list(per_source)
         for pid in sorted(per_source[names[0]]):
             rows = [per_source[n][pid] for n in names]
@@ -146,6 +174,38 @@ def build_examples(
         Example(pid, infer.get(pid), train.get(pid), score.get(pid, 0.0), int(lengths.get(pid, 0)))
         for pid in keys
     ]
+
+
+def _check_dumps(
+    read: dict[str, tuple[list[dict], dict]], prompts, prompts_path: str, n_target: int
+) -> None:
+    """Aligned dumps against the prompt set and the target tokenizer: every row's prompt
+    in the prompt set, top-k and token ids below ``n_target``, one ``k`` for all."""
+    ks = {p: int(meta.get("k", 0)) for p, (rows, meta) in read.items() if rows}
+    if len(set(ks.values())) > 1:
+        first = next(iter(ks))
+        other = next(p for p in ks if ks[p] != ks[first])
+        raise DataError(
+            f"{other}: top-k k = {ks[other]}, but {first} has k = {ks[first]}; every dump "
+            f"one variant trains on must keep the same top-k (all: {ks})"
+        )
+    for path, (rows, meta) in read.items():
+        check_same_prompts([r["prompt_id"] for r in rows], prompts.prompt_id, path, prompts_path)
+        if meta.get("vocab", "target") != "target":
+            raise DataError(
+                f"{path}: a dump in the {meta.get('vocab')!r} vocabulary; training needs "
+                "dumps aligned to the target (align_logits)"
+            )
+        for i, r in enumerate(rows):
+            top = int(r["topk_ids"].max(initial=-1))
+            tok = max(r["token_ids"], default=0)
+            if top >= n_target or tok >= n_target:
+                col, v = ("topk_ids", top) if top >= n_target else ("token_ids", tok)
+                raise DataError(
+                    f"{path}: row {i} (prompt_id {r['prompt_id']!r}), column {col!r}: id {v} "
+                    f"outside the target tokenizer's {n_target} ids; was this dump aligned to "
+                    "this target?"
+                )
 
 
 def collate(parts: list[Part], pad_id: int):
