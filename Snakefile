@@ -1,9 +1,21 @@
 # fusekit: heterogeneous LLM fusion papers as one DAG of file targets.
 #   paper scale (default):  snakemake --profile profiles/slurm results/table1.csv
 #   tiny world (CPU):       snakemake --profile profiles/tiny
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# One hash seed for every job (issue 19). Python salts str hashes per process unless
+# PYTHONHASHSEED is set, so the iteration order of a set of strings changes from run to
+# run; a library that lets it reach a result (bert-score orders BERTScore's batches by it)
+# makes results differ in their last bits. fusekit's own code no longer depends on it
+# (tests/test_determinism.py); this fixes it for whatever else does. Setting it here, in
+# the Snakemake process, reaches every job: a local job's shell inherits this environment,
+# and a Slurm job runs Snakemake again, which reads this file before the job's command.
+# The seed of the Snakemake process itself is drawn before this line and stays as it was.
+os.environ["PYTHONHASHSEED"] = "0"
 
 
 if not config:

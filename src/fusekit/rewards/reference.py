@@ -109,18 +109,88 @@ def rouge_l(hyps: list[str], refs: list[str]) -> list[float]:
 
 
 def bertscore(hyps: list[str], refs: list[str], model: str, batch_size: int = 64) -> list[float]:
-    import bert_score
+    """BERTScore F1 of each hypothesis against its one reference: one float per pair, in
+    [0, 1] up to float rounding (identical text can give 1.0000001).
+
+    bert-score's definition and building blocks: token embeddings of the encoder ``model``
+    (resolved by :func:`encoder_path`) at bert-score's tuned layer for it, else its last
+    layer; greedy cosine matching; no idf weighting ([CLS] and [SEP] weigh 0); no baseline
+    rescaling. A pair with an empty (or all-space) side scores 0, as in bert-score (whose
+    own tokenisation of an empty sentence fails under transformers 5). The result is
+    ``bert_score.score(hyps, refs, model_type=..., num_layers=..., batch_size=batch_size)``'s
+    F up to float rounding, with one difference: the order in which sentences are embedded
+    is a function of the text alone. Each distinct sentence is embedded once, in batches of
+    ``batch_size``, most space-separated words first (bert-score's order), ties broken by
+    the text. ``bert_score.score`` breaks those ties by iterating a ``set`` of strings,
+    whose order follows ``PYTHONHASHSEED``; tied sentences then land in other batches,
+    padded to other lengths, and the scores changed in their last bits from one
+    interpreter to the next, enough to change a winner (issue 19). Here the bytes are the
+    same under every hash seed.
+
+    Raises ``ValueError`` when the two lists differ in length.
+    """
+    from collections import defaultdict
+
+    import torch
+    from bert_score.utils import (
+        get_bert_embedding,
+        get_model,
+        get_tokenizer,
+        greedy_cos_idf,
+        model2layers,
+    )
+    from torch.nn.utils.rnn import pad_sequence
     from transformers import AutoConfig
 
+    if len(hyps) != len(refs):
+        raise ValueError(f"BERTScore: {len(hyps)} hypotheses but {len(refs)} references")
+    # bert-score's rule: an empty side scores 0; only the other pairs are embedded and matched
+    keep = [i for i, (h, r) in enumerate(zip(hyps, refs, strict=True)) if h.strip() and r.strip()]
+    f1 = [0.0] * len(hyps)
+    if not keep:
+        return f1
+    hyps, refs = [hyps[i] for i in keep], [refs[i] for i in keep]
     path = encoder_path(model)
-    layers = (
-        bert_score.utils.model2layers.get(model)
-        or AutoConfig.from_pretrained(path).num_hidden_layers
-    )
-    _, _, f1 = bert_score.score(
-        hyps, refs, model_type=path, num_layers=layers, batch_size=batch_size
-    )
-    return f1.tolist()
+    layers = model2layers.get(model) or AutoConfig.from_pretrained(path).num_hidden_layers
+    tokenizer = get_tokenizer(path, False)
+    encoder = get_model(path, layers, False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    encoder.to(device)
+    idf = defaultdict(lambda: 1.0)
+    idf[tokenizer.sep_token_id] = 0
+    idf[tokenizer.cls_token_id] = 0
+
+    # a total order: no two distinct sentences compare equal, so no set order survives
+    sentences = sorted(set(hyps).union(refs), key=lambda s: (-len(s.split(" ")), s))
+    stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for start in range(0, len(sentences), batch_size):
+        batch = sentences[start : start + batch_size]
+        emb, mask, weights = get_bert_embedding(batch, encoder, tokenizer, idf, device=device)
+        emb, mask, weights = emb.cpu(), mask.cpu(), weights.cpu()
+        for i, sentence in enumerate(batch):
+            n = int(mask[i].sum())
+            stats[sentence] = (emb[i, :n], weights[i, :n])
+
+    def padded(batch: list[str]):
+        # bert-score's pad_batch_stats: embeddings padded with 2.0, a boolean length mask
+        emb = [stats[s][0].to(device) for s in batch]
+        weights = [stats[s][1].to(device) for s in batch]
+        lens = torch.tensor([e.size(0) for e in emb])
+        mask = torch.arange(int(lens.max()))[None, :] < lens[:, None]
+        return (
+            pad_sequence(emb, batch_first=True, padding_value=2.0),
+            mask.to(device),
+            pad_sequence(weights, batch_first=True),
+        )
+
+    with torch.no_grad():
+        for start in range(0, len(refs), batch_size):
+            ref_batch = padded(refs[start : start + batch_size])
+            hyp_batch = padded(hyps[start : start + batch_size])
+            _, _, f = greedy_cos_idf(*ref_batch, *hyp_batch, False)
+            for i, value in zip(keep[start : start + batch_size], f.cpu().tolist(), strict=True):
+                f1[i] = value
+    return f1
 
 
 def reference_scores(
