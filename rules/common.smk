@@ -3,13 +3,19 @@
 import json
 import os
 import re
+import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from fusekit import workflow as layout
-from fusekit.config import check_references
+from fusekit.config import check_references, check_schema
 from fusekit.determinism import derive_seed
+from fusekit.prerequisites import check_prerequisites, format_missing, judge_key_vars
 
+# plan time: the schema with strict integers and dotted key paths, then its defaults
+# (Snakemake's validate), then what JSON Schema cannot say; each error names its key
+check_schema(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 validate(config, schema="../config/schema.yaml")
 check_references(config)
 
@@ -160,7 +166,9 @@ def get_resources(kind, key, field=None):
             name = config["studies"][wildcards.study]["target"]
         else:
             name = getattr(wildcards, field) if field else None
-        return job_resources(config, kind, name).get(key, 0)
+        # None: no such resource (a GPU model when none is set, cores per GPU of a CPU
+        # job), which Snakemake leaves out rather than passing 0
+        return job_resources(config, kind, name).get(key)
 
     return f
 
@@ -212,18 +220,34 @@ def get_variant_models(wildcards):
 
 # AlpacaEval-2 and Arena-Hard (rules/chat_evaluation.smk)
 CHAT_FILES = layout.chat_set_files(config) if layout.chat_eval_enabled(config) else {}
-JUDGE_KEYS = sorted(
-    {
-        j["api_key_env"]
-        for j in config.get("judges", {}).values()
-        if j["kind"] == "openai"
-    }
-)
-# the API key reaches jobs through the environment only (never params, logs or results)
+JUDGE_KEYS = sorted(judge_key_vars(config))
+# the API key reaches jobs through the environment only (never params, logs or results),
+# declared to Snakemake with envvars:. Snakemake refuses an unset declared variable on
+# every command, dry runs included, so only the set ones are declared; an unset one is
+# reported with the other prerequisites below.
 if [k for k in JUDGE_KEYS if k in os.environ]:
 
     envvars:
         *[k for k in JUDGE_KEYS if k in os.environ],
+
+
+# Prerequisites (fusekit.prerequisites): a dry run lists what is missing as a warning
+# (planning works without keys or data); a run stops before its first job, listing what
+# the rules of its planned jobs miss (onstart runs after the DAG, never on dry runs).
+if workflow.output_settings.dryrun:
+    _MISSING = check_prerequisites(config)
+    if _MISSING:
+        print(
+            f"WARNING {format_missing(_MISSING)}\n(a dry run; a run stops before its first job if one of its jobs needs these)",
+            file=sys.stderr,
+        )
+
+
+onstart:
+    _rules = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    _missing = check_prerequisites(config, rules=_rules)
+    if _missing:
+        raise WorkflowError(format_missing(_missing))
 
 
 def get_judge(evaluation):

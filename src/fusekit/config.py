@@ -1,15 +1,30 @@
 """Checks on a workflow config beyond what JSON Schema can say.
 
-The schema (``config/schema.yaml``) checks types, unknown keys and required
-entries and fills in defaults; :func:`check_references` then checks that names
-refer to things that exist. Errors name the config key.
+The schema (``config/schema.yaml``) checks types, bounds, unknown keys and required
+entries and fills in defaults. :func:`check_schema` runs it first with two changes to
+plain JSON Schema: an ``integer`` key refuses a float even when its value is whole
+(``global_batch_size: 16.0``), and the error names the dotted key path. Then
+:func:`check_references` checks that names refer to things that exist and values that
+JSON Schema cannot relate (a local judge's thresholds, a tiny model's head count, a
+``max_length`` against the prompts). Every error is a :class:`ConfigError` whose
+message starts with ``config key <path>:``.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 
 TINY_ROOT = "results/tiny/world"
+
+# defaults the checks below need when a config has not been through the schema's
+# default filling (tests/test_config.py checks them against config/schema.yaml and
+# fusekit.judges.LocalJudge)
+SIZE_DEFAULTS = {"hidden_size": 128, "num_heads": 4, "intermediate_size": 256}
+MAX_LENGTH_DEFAULT = 2048
+SFT_DPO_SPLIT_DEFAULT = (4, 6)
+LOCAL_JUDGE_DEFAULTS = {"tie": 0.5, "strong": 2.0}
 
 
 class ConfigError(ValueError):
@@ -137,6 +152,7 @@ def check_references(config: dict) -> None:
         )
     if config["scale"] == "tiny":
         _check_tiny(config)
+    _check_values(config)
 
 
 def _check_preference_variants(config: dict, study: str) -> None:
@@ -307,3 +323,287 @@ def _check_tiny(config: dict) -> None:
                     f"has {sorted(mix)}",
                 )
                 _need(sum(mix.values()) > 0, f"{key}.skill_mix", "weights sum to zero")
+            _check_size(spec, key)
+        for name, spec in declared.items():
+            if name in world.get(group, {}):
+                continue
+            path = Path(spec["path"])
+            _need(
+                not path.as_posix().startswith(f"{TINY_ROOT}/") and path.is_dir(),
+                f"{group}.{name}.path",
+                f"scale tiny: the tiny world builds no {group[:-1].replace('_', ' ')} "
+                f"{name!r} (tiny_world.{group} has {sorted(world.get(group, {}))}) and "
+                f"{path} is no saved model directory: add tiny_world.{group}.{name} or "
+                "point path at a model saved with save_pretrained",
+            )
+    built = world.get("reward_models", {})
+    for name, judge in config.get("judges", {}).items():
+        path = judge.get("path", "")
+        if judge.get("kind") == "local" and path.startswith(f"{TINY_ROOT}/"):
+            rm = path.rstrip("/").rsplit("/", 1)[-1]
+            _need(
+                rm in built and path.rstrip("/") == tiny_model_path(rm, reward=True),
+                f"judges.{name}.path",
+                f"the tiny world builds no reward model at {path} "
+                f"(tiny_world.reward_models has {sorted(built)})",
+            )
+
+
+def _check_size(spec: dict, key: str) -> None:
+    """The attention of a tiny model can be built: heads divide the hidden width, rotary
+    heads have an even width, Qwen2's key/value heads divide its heads, MPT's MLP is at
+    least as wide as the model."""
+    size = {**SIZE_DEFAULTS, **spec.get("size", {})}
+    hidden, heads = size["hidden_size"], size["num_heads"]
+    arch = spec["architecture"]
+    _need(
+        hidden % heads == 0,
+        f"{key}.size.num_heads",
+        f"{heads} heads do not divide hidden_size {hidden} (each head takes an equal "
+        "share of the hidden width)",
+    )
+    head_dim = hidden // heads
+    if arch.startswith(("Llama", "Qwen2")):
+        _need(
+            head_dim % 2 == 0,
+            f"{key}.size.num_heads",
+            f"head width hidden_size / num_heads = {head_dim} is odd; {arch}'s rotary "
+            "position embedding needs an even head width",
+        )
+    if arch.startswith("Qwen2"):
+        kv = max(1, heads // 2)
+        _need(
+            heads % kv == 0,
+            f"{key}.size.num_heads",
+            f"{heads} heads are not a multiple of Qwen2's {kv} key/value heads (num_heads // 2)",
+        )
+    if arch.startswith("Mpt"):
+        _need(
+            size["intermediate_size"] >= hidden,
+            f"{key}.size.intermediate_size",
+            f"{size['intermediate_size']} is below hidden_size {hidden}: MPT's MLP width is "
+            "a whole multiple of it (expansion_ratio = intermediate_size // hidden_size >= 1)",
+        )
+
+
+# --- the schema, with strict integers and dotted key paths ---------------------------
+
+
+def key_path(parts) -> str:
+    """``('studies', 'profuser', 'sources', 1)`` -> ``'studies.profuser.sources[1]'``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(schema_path: str):
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    base = jsonschema.validators.validator_for(schema)
+    strict = base.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, x: isinstance(x, int) and not isinstance(x, bool)
+    )
+    return jsonschema.validators.extend(base, type_checker=strict)(schema)
+
+
+def _error_key(error) -> list:
+    """The path of the offending key: for a missing or unexpected property, that
+    property's own path rather than its parent's."""
+    parts = list(error.absolute_path)
+    inst = error.instance
+    if error.validator == "required" and isinstance(inst, dict):
+        missing = [k for k in error.validator_value if k not in inst]
+        parts += missing[:1]
+    elif error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(
+        inst, dict
+    ):
+        known = set(error.schema.get("properties", {}))
+        patterns = list(error.schema.get("patternProperties", {}))
+        extra = [k for k in inst if k not in known and not any(re.search(p, k) for p in patterns)]
+        parts += sorted(extra)[:1]
+    return parts
+
+
+def check_schema(config: dict, schema_path: str | Path) -> None:
+    """Validate ``config`` against the JSON Schema at ``schema_path`` (no default filling:
+    Snakemake's ``validate`` does that afterwards). An ``integer`` key refuses floats such
+    as ``16.0``, which plain JSON Schema accepts. Raises :class:`ConfigError` for the most
+    relevant error, its message ``config key <dotted path>: <what is wrong>``."""
+    import jsonschema
+
+    validator = _validator(str(Path(schema_path).resolve()))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    msg = error.message
+    if (
+        error.validator == "type"
+        and isinstance(error.instance, float)
+        and error.instance.is_integer()
+        and "integer" in error.validator_value
+    ):
+        msg += f" (write {int(error.instance)}: a float is refused even when it is whole)"
+    raise ConfigError(f"config key {key_path(_error_key(error))}: {msg}")
+
+
+# --- values JSON Schema cannot relate -----------------------------------------------
+
+_SPECIAL = re.compile(r"<s>|</s>|<\|im_start\|>|<\|im_end\|>")
+
+
+def min_prompt_tokens(template: str | None, system: str | None, prompt: str) -> int:
+    """A lower bound on the tokens of ``prompt`` rendered by the fusekit chat template
+    ``template`` (``None``: the tokenizer's own, unknown here: the prompt alone) with
+    ``system``: one token per special token and per whitespace-separated piece. Byte-level,
+    Metaspace and SentencePiece tokenizers never merge across whitespace, so no tokenizer
+    of the workflow gives fewer."""
+    text = prompt
+    if template is not None:
+        import jinja2
+
+        from fusekit.chat import CHAT_TEMPLATES
+
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": prompt})
+        text = (
+            jinja2.Environment()
+            .from_string(CHAT_TEMPLATES[template])
+            .render(
+                messages=messages, add_generation_prompt=True, bos_token="<s>", eos_token="</s>"
+            )
+        )
+    n = 0
+    for piece in text.split():
+        n += len(_SPECIAL.findall(piece)) + (1 if _SPECIAL.sub("", piece) else 0)
+    return n
+
+
+@functools.lru_cache(maxsize=16)
+def _shortest_tiny_prompt(skills: tuple[str, ...]) -> str:
+    """The prompt with the fewest whitespace-separated pieces the tiny corpus writes for
+    ``skills`` (every template of each skill is drawn many times)."""
+    import random
+
+    from fusekit.tiny.corpus import GENERATORS, fact_table
+
+    facts = fact_table(0, 132)
+    best = None
+    for skill in skills:
+        rng = random.Random(f"shortest-{skill}")
+        for _ in range(256):
+            prompt = GENERATORS[skill](rng, facts).prompt
+            if best is None or len(prompt.split()) < len(best.split()):
+                best = prompt
+    return best or "x"
+
+
+def _shortest_prompt(config: dict, dataset: str | None) -> tuple[str, str]:
+    """(the shortest prompt a data set can hold, where that bound comes from)."""
+    spec = config.get("datasets", {}).get(dataset or "", {})
+    if config["scale"] == "tiny" and spec.get("kind") == "tiny_corpus":
+        from fusekit.tiny.corpus import SKILLS
+
+        corpus = config["tiny_world"]["corpus"].get("skills") or SKILLS
+        skills = tuple(sorted(spec.get("skills") or corpus))
+        where = f"the shortest prompt of data set {dataset} (skills {list(skills)})"
+        return _shortest_tiny_prompt(skills), where
+    return "x", "a one-word prompt"
+
+
+def _template_of(config: dict, model: str) -> str | None:
+    spec = config["models"][model]
+    if spec.get("chat_template"):
+        return spec["chat_template"]
+    world = config.get("tiny_world", {}) if config["scale"] == "tiny" else {}
+    tiny = world.get("models", {}).get(model)
+    if tiny:
+        return world["tokenizers"].get(tiny["tokenizer"], {}).get("chat_template")
+    return None
+
+
+def _check_holds_prompt(config: dict, key: str, max_length: int, model: str, dataset) -> None:
+    if model not in config["models"]:
+        return
+    template = _template_of(config, model)
+    prompt, where = _shortest_prompt(config, dataset)
+    system = config["models"][model].get("system_prompt")
+    need = min_prompt_tokens(template, system, prompt) + 2
+    shown = template or "(the tokenizer's own)"
+    _need(
+        max_length >= need,
+        key,
+        f"{max_length} tokens cannot hold a prompt and a response of {model}: {where} "
+        f"({prompt!r}) rendered with its chat template "
+        f"{shown}{' and system prompt' if system else ''} "
+        f"takes at least {need - 2} tokens (one per special token and whitespace-separated "
+        f"piece), plus at least one response token and EOS: at least {need}",
+    )
+
+
+def _check_values(config: dict) -> None:
+    """Bounds that relate two keys, or a key and the code."""
+    for name, judge in config.get("judges", {}).items():
+        if judge.get("kind") != "local":
+            continue
+        tie = judge.get("tie", LOCAL_JUDGE_DEFAULTS["tie"])
+        strong = judge.get("strong", LOCAL_JUDGE_DEFAULTS["strong"])
+        _need(
+            tie <= strong,
+            f"judges.{name}.tie",
+            f"{tie} is above strong ({strong}): a score difference below tie is a tie and "
+            "one above strong a strong verdict, so tie must be <= strong",
+        )
+    weights = config.get("reference_score", {}).get("weights")
+    if weights:
+        _need(
+            sum(weights.values()) > 0,
+            "reference_score.weights",
+            "all weights are 0: the reference score would be 0 for every response",
+        )
+    logits_max = config.get("logits", {}).get("max_length", MAX_LENGTH_DEFAULT)
+    for study, spec in config.get("studies", {}).items():
+        key = f"studies.{study}"
+        dataset = spec.get("train_dataset")
+        optim = spec.get("optimizer", {})
+        _check_holds_prompt(
+            config,
+            f"{key}.optimizer.max_length",
+            optim.get("max_length", MAX_LENGTH_DEFAULT),
+            spec["target"],
+            dataset,
+        )
+        for name, variant in spec.get("variants", {}).items():
+            length = (variant.get("optimizer") or {}).get("max_length")
+            if length is not None:
+                _check_holds_prompt(
+                    config,
+                    f"{key}.variants.{name}.optimizer.max_length",
+                    length,
+                    spec["target"],
+                    dataset,
+                )
+        if "inference_mode" in spec:  # ProFuser dumps every source and the target
+            for model in [*spec["sources"], spec["target"]]:
+                _check_holds_prompt(config, "logits.max_length", logits_max, model, dataset)
+        if "sft_dpo_split" in spec or study == "fusechat3":
+            split = spec.get("sft_dpo_split", list(SFT_DPO_SPLIT_DEFAULT))
+            for i, part in enumerate(("sft", "dpo")):
+                users = sorted(
+                    v for v, vs in spec.get("variants", {}).items() if vs.get("data") == part
+                )
+                _need(
+                    split[i] > 0 or not users,
+                    f"{key}.sft_dpo_split[{i}]",
+                    f"the {part} part has no prompts, but variants {users} train on it",
+                )
+        gap = spec.get("dpo", {}).get("rm_gap")
+        if gap:
+            _need(
+                gap[0] <= gap[1],
+                f"{key}.dpo.rm_gap",
+                f"the low bound {gap[0]} is above the high bound {gap[1]}: no pair passes",
+            )
