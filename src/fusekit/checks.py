@@ -53,7 +53,7 @@ def read_checked_table(path: str | os.PathLike, columns: Sequence[str] = ()) -> 
             f"{path}: empty file (0 bytes); expected a table with columns {list(columns)}"
         )
     try:
-        return read_table(path, columns)
+        df = read_table(path, columns)
     except FileNotFoundError:
         raise
     except ValueError as err:
@@ -61,6 +61,24 @@ def read_checked_table(path: str | os.PathLike, columns: Sequence[str] = ()) -> 
         if where:
             raise DataError(f"{path}: {where}") from err
         raise DataError(str(err)) from err
+    _check_utf8_columns(df, path)
+    return df
+
+
+def _check_utf8_columns(df: pd.DataFrame, path: Path) -> None:
+    """Arrow-backed string columns are decoded lazily (a bad byte would surface as a bare
+    ``ArrowException`` wherever the column is first used): validate them now, in C++."""
+    import pyarrow as pa
+
+    for col in df.columns:
+        dtype = df[col].dtype
+        if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+            continue
+        try:
+            pa.array(df[col].array).validate(full=True)
+        except pa.ArrowInvalid as err:
+            where = _locate_bad_utf8(path) or f"column {col!r}: invalid UTF-8 ({err})"
+            raise DataError(f"{path}: {where}") from err
 
 
 def _locate_bad_utf8(path: Path) -> str | None:
@@ -253,9 +271,10 @@ def read_json(path: str | os.PathLike, what: str = "JSON"):
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
+        last = err.lineno >= text.rstrip().count("\n") + 1
         raise DataError(
             f"{path}: invalid {what} at line {err.lineno}, column {err.colno}: {err.msg}"
-            + (" (is the file truncated?)" if err.pos >= len(text.rstrip()) - 1 else "")
+            + (" (the error is on the last line: is the file truncated?)" if last else "")
         ) from err
 
 

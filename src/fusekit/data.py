@@ -135,7 +135,8 @@ def prepare_prompts(
     skills' rows are kept (before the ``n_examples`` sample). ``name`` (the data set's
     key) only labels errors. Raises ValueError for a tiny_corpus set without the corpus
     file, an empty split, ``skills`` naming a skill the corpus lacks (or none), or a row
-    with an empty prompt or reference.
+    with an empty prompt or reference, and :class:`fusekit.checks.DataError` for a
+    missing or repeated prompt id or a prompt or reference that is not text.
     """
     if spec["kind"] == "tiny_corpus":
         if corpus_path is None:
@@ -154,5 +155,8 @@ def prepare_prompts(
             f"{len(empty)} rows with an empty prompt or reference, first: {df.prompt_id[empty[0]]}"
         )
     df = df.reset_index(drop=True)
+    where = f"datasets.{name} ({spec.get('path') or corpus_path})"
+    check_prompt_ids(df, where)  # a hub set with repeated or missing ids stops here
+    check_text(df, ["prompt", "reference"], where)
     write_table(df, out)
     return df

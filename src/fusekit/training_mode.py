@@ -598,7 +598,9 @@ def advantage_by_mode(
 ) -> pd.DataFrame:
     """Win share of each source in training mode (MinCE) beside inference mode (vote)."""
     train = read_table(mince_path, ["prompt_id", "winner"]).winner.value_counts(normalize=True)
-    infer = read_table(votes_path, ["prompt_id", "model"]).model.value_counts(normalize=True)
+    from fusekit.inference_mode import read_votes
+
+    infer = read_votes(votes_path).model.value_counts(normalize=True)
     table = pd.DataFrame(
         {
             "source": sources,

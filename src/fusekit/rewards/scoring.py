@@ -216,6 +216,14 @@ def score_responses(
     df.loc[~blank, "score"] = scores
     df.loc[~blank, "truncated"] = truncated
     df.loc[~blank, "n_input_tokens"] = lengths
+    # a reward model that overflowed (half precision, say) must not write NaN / +inf
+    check_finite(
+        df.reset_index(drop=True),
+        "score",
+        f"{generations_path} (scored by {reward_model})",
+        allow_neg_inf=True,
+        context=("model", "sample"),
+    )
     n_cut = int(df.truncated.sum())
     log.info(
         "%s scored %d responses of %s; %d truncated to %d tokens; %d empty",
