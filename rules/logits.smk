@@ -23,9 +23,15 @@ rule dump_reference_logits:
         runtime=get_resources("dump", "runtime", "model"),
         slurm_partition=get_resources("dump", "slurm_partition", "model"),
     params:
-        spec=lambda w: as_json(config["models"][w.model]),
+        # tracked: what can change a dump; untracked: the whole configs the script reads
+        # (generation settings, batch size); see fusekit.workflow.untracked
+        model_result=lambda w: as_json(
+            layout.result_settings(config["models"][w.model], drop=("generation",))
+        ),
+        logits_result=as_json(layout.result_settings(config["logits"])),
+        spec=layout.untracked(lambda w: as_json(config["models"][w.model])),
         path=lambda w: config["models"][w.model]["path"],
-        logits=as_json(config["logits"]),
+        logits=layout.untracked(lambda w: as_json(config["logits"])),
         backend=config["backends"]["logits"],
     shell:
         "python scripts/dump_logits.py --mode reference --input {input.prompts} "
@@ -55,9 +61,15 @@ rule dump_voted_logits:
         runtime=get_resources("dump", "runtime", "model"),
         slurm_partition=get_resources("dump", "slurm_partition", "model"),
     params:
-        spec=lambda w: as_json(config["models"][w.model]),
+        # tracked: what can change a dump; untracked: the whole configs the script reads
+        # (generation settings, batch size); see fusekit.workflow.untracked
+        model_result=lambda w: as_json(
+            layout.result_settings(config["models"][w.model], drop=("generation",))
+        ),
+        logits_result=as_json(layout.result_settings(config["logits"])),
+        spec=layout.untracked(lambda w: as_json(config["models"][w.model])),
         path=lambda w: config["models"][w.model]["path"],
-        logits=as_json(config["logits"]),
+        logits=layout.untracked(lambda w: as_json(config["logits"])),
         backend=config["backends"]["logits"],
     shell:
         "python scripts/dump_logits.py --mode voted --input {input.votes} "

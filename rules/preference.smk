@@ -100,7 +100,17 @@ rule score_reference_logps:
         slurm_partition=get_resources("dump", "slurm_partition", "study_target"),
     params:
         path=lambda w: layout.preference_model_dir(config, w.study, w.init),
-        spec=lambda w: as_json(config["models"][config["studies"][w.study]["target"]]),
+        # tracked: what can change the log-probs; untracked: the whole spec the script
+        # reads (generation settings); see fusekit.workflow.untracked
+        target_result=lambda w: as_json(
+            layout.result_settings(
+                config["models"][config["studies"][w.study]["target"]],
+                drop=("generation",),
+            )
+        ),
+        spec=layout.untracked(
+            lambda w: as_json(config["models"][config["studies"][w.study]["target"]])
+        ),
         shape=lambda w: layout.data_shape(w.data),
         max_length=lambda w: config["studies"][w.study]["optimizer"]["max_length"],
     shell:
@@ -138,9 +148,24 @@ rule train_preference:
         reference=lambda w, input: (
             f"--reference {input.reference}" if "reference" in input.keys() else ""
         ),
-        spec=lambda w: as_json(config["models"][config["studies"][w.study]["target"]]),
+        # tracked: what can change the model; untracked: the whole configs the script
+        # reads (generation settings, save_every); see fusekit.workflow.untracked
+        target_result=lambda w: as_json(
+            layout.result_settings(
+                config["models"][config["studies"][w.study]["target"]],
+                drop=("generation",),
+            )
+        ),
+        spec=layout.untracked(
+            lambda w: as_json(config["models"][config["studies"][w.study]["target"]])
+        ),
         optim=lambda w: as_json(get_preference_optim(w)),
-        training_cfg=lambda w: as_json(config["studies"][w.study]["training"]),
+        training_result=lambda w: as_json(
+            layout.result_settings(config["studies"][w.study]["training"])
+        ),
+        training_cfg=layout.untracked(
+            lambda w: as_json(config["studies"][w.study]["training"])
+        ),
         seed=lambda w: job_seed("preference", w.study, w.variant),
         checkpoints="results/{study}/checkpoints/{variant}",
         launcher=get_training_launcher,
@@ -231,8 +256,15 @@ rule score_target_samples:
     threads: config["threads"]
     params:
         name=lambda w: config["studies"][w.study]["reward_model"],
-        spec=lambda w: as_json(
-            config["reward_models"][config["studies"][w.study]["reward_model"]]
+        rm_result=lambda w: as_json(
+            layout.result_settings(
+                config["reward_models"][config["studies"][w.study]["reward_model"]]
+            )
+        ),
+        spec=layout.untracked(
+            lambda w: as_json(
+                config["reward_models"][config["studies"][w.study]["reward_model"]]
+            )
         ),
         path=lambda w: config["reward_models"][
             config["studies"][w.study]["reward_model"]

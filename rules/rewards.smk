@@ -23,7 +23,14 @@ rule score_responses:
         runtime=get_resources("score", "runtime", "reward_model"),
         slurm_partition=get_resources("score", "slurm_partition", "reward_model"),
     params:
-        spec=lambda w: as_json(config["reward_models"][w.reward_model]),
+        # tracked: what can change a score; untracked: the whole spec the script reads
+        # (batch size); see fusekit.workflow.untracked
+        rm_result=lambda w: as_json(
+            layout.result_settings(config["reward_models"][w.reward_model])
+        ),
+        spec=layout.untracked(
+            lambda w: as_json(config["reward_models"][w.reward_model])
+        ),
         path=lambda w: config["reward_models"][w.reward_model]["path"],
         empty=config["rewards"]["empty_response"],
     shell:

@@ -29,17 +29,31 @@ rule train_fusion:
         inference=get_dump_map("inference_mode"),
         training=get_dump_map("training_mode"),
         target=lambda w: config["models"][config["studies"][w.study]["target"]]["path"],
-        target_spec=lambda w: as_json(
-            config["models"][config["studies"][w.study]["target"]]
+        # what can change the model (tracked), and the whole configs the script reads
+        # (untracked: generation settings, save_every); see fusekit.workflow.untracked
+        target_result=lambda w: as_json(
+            layout.result_settings(
+                config["models"][config["studies"][w.study]["target"]],
+                drop=("generation",),
+            )
+        ),
+        target_spec=layout.untracked(
+            lambda w: as_json(config["models"][config["studies"][w.study]["target"]])
         ),
         optim=lambda w: as_json(config["studies"][w.study]["optimizer"]),
-        training_cfg=lambda w: as_json(config["studies"][w.study]["training"]),
+        training_result=lambda w: as_json(
+            layout.result_settings(config["studies"][w.study]["training"])
+        ),
+        training_cfg=layout.untracked(
+            lambda w: as_json(config["studies"][w.study]["training"])
+        ),
+        votes=lambda w, input: input.votes or "none",
         seed=lambda w: job_seed("fusion", w.study, w.variant),
         checkpoints="results/{study}/checkpoints/{variant}",
         launcher=get_training_launcher,
     shell:
         "{params.launcher} scripts/train_fusion.py --variant {params.variant:q} "
-        "--prompts {input.prompts} --votes {input.votes} "
+        "--prompts {input.prompts} --votes {params.votes} "
         "--inference-dumps {params.inference:q} --training-dumps {params.training:q} "
         "--target-path {params.target:q} --target-spec {params.target_spec:q} "
         "--optim {params.optim:q} --training {params.training_cfg:q} --seed {params.seed} "

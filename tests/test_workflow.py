@@ -178,6 +178,111 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
             assert names == {"src_neox"}, block
 
 
+def _planned(tiny_world, tmp_path, edit) -> dict[str, int]:
+    """Jobs per rule that ``snakemake -n`` plans after ``edit`` (a function of the config
+    dict) on the built tiny world; empty when nothing is to be done."""
+    cfg = json.loads(json.dumps(yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())))
+    edit(cfg)  # (the JSON round trip unshares the YAML anchors)
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake("-n", "--profile", "profiles/tiny", "--configfile", str(path), cwd=tiny_world)
+    if "Nothing to be done" in proc.stdout + proc.stderr:
+        return {}
+    table = re.search(r"Job stats:\n(.*?)\n\n", proc.stdout, re.S).group(1)
+    counts = {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+    counts.pop("total")
+    return counts
+
+
+def _set(*keys, value):
+    def edit(cfg):
+        node = cfg
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "keys, value",
+    [
+        (("reward_models", "rm_weak", "batch_size"), 7),
+        (("logits", "batch_size"), 5),
+        (("studies", "profuser", "training", "save_every"), 3),
+        (("studies", "fuserl", "training", "save_every"), 3),
+        (("threads",), 2),
+    ],
+    ids=[
+        "rm_batch_size",
+        "logits_batch_size",
+        "profuser_save_every",
+        "fuserl_save_every",
+        "threads",
+    ],
+)
+def test_settings_that_cannot_change_a_result_rerun_nothing(tiny_world, tmp_path, keys, value):
+    """Batch sizes of scoring and teacher-forced dumps, checkpoint frequency and threads
+    reach the scripts untracked (fusekit.workflow.untracked): no job is replanned."""
+    assert _planned(tiny_world, tmp_path, _set(*keys, value=value)) == {}
+
+
+def test_one_variants_epochs_rerun_that_variant_and_what_shows_it(tiny_world, tmp_path):
+    def csft_epochs(cfg):
+        cfg["studies"]["profuser"]["variants"]["CSFT"]["stages"][0]["epochs"] = 2
+
+    cfg = yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())
+    study = cfg["studies"]["profuser"]
+    tables = [
+        t
+        for t, spec in study["tables"].items()
+        if any(row.get("variant") == "CSFT" for row in spec["rows"])
+    ]
+    # CSFT's training and OpenLLM evaluation; its chat answers, both judgments, the Arena
+    # score and the chat table (CSFT is a chat-evaluated variant); every table that has a
+    # CSFT row with its figure, the headline copy of Table 1, the verification and the loss
+    # curves. Nothing of another variant.
+    assert study["chat_eval_variants"].count("CSFT") == 1 and len(tables) == 2
+    assert _planned(tiny_world, tmp_path, csft_epochs) == {
+        "train_fusion": 1,
+        "evaluate_openllm_variant": 1,
+        "generate_variant_responses": 1,
+        "evaluate_alpaca": 1,
+        "evaluate_arena": 1,
+        "score_arena": 1,
+        "tabulate_chat_eval": 1,
+        "tabulate_paper_table": len(tables),
+        "plot_table_vs_reported": len(tables),
+        "publish_headline_table": 1,
+        "verify_tables": 1,
+        "plot_loss_curves": 1,
+        "all": 1,
+    }
+
+
+def test_a_sources_generation_length_leaves_training_mode_alone(tiny_world, tmp_path):
+    """max_new_tokens changes what a source generates (its votes, its inference-mode
+    dumps, the preference data) but not its teacher-forced dump of the references, MinCE,
+    or a variant trained in training mode only (CSFT, Fuse)."""
+    cfg = yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())
+    variants = cfg["studies"]["profuser"]["variants"]
+    training_only = sorted(
+        v
+        for v, spec in variants.items()
+        if all(stage["modes"] == ["training"] for stage in spec.get("stages", [{"modes": []}]))
+    )
+    assert training_only == ["CSFT", "Fuse"]
+    counts = _planned(
+        tiny_world,
+        tmp_path,
+        _set("models", "src_neox", "generation", "max_new_tokens", value=30),
+    )
+    assert "dump_reference_logits" not in counts and "select_mince" not in counts, counts
+    assert counts["train_fusion"] == len(variants) - len(training_only), counts
+    assert counts["align_logits"] == len(cfg["studies"]["profuser"]["sources"]), counts
+    assert counts["generate_responses"] == 3 and counts["dump_voted_logits"] == 3, counts
+
+
 def test_training_mode_outputs(tiny_world):
     from fusekit.logits import read_dump
 

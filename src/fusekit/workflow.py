@@ -36,6 +36,51 @@ def final_targets(config: dict) -> list[str]:
     )
 
 
+# --- what triggers a rerun ---------------------------------------------------
+#
+# Snakemake reruns a job when a param changes, except a param computed by a function
+# that takes ``resources`` (or input, output, threads): a "derived" param, which is not a
+# rerun trigger (snakemake.rules.Rule._is_deriving_function). A rule therefore passes a
+# config fragment to its script whole through :func:`untracked`, and declares the part
+# that can change its output, :func:`result_settings`, as a plain (tracked) param.
+
+RUN_ONLY_KEYS = frozenset({"batch_size", "save_every"})
+"""Settings that cannot change a result, at any depth of a config fragment: the batch
+size of reward scoring and of teacher-forced logit dumps (each row is computed alone;
+the batch only pads), and how often a trainer checkpoints. A generation's batch size is
+not among them where sampling draws from one generator across batches, so a generation
+spec keeps it (see :func:`result_settings`)."""
+
+
+def result_settings(spec: dict, drop: tuple[str, ...] = (), keep: tuple[str, ...] = ()) -> dict:
+    """``spec`` without the settings that cannot change the output of the job it
+    configures: :data:`RUN_ONLY_KEYS` at every depth (except those in ``keep``), and the
+    top-level keys ``drop`` (a model's ``generation`` settings for a job that does not
+    generate). Returns a new dict; ``spec`` is not modified."""
+    run_only = RUN_ONLY_KEYS - set(keep)
+
+    def strip(obj):
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items() if k not in run_only}
+        if isinstance(obj, list):
+            return [strip(v) for v in obj]
+        return obj
+
+    return strip({k: v for k, v in spec.items() if k not in drop})
+
+
+def untracked(get):
+    """A param function that Snakemake does not treat as a rerun trigger: ``get``
+    (a function of the wildcards) wrapped in a function that also takes ``resources``,
+    which makes it a derived param. Use it for a value a script needs whole, alongside
+    a tracked :func:`result_settings` param."""
+
+    def param(wildcards, resources):
+        return get(wildcards)
+
+    return param
+
+
 def inference_mode_studies(config: dict) -> list[str]:
     """Studies that judge source outputs with reward models (ProFuser)."""
     return sorted(s for s, spec in config.get("studies", {}).items() if "inference_mode" in spec)
@@ -157,17 +202,30 @@ def align_inputs(config: dict, study: str, mode: str, model: str) -> dict[str, l
 
 
 def fusion_inputs(config: dict, study: str, variant: str) -> dict[str, list[str]]:
-    """What training a variant reads: the prompt set, the votes, the aligned dumps of
-    its sources in both modes, and the target model where the workflow builds it."""
+    """What training a variant reads: the prompt set; the votes if a stage trains in
+    inference mode or the order is ``rm_score``; the inference-mode dumps of its sources
+    if a stage trains in inference mode; their training-mode dumps
+    if a stage trains in training mode; the target model where the workflow builds it.
+    Nothing a variant's stages do not read, so that it is not retrained when that
+    changes."""
     from fusekit.train.fusion import resolve_variant
 
     spec = config["studies"][study]
-    sources = resolve_variant(spec, variant)["sources"]
+    resolved = resolve_variant(spec, variant)
+    sources = resolved["sources"]
+    modes = {m for stage in resolved["stages"] for m in stage.get("modes", [])}
+    inference = "inference" in modes
     return {
         "prompts": [f"results/data/{spec['train_dataset']}.parquet"],
-        "votes": [f"results/{study}/inference_mode/votes.parquet"],
-        "inference": [f"results/{study}/inference_mode/aligned/{m}.parquet" for m in sources],
-        "training": [f"results/{study}/training_mode/aligned/{m}.parquet" for m in sources],
+        "votes": [f"results/{study}/inference_mode/votes.parquet"]
+        if inference or resolved["order"] == "rm_score"
+        else [],
+        "inference": [f"results/{study}/inference_mode/aligned/{m}.parquet" for m in sources]
+        if inference
+        else [],
+        "training": [f"results/{study}/training_mode/aligned/{m}.parquet" for m in sources]
+        if "training" in modes
+        else [],
         "target": built_model(config, spec["target"]),
     }
 
