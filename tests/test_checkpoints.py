@@ -182,9 +182,10 @@ def _kill(proc: subprocess.Popen) -> None:
 @pytest.mark.fault
 @pytest.mark.parametrize("lr", [1e-3, 3e-3], ids=["same_lr", "changed_lr"])
 def test_sigkilled_trainer_then_rerun(target, clean, tmp_path, caplog, monkeypatch, lr):
-    """A trainer SIGKILLed after a checkpoint, with its lock held, then rerun under OPTIM:
-    its dead lock does not block, and the result is the clean run's bytes, resumed when
-    the lr is unchanged and retrained from step 0 when it changed."""
+    """A trainer hung after a checkpoint keeps a second trainer out; SIGKILLed, with its
+    lock held, then rerun under OPTIM: its dead lock does not block, and the result is
+    the clean run's bytes, resumed when the lr is unchanged and retrained from step 0
+    when it changed."""
     monkeypatch.setattr(loop, "LOCK_WAIT_S", 0.0)
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"
     proc = _start(
@@ -192,6 +193,9 @@ def test_sigkilled_trainer_then_rerun(target, clean, tmp_path, caplog, monkeypat
     )
     try:
         _wait_for(proc, "SAVED")
+        # while it lives (an orphan of a killed driver), a second trainer is kept out
+        with pytest.raises(FolderInUseError, match=f"pid {proc.pid} on "):
+            _train(target, out, ckpt)
     finally:
         _kill(proc)
     assert proc.returncode == -signal.SIGKILL
@@ -388,6 +392,14 @@ def test_injected_enospc_is_named_and_leaves_nothing(tmp_path):
             tmp.write_text("part")
             raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+    # nested writes (a file inside a model folder's temporary): named once, by the inner path
+    with pytest.raises(fusekit.io.DiskFullError) as e:
+        with atomic_path(tmp_path / "model", is_dir=True) as folder:
+            inner = folder / "config.json"
+            with atomic_path(inner):
+                raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    assert str(e.value).count("no space left on device while writing") == 1
+    assert f"writing {inner} " in str(e.value) and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.fault
@@ -423,3 +435,38 @@ def test_full_disk_under_torch_save_is_named(tmp_path, mounts):
             torch.save({"state": torch.zeros(100_000)}, tmp)  # 400 KB
     assert e.value.errno == errno.ENOSPC and "unexpected pos" in str(e.value.__cause__)
     assert list(target.parent.iterdir()) == []
+
+
+def test_fingerprint_parts_follow_what_changed():
+    """Each part hashes what it names; equal inputs built twice hash equal."""
+    import numpy as np
+
+    from fusekit.train.loop import batch_plan, training_fingerprint
+    from fusekit.train.sequences import Row, SequenceExample
+
+    def fp(examples, optim=OPTIM, cfg=CFG, seed=SEED):
+        plan = batch_plan(
+            examples, STAGES, optim["global_batch_size"], seed, cfg.get("order", "random")
+        )
+        return training_fingerprint("m", {}, examples, STAGES, optim, cfg, seed, plan)
+
+    base = fp(_examples())
+    assert fp(_examples()) == base
+    ex = _examples()
+    ex[3].training.labels[-1] += 1  # one label of one example
+    assert [k for k in base if fp(ex)[k] != base[k]] == ["examples"]
+    ex = _examples()
+    ex[3].training.input_ids = [np.int32(i) for i in ex[3].training.input_ids]  # same values
+    assert fp(ex) == base
+    assert fp(_examples(), cfg={**CFG, "save_every": 0}) == base
+    changed = fp(_examples(), cfg={**CFG, "order": "gt_length"})
+    assert [k for k in base if changed[k] != base[k]] == ["training", "batch_plan"]
+
+    def pairs(ref):
+        rows = [Row([1, 2, 3], 1), Row([1, 2, 4], 1)]
+        return [SequenceExample("p", "pair", rows, ref, {"weight": 0.5})]
+
+    plan = [(0, [0])]
+    one = training_fingerprint("m", {}, pairs([-1.0, -2.0]), [], {}, {}, 0, plan)
+    two = training_fingerprint("m", {}, pairs([-1.0, -2.5]), [], {}, {}, 0, plan)
+    assert [k for k in one if one[k] != two[k]] == ["examples"]

@@ -104,12 +104,16 @@ def _is_disk_full(err: BaseException, folder: Path) -> bool:
     return False
 
 
-def _disk_full_error(path: Path, err: BaseException) -> OSError:
+class DiskFullError(OSError):
+    """A write failed on a full disk or quota (errno ENOSPC); the message names the path."""
+
+
+def _disk_full_error(path: Path, err: BaseException) -> DiskFullError:
     try:
         free = f"{shutil.disk_usage(path.parent).free} bytes free there now"
     except OSError:
         free = "free space unknown"
-    return OSError(
+    return DiskFullError(
         errno.ENOSPC,
         f"no space left on device while writing {path} ({free}; "
         f"nothing was written; free space or move results/ and rerun): {err}",
@@ -118,12 +122,15 @@ def _disk_full_error(path: Path, err: BaseException) -> OSError:
 
 @contextlib.contextmanager
 def disk_full_named(path: str | os.PathLike) -> Iterator[None]:
-    """Re-raise a full-disk or quota error from the block as OSError (errno ENOSPC)
-    saying "no space left on device while writing ``path``"; the writer's own error
-    (torch's "unexpected pos", safetensors' "StorageFull", ...) is chained."""
+    """Re-raise a full-disk or quota error from the block as :class:`DiskFullError`
+    (an OSError, errno ENOSPC) saying "no space left on device while writing ``path``";
+    the writer's own error (torch's "unexpected pos", safetensors' "StorageFull", ...)
+    is chained. One already named (a nested write) passes unchanged."""
     path = Path(path)
     try:
         yield
+    except DiskFullError:
+        raise
     except Exception as err:
         if _is_disk_full(err, path.parent):
             raise _disk_full_error(path, err) from err
@@ -234,7 +241,7 @@ def check_writable(*folders: str | os.PathLike) -> None:
                 os.unlink(probe)
         except OSError as err:
             if _is_disk_full(err, folder):
-                raise OSError(
+                raise DiskFullError(
                     errno.ENOSPC, f"{folder}: no space left on device (checked before writing)"
                 ) from err
             raise PermissionError(
