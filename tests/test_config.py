@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT, copy_workflow, snakemake
 
-from fusekit.config import ConfigError, check_references
+from fusekit.config import ConfigError, check_references, check_schema
 
 
 def load(name: str) -> dict:
@@ -39,7 +39,7 @@ BAD = [
         "wrong type",
         "tiny_world.models.tgt_llama.train.steps",
         "many",
-        ["'many' is not of type 'integer'", "['tgt_llama']['train']['steps']"],
+        ["config key tiny_world.models.tgt_llama.train.steps: 'many' is not of type 'integer'"],
     ),
     ("unknown key", "tiny_world.models.src_neox.layers", 3, ["'layers' was unexpected"]),
     ("unknown top-level key", "learning_rate", 0.1, ["'learning_rate' does not match"]),
@@ -301,3 +301,399 @@ def test_eurus_scorer_refuses_remote_code_unless_opted_in():
 
     with pytest.raises(ValueError, match="set trust_remote_code: true"):
         RewardScorer("/nonexistent/eurus", {"loader": "eurus"})
+
+
+# --- issue 19 item 3: every bad config stops at plan time with its key path ------------
+SCHEMA = ROOT / "config" / "schema.yaml"
+_CONFIGS: dict[str, dict] = {}
+
+
+def plan_time_check(cfg: dict) -> None:
+    """What rules/common.smk runs when Snakemake parses the workflow, in-process."""
+    from snakemake.utils import validate
+
+    check_schema(cfg, SCHEMA)
+    validate(cfg, schema=str(SCHEMA))
+    check_references(cfg)
+
+
+def _fresh(name: str) -> dict:
+    if name not in _CONFIGS:
+        _CONFIGS[name] = load(name)
+    return copy.deepcopy(_CONFIGS[name])
+
+
+def _put(cfg: dict, path: str, value) -> None:
+    """Set a dotted path whose parts may carry list indices: a.b[0].c."""
+    parts = [int(p) if p.isdigit() else p for p in re.findall(r"[^.\[\]]+", path)]
+    *parents, last = parts
+    for key in parents:
+        cfg = cfg[key] if isinstance(key, int) else cfg.setdefault(key, {})
+    cfg[last] = value
+
+
+# (case id, config, edits {path: value}, the key path the error starts with, words)
+PLAN_TIME = [
+    # integer-valued floats for integer keys (JSON Schema's integer accepts 16.0)
+    (
+        "float_global_batch_size",
+        "tiny.yaml",
+        {"studies.profuser.optimizer.global_batch_size": 16.0},
+        "studies.profuser.optimizer.global_batch_size",
+        ["write 16"],
+    ),
+    ("float_top_k", "tiny.yaml", {"logits.top_k": 10.0}, "logits.top_k", ["write 10"]),
+    (
+        "float_variant_batch",
+        "tiny.yaml",
+        {"studies.wrpo.variants.WRPO.optimizer.global_batch_size": 8.0},
+        "studies.wrpo.variants.WRPO.optimizer.global_batch_size",
+        ["write 8"],
+    ),
+    (
+        "float_tiny_steps",
+        "tiny.yaml",
+        {"tiny_world.models.src_llama.train.steps": 100.0},
+        "tiny_world.models.src_llama.train.steps",
+        ["write 100"],
+    ),
+    (
+        "float_samples_override",
+        "tiny.yaml",
+        {"datasets.fusechat_train.generation.samples_per_prompt": 4.0},
+        "datasets.fusechat_train.generation.samples_per_prompt",
+        ["write 4"],
+    ),
+    (
+        "float_paper_gpus",
+        "config.yaml",
+        {"studies.profuser.training.gpus": 8.0},
+        "studies.profuser.training.gpus",
+        ["write 8"],
+    ),
+    # negative seeds, every seed key
+    ("seed_global", "tiny.yaml", {"seed": -7}, "seed", ["-7 is less than the minimum of 0"]),
+    (
+        "seed_generation",
+        "tiny.yaml",
+        {"models.src_llama.generation": {"max_new_tokens": 40, "seed": -7}},
+        "models.src_llama.generation.seed",
+        ["minimum of 0"],
+    ),
+    (
+        "seed_dataset_override",
+        "tiny.yaml",
+        {"datasets.fusechat_train.generation.seed": -7},
+        "datasets.fusechat_train.generation.seed",
+        ["minimum of 0"],
+    ),
+    (
+        "seed_fusechat3",
+        "tiny.yaml",
+        {"studies.fusechat3.seed": -7},
+        "studies.fusechat3.seed",
+        ["minimum of 0"],
+    ),
+    ("seed_wrpo", "tiny.yaml", {"studies.wrpo.seed": -7}, "studies.wrpo.seed", ["minimum of 0"]),
+    (
+        "seed_fuserl",
+        "tiny.yaml",
+        {"studies.fuserl.seed": -7},
+        "studies.fuserl.seed",
+        ["minimum of 0"],
+    ),
+    (
+        "seed_alpaca",
+        "tiny.yaml",
+        {"evaluation.alpaca_eval.seed": -7},
+        "evaluation.alpaca_eval.seed",
+        ["minimum of 0"],
+    ),
+    (
+        "seed_arena",
+        "tiny.yaml",
+        {"evaluation.arena_hard.seed": -7},
+        "evaluation.arena_hard.seed",
+        ["minimum of 0"],
+    ),
+    ("seed_too_large", "tiny.yaml", {"seed": 2**32}, "seed", ["maximum of 4294967295"]),
+    # a local judge whose tie threshold is above its strong one
+    (
+        "judge_tie_above_strong",
+        "tiny.yaml",
+        {"judges.tiny_rm_judge.tie": 2.0},
+        "judges.tiny_rm_judge.tie",
+        ["2.0 is above strong (1.0)"],
+    ),
+    # tiny models whose attention cannot be built
+    (
+        "rm_heads_do_not_divide",
+        "tiny.yaml",
+        {
+            "tiny_world.reward_models.rm_medium.size": {
+                "hidden_size": 64,
+                "num_layers": 2,
+                "num_heads": 3,
+                "intermediate_size": 128,
+            }
+        },
+        "tiny_world.reward_models.rm_medium.size.num_heads",
+        ["3 heads do not divide hidden_size 64"],
+    ),
+    (
+        "odd_rotary_head",
+        "tiny.yaml",
+        {"tiny_world.models.src_llama.size": {"hidden_size": 60, "num_heads": 4}},
+        "tiny_world.models.src_llama.size.num_heads",
+        ["15 is odd"],
+    ),
+    (
+        "qwen2_kv_heads",
+        "tiny.yaml",
+        {"tiny_world.models.src_qwen2.size": {"hidden_size": 80, "num_heads": 5}},
+        "tiny_world.models.src_qwen2.size.num_heads",
+        ["Qwen2's 2 key/value heads"],
+    ),
+    # splits of size 0
+    (
+        "fusion_split_zero",
+        "tiny.yaml",
+        {"tiny_world.corpus.sizes.fusion": 0},
+        "tiny_world.corpus.sizes.fusion",
+        ["less than the minimum of 1"],
+    ),
+    (
+        "sft_part_zero",
+        "tiny.yaml",
+        {"studies.fusechat3.sft_dpo_split": [0, 6]},
+        "studies.fusechat3.sft_dpo_split[0]",
+        ["['SFT']"],
+    ),
+    (
+        "fuserl_split_zero",
+        "tiny.yaml",
+        {"studies.fuserl.fuserl.split.po": 0},
+        "studies.fuserl.fuserl.split.po",
+        ["minimum of 1"],
+    ),
+    # max_length below the prompts
+    (
+        "train_max_length_below_prompt",
+        "tiny.yaml",
+        {"studies.profuser.optimizer.max_length": 9},
+        "studies.profuser.optimizer.max_length",
+        ["9 tokens cannot hold", "at least 10"],
+    ),
+    (
+        "dump_max_length_below_prompt",
+        "tiny.yaml",
+        {"logits.max_length": 8},
+        "logits.max_length",
+        ["8 tokens cannot hold"],
+    ),
+    (
+        "variant_max_length_below_prompt",
+        "tiny.yaml",
+        {"studies.wrpo.variants.WRPO.optimizer.max_length": 8},
+        "studies.wrpo.variants.WRPO.optimizer.max_length",
+        ["cannot hold"],
+    ),
+    (
+        "paper_system_prompt",
+        "config.yaml",
+        {"studies.profuser.optimizer.max_length": 16},
+        "studies.profuser.optimizer.max_length",
+        ["vicuna-7b-v1.5", "system prompt"],
+    ),
+    # a tiny-scale model the tiny world does not build
+    (
+        "tiny_model_not_built",
+        "tiny.yaml",
+        {"models.src_extra": {"path": "results/tiny/world/models/src_extra"}},
+        "models.src_extra.path",
+        ["builds no model 'src_extra'"],
+    ),
+    (
+        "tiny_judge_rm_not_built",
+        "tiny.yaml",
+        {"judges.tiny_rm_judge.path": "results/tiny/world/reward_models/rm_ghost"},
+        "judges.tiny_rm_judge.path",
+        ["rm_ghost"],
+    ),
+    # empty lists are errors, never the study's defaults
+    (
+        "variant_stages_empty",
+        "tiny.yaml",
+        {"studies.profuser.variants.CSFT.stages": []},
+        "studies.profuser.variants.CSFT.stages",
+        ["should be non-empty"],
+    ),
+    (
+        "variant_sources_empty",
+        "tiny.yaml",
+        {"studies.profuser.variants.CSFT.sources": []},
+        "studies.profuser.variants.CSFT.sources",
+        ["should be non-empty"],
+    ),
+    (
+        "study_sources_empty",
+        "tiny.yaml",
+        {"studies.fuserl.sources": []},
+        "studies.fuserl.sources",
+        ["should be non-empty"],
+    ),
+    (
+        "voting_rms_empty",
+        "tiny.yaml",
+        {"studies.profuser.inference_mode.reward_models": []},
+        "studies.profuser.inference_mode.reward_models",
+        ["should be non-empty"],
+    ),
+    (
+        "preference_stages_empty",
+        "tiny.yaml",
+        {"studies.wrpo.variants.WRPO.stages": []},
+        "studies.wrpo.variants.WRPO.stages",
+        ["should be non-empty"],
+    ),
+    # the same fault classes elsewhere in the schema
+    (
+        "rm_gap_negative",
+        "tiny.yaml",
+        {"studies.fusechat3.dpo.rm_gap": [-0.1, 0.1]},
+        "studies.fusechat3.dpo.rm_gap[0]",
+        ["minimum of 0"],
+    ),
+    (
+        "rm_gap_reversed",
+        "tiny.yaml",
+        {"studies.fusechat3.dpo.rm_gap": [0.5, 0.1]},
+        "studies.fusechat3.dpo.rm_gap",
+        ["above the high bound"],
+    ),
+    (
+        "reference_weights_zero",
+        "tiny.yaml",
+        {"reference_score.weights": {"bleu": 0, "rouge": 0, "bertscore": 0}},
+        "reference_score.weights",
+        ["all weights are 0"],
+    ),
+    (
+        "arena_temperature_negative",
+        "tiny.yaml",
+        {"evaluation.arena_hard.settings": {"temperature": -1, "max_tokens": 64}},
+        "evaluation.arena_hard.settings.temperature",
+        ["minimum of 0"],
+    ),
+    (
+        "variant_unknown_optimizer_key",
+        "tiny.yaml",
+        {"studies.wrpo.variants.WRPO.optimizer.learning_rate": 1e-3},
+        "studies.wrpo.variants.WRPO.optimizer.learning_rate",
+        ["was unexpected"],
+    ),
+]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("config_name", "edits", "key", "words"),
+    [c[1:] for c in PLAN_TIME],
+    ids=[c[0] for c in PLAN_TIME],
+)
+def test_bad_config_stops_at_plan_time_with_its_key(config_name, edits, key, words):
+    cfg = _fresh(config_name)
+    plan_time_check(copy.deepcopy(cfg))  # the shipped config passes ...
+    for path, value in edits.items():
+        _put(cfg, path, value)
+    with pytest.raises(ConfigError) as err:  # ... and the edit alone breaks it
+        plan_time_check(cfg)
+    msg = str(err.value)
+    assert msg.startswith(f"config key {key}: "), msg
+    for w in words:
+        assert w in msg, f"{w!r} not in {msg!r}"
+
+
+def _schema_paths(node, path, found, defs, seen=()):
+    """Every property path of the schema, $refs followed: (dotted path, its schema)."""
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if ref and ref not in seen:
+        _schema_paths(defs[ref.rsplit("/", 1)[1]], path, found, defs, (*seen, ref))
+    for name, sub in node.get("properties", {}).items():
+        found.append((f"{path}.{name}".lstrip("."), {**sub}))
+        _schema_paths(sub, f"{path}.{name}", found, defs, seen)
+    for key in ("additionalProperties", "items"):
+        if isinstance(node.get(key), dict):
+            _schema_paths(node[key], f"{path}.*", found, defs, seen)
+    for key in ("oneOf", "anyOf", "allOf"):
+        for sub in node.get(key, []):
+            _schema_paths(sub, path, found, defs, seen)
+
+
+def test_every_seed_key_is_bounded_and_exercised():
+    """A schema walk (not a list kept by hand): every key named seed has the bounds numpy
+    and torch accept, and the plan-time cases above exercise each of them."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    found: list = []
+    _schema_paths(schema, "", found, schema["$defs"])
+    seeds = [(p, s) for p, s in found if p.rsplit(".", 1)[-1] == "seed"]
+    assert len(seeds) >= 7, seeds
+    for path, sub in seeds:
+        assert sub.get("minimum") == 0 and sub.get("maximum") == 2**32 - 1, path
+    # each seed definition is covered: the generation one through models.* and overrides
+    exercised = {k for c in PLAN_TIME if c[0].startswith("seed_") for k in c[2]}
+    assert {
+        "seed",
+        "studies.fusechat3.seed",
+        "studies.wrpo.seed",
+        "studies.fuserl.seed",
+        "evaluation.alpaca_eval.seed",
+        "evaluation.arena_hard.seed",
+    } <= exercised
+
+
+def test_check_defaults_match_the_schema_and_the_judge():
+    """fusekit.config's fallbacks for configs that skipped default filling are the
+    schema's and LocalJudge's own defaults."""
+    import inspect
+
+    from fusekit import config as fc
+    from fusekit.judges import LocalJudge
+
+    defs = yaml.safe_load(SCHEMA.read_text())["$defs"]
+    for key, value in fc.SIZE_DEFAULTS.items():
+        assert defs["size"]["properties"][key]["default"] == value, key
+    assert defs["optimizer"]["properties"]["max_length"]["default"] == fc.MAX_LENGTH_DEFAULT
+    params = inspect.signature(LocalJudge.__init__).parameters
+    assert {k: params[k].default for k in ("tie", "strong")} == fc.LOCAL_JUDGE_DEFAULTS
+    fc3 = yaml.safe_load(SCHEMA.read_text())["properties"]["studies"]["properties"]["fusechat3"]
+    assert tuple(fc3["properties"]["sft_dpo_split"]["default"]) == fc.SFT_DPO_SPLIT_DEFAULT
+
+
+def test_min_prompt_tokens_is_a_lower_bound():
+    """The bound counts whitespace pieces and special tokens of the rendered prompt: for
+    chatml, <|im_start|> user / prompt words / <|im_end|> / <|im_start|> assistant."""
+    from fusekit.config import min_prompt_tokens
+
+    # '<|im_start|>user\nadd 1 and 2 .<|im_end|>\n<|im_start|>assistant\n'
+    assert min_prompt_tokens("chatml", None, "add 1 and 2 .") == 2 + 5 + 1 + 2
+    assert min_prompt_tokens(None, None, "one two") == 2
+    # vicuna: '<s>' 'USER:' 'hi' 'ASSISTANT:', plus the system prompt's words
+    assert min_prompt_tokens("vicuna", None, "hi") == 4
+    assert min_prompt_tokens("vicuna", "be brief", "hi") == 6
+
+
+@pytest.mark.bad_input
+def test_bad_config_stops_snakemake_dry_run_with_its_key(workdir, tmp_path):
+    """The same check in Snakemake: `snakemake -n` stops while parsing, naming the key."""
+    cfg = load("tiny.yaml")
+    cfg["studies"]["profuser"]["optimizer"]["global_batch_size"] = 16.0
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", str(path), cwd=workdir, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key studies.profuser.optimizer.global_batch_size: 16.0 is not of type" in out
+    assert "Job stats" not in out, "a DAG was planned although the config is invalid"

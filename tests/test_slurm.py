@@ -70,6 +70,10 @@ def test_profile_by_name_plans_the_paper_dag():
     ]["gpus"]
     train = re.search(r"rule train_fusion:.*?resources: ([^\n]*)", out, re.S).group(1)
     assert f" gpu={gpus}," in f" {train}," and "slurm_partition=gpu" in train, train
+    # issue 18 item 5: no GPU model is requested when cluster.gpu_model is unset (it was
+    # gpu_model=0), and a multi-GPU job stays on one node (sbatch --nodes=1)
+    assert "gpu_model" not in out, train
+    assert ",nodes=1," in f",{train.replace(' ', '')},", train
 
 
 # -- fixtures -------------------------------------------------------------------------
