@@ -406,6 +406,52 @@ def case_dumps_of_different_k(tmp, world):
     return run, paths["b"][0], rf"top-k k = {K + 1}, but .*training_a.parquet has k = {K}", []
 
 
+def _sequence_case(tmp, world, table, shape, pattern):
+    from fusekit.io import read_table
+    from fusekit.train.sequences import build_sequence_examples
+
+    _, tok = world
+    bad = write(table, tmp / f"{shape}.parquet")
+    # as fusekit.train.preference reads a data file and names it
+    return (
+        lambda: build_sequence_examples(tok, read_table(bad), shape, 256, None, bad),
+        bad,
+        pattern,
+        [],
+    )
+
+
+def case_preference_pairs_null_prompt_id(tmp, world):
+    t = pd.DataFrame(
+        {
+            "prompt_id": ["p0", None],
+            "prompt": ["q0", "q1"],
+            "chosen_response": ["a", "b"],
+            "rejected_response": ["c", "d"],
+        }
+    )
+    return _sequence_case(tmp, world, t, "pair", r"row 1, column 'prompt_id': missing prompt id")
+
+
+def case_fuserl_groups_nan_best_score(tmp, world):
+    t = pd.DataFrame(
+        {
+            "prompt_id": ["p0", "p0"],
+            "prompt": ["q0", "q0"],
+            "model": ["a", "b"],
+            "best_response": ["x", "y"],
+            "best_score": [1.0, math.nan],
+        }
+    )
+    return _sequence_case(
+        tmp,
+        world,
+        t,
+        "weighted_sft",
+        r"row 1 \(prompt_id 'p0'\), model 'b', column 'best_score': missing value",
+    )
+
+
 CASES = {
     name.removeprefix("case_"): fn for name, fn in globals().items() if name.startswith("case_")
 }

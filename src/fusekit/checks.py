@@ -35,10 +35,12 @@ def _show(v) -> str:
 
 
 def _row(df: pd.DataFrame, i: int, id_column: str = "prompt_id") -> str:
-    """``row i (prompt_id 'x')`` of a frame, by position ``i``."""
+    """``row r (prompt_id 'x')`` of the row at position ``i``; ``r`` is its index label,
+    the row of the file for a frame as read (or a subset of one)."""
+    r = _show(df.index[i]).strip("'")
     if id_column in df.columns:
-        return f"row {i} ({id_column} {_show(df[id_column].iloc[i])})"
-    return f"row {i}"
+        return f"row {r} ({id_column} {_show(df[id_column].iloc[i])})"
+    return f"row {r}"
 
 
 def read_checked_table(path: str | os.PathLike, columns: Sequence[str] = ()) -> pd.DataFrame:
@@ -140,7 +142,7 @@ def check_prompt_ids(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{path}: row {i}, column {column!r}: missing prompt id ({ids.iloc[i]!r}; "
+            f"{path}: row {df.index[i]}, column {column!r}: missing prompt id ({ids.iloc[i]!r}; "
             f"{int(bad.sum())} rows in all)"
         )
     if unique:
@@ -149,8 +151,9 @@ def check_prompt_ids(
             i = int(np.flatnonzero(dup)[0])
             first = int(np.flatnonzero((ids == ids.iloc[i]).to_numpy())[0])
             raise DataError(
-                f"{path}: row {i}, column {column!r}: prompt id {ids.iloc[i]!r} repeats row "
-                f"{first} ({int(dup.sum())} repeated ids in all); prompt ids must be unique"
+                f"{path}: row {df.index[i]}, column {column!r}: prompt id {ids.iloc[i]!r} "
+                f"repeats row {df.index[first]} ({int(dup.sum())} repeated ids in all); "
+                "prompt ids must be unique"
             )
 
 
@@ -207,35 +210,6 @@ def check_finite(
         raise DataError(
             f"{path}: {_row(df, i)}{what}, column {column!r}: {kind} value {v!r} "
             f"({int(bad.sum())} such rows){allowed}"
-        )
-
-
-def check_ids_in_range(
-    ids: np.ndarray, lo: int, hi: int, path: str, what: str, rows: Sequence | None = None
-) -> None:
-    """Every entry of ``ids`` lies in ``[lo, hi)``. ``ids`` is one array, or (``rows``
-    given) the concatenation of one array per row, ``rows[i]`` labelling row ``i``
-    (e.g. its prompt id) and ``ids`` then a list of arrays. Raises DataError naming the
-    row, the value and ``what`` (e.g. ``"column 'topk_ids' (source vocabulary of 700
-    ids)"``)."""
-    if rows is not None:
-        for i, a in enumerate(ids):
-            a = np.asarray(a)
-            bad = (a < lo) | (a >= hi)
-            if bad.any():
-                v = int(a[np.flatnonzero(bad)[0]])
-                raise DataError(
-                    f"{path}: row {i} ({rows[i]}), {what}: id {v} outside [{lo}, {hi}) "
-                    f"({int(bad.sum())} such entries in this row)"
-                )
-        return
-    a = np.asarray(ids)
-    bad = (a < lo) | (a >= hi)
-    if bad.any():
-        i = int(np.flatnonzero(bad.ravel())[0])
-        raise DataError(
-            f"{path}: row {i}, {what}: id {int(a.ravel()[i])} outside [{lo}, {hi}) "
-            f"({int(bad.sum())} such rows)"
         )
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from fusekit.chat import encode_example
+from fusekit.checks import check_finite, check_not_empty, check_prompt_ids, check_text
 
 log = logging.getLogger("fusekit")
 
@@ -80,7 +81,10 @@ def build_sequence_examples(
 ) -> list[SequenceExample]:
     """Examples of ``shape`` from a data table with ``prompt_id``, ``prompt`` and the
     shape's response columns (:data:`ROLES`). ``where`` names the table in errors.
-    Raises ValueError for an unknown shape, missing columns or repeated prompt ids."""
+    Raises ValueError for an unknown shape or missing columns, and
+    :class:`fusekit.checks.DataError` naming ``where``, the row and column for an empty
+    table, a missing or repeated prompt id, a prompt or response that is not text, or
+    (FuseRL's shapes) a score that is not finite."""
     if shape in GROUP_ROLES:
         return _grouped_examples(tokenizer, table, shape, max_length, system, where)
     if shape not in ROLES:
@@ -90,9 +94,9 @@ def build_sequence_examples(
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise ValueError(f"{where}: missing columns {missing} for {shape} examples")
-    if table.prompt_id.duplicated().any():
-        pid = table.prompt_id[table.prompt_id.duplicated()].iloc[0]
-        raise ValueError(f"{where}: prompt_id {pid!r} appears more than once")
+    check_not_empty(table, where, f"{shape} examples")
+    check_prompt_ids(table, where)
+    check_text(table, ["prompt", *ROLES[shape]], where)
     out, too_long = [], 0
     for rec in table.itertuples(index=False):
         rows = [_row(tokenizer, rec.prompt, getattr(rec, c), system) for c in ROLES[shape]]
@@ -128,6 +132,14 @@ def _grouped_examples(tokenizer, table, shape, max_length, system, where):
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise ValueError(f"{where}: missing columns {missing} for {shape} examples")
+    check_not_empty(table, where, f"{shape} lines")
+    check_prompt_ids(table, where, unique=False)
+    check_text(table, ["prompt", "model", "best_response"], where)
+    check_finite(table, "best_score", where, context=("model",))
+    if shape == "group":
+        pairs = table[table["has_pair"].astype(bool)]
+        check_text(pairs, ["worst_response"], where)
+        check_finite(pairs, "worst_score", where, context=("model",))
     key = table[["prompt_id", "model"]].astype(str)
     if key.duplicated().any():
         pid, m = key[key.duplicated()].iloc[0]
