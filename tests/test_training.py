@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -164,3 +166,67 @@ def test_resume_gives_the_same_weights(target, tmp_path):
         "LlamaForCausalLM", AutoTokenizer.from_pretrained(target), SIZE, seed=0
     ).state_dict()
     assert any(not torch.equal(init[k], a[k]) for k in a if k in init)
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+
+
+def test_code_defaults_agree_with_the_schema():
+    """The trainer's defaults are the schema's, key for key: the optimizer and training
+    blocks (every key has a default there), a fusion variant's order and fusion, the
+    training objective, and a fusion stage's weights."""
+    import yaml
+
+    from fusekit.train import fusion, loop
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    defs = schema["$defs"]
+
+    def defaults(props: dict) -> dict:
+        assert all("default" in p for p in props.values()), "a key without a default"
+        return {k: p["default"] for k, p in props.items()}
+
+    assert loop.OPTIMIZER_DEFAULTS == defaults(defs["optimizer"]["properties"])
+    assert loop.TRAINING_DEFAULTS == defaults(defs["training"]["properties"])
+    assert set(defs["optimizer_override"]["properties"]) <= set(loop.OPTIMIZER_DEFAULTS)
+    assert set(loop.OPTIMIZERS) == set(defs["optimizer"]["properties"]["name"]["enum"])
+    variant = schema["properties"]["studies"]["properties"]["profuser"]["properties"]
+    variant = variant["variants"]["additionalProperties"]["properties"]
+    assert loop.ORDER_DEFAULT == variant["order"]["default"]
+    assert fusion.FUSION_DEFAULT == variant["fusion"]["default"]
+    assert loop.TRAINING_OBJECTIVE_DEFAULT == defs["training_objective"]["default"]
+    stage = Stage.from_config({"modes": ["training"], "epochs": 1})
+    props = defs["stage"]["properties"]
+    assert (stage.beta, stage.lam, stage.w_inference, stage.w_training) == tuple(
+        props[k]["default"] for k in ("beta", "lambda", "w_inference", "w_training")
+    )
+    # and resolve_settings fills exactly these
+    optim, cfg = loop.resolve_settings({"lr": 1e-3}, {"save_every": 0})
+    assert optim == {**loop.OPTIMIZER_DEFAULTS, "lr": 1e-3}
+    assert cfg == {**loop.TRAINING_DEFAULTS, "save_every": 0, "order": loop.ORDER_DEFAULT}
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "optim, cfg, words",
+    [
+        ({"global_batch": 4}, {}, r"unknown optimizer setting\(s\) optimizer\.global_batch;"),
+        ({}, {"micro_batch": 2}, r"unknown training setting\(s\) training\.micro_batch;"),
+        ({"name": "sgd"}, {}, r"optimizer\.name 'sgd' is unknown; known: \['adam', 'adamw'\]"),
+        ({}, {"deepspeed_zero_stage": 3}, r"training\.deepspeed_zero_stage is 3 but no CUDA"),
+    ],
+    ids=["unknown_optimizer_key", "unknown_training_key", "unknown_optimizer", "zero3_on_cpu"],
+)
+def test_bad_settings_are_named_before_training(tmp_path, monkeypatch, optim, cfg, words):
+    """A misspelt key, an unknown optimizer, or DeepSpeed on a machine without CUDA
+    stops the run before any folder is made or the model loads, naming the key."""
+    if torch.cuda.is_available() and "deepspeed" in str(cfg):
+        pytest.skip("this machine has CUDA: DeepSpeed may run")
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model loaded")
+
+    monkeypatch.setattr("fusekit.backends.hf.load_causal_lm", no_load)
+    with pytest.raises(ValueError, match=words):
+        train_fusion("m", {}, [], [], optim, cfg, str(tmp_path / "o"), str(tmp_path / "c"), 0)
+    assert list(tmp_path.iterdir()) == []

@@ -7,9 +7,16 @@ from pathlib import Path
 
 from fusekit.io import check_writable
 from fusekit.train.examples import build_examples
-from fusekit.train.loop import Stage, train_fusion
+from fusekit.train.loop import (
+    ORDER_DEFAULT,
+    TRAINING_OBJECTIVE_DEFAULT,
+    Stage,
+    resolve_settings,
+    train_fusion,
+)
 
 log = logging.getLogger("fusekit")
+FUSION_DEFAULT = "min_ce"  # the schema's studies.<fusion study>.variants.<name>.fusion
 
 
 def resolve_variant(study: dict, name: str) -> dict:
@@ -20,9 +27,9 @@ def resolve_variant(study: dict, name: str) -> dict:
     return {
         "stages": spec.get("stages") or study["stages"],
         "sources": spec.get("sources") or study["sources"],
-        "fusion": spec.get("fusion", "min_ce"),
-        "order": spec.get("order", "random"),
-        "training_objective": study.get("training_objective", "profuser_eq4"),
+        "fusion": spec.get("fusion", FUSION_DEFAULT),
+        "order": spec.get("order", ORDER_DEFAULT),
+        "training_objective": study.get("training_objective", TRAINING_OBJECTIVE_DEFAULT),
     }
 
 
@@ -49,7 +56,8 @@ def train_variant(
     from fusekit.backends.hf import load_tokenizer
 
     check_writable(Path(out).parent, checkpoint_dir)
-    objective = variant.get("training_objective", "profuser_eq4")
+    optim, train_cfg = resolve_settings(optim, train_cfg)
+    objective = variant.get("training_objective", TRAINING_OBJECTIVE_DEFAULT)
     stages = [Stage.from_config(s, objective) for s in variant["stages"]]
     modes = {m for s in stages for m in s.modes}
     tok = load_tokenizer(target_path, target_spec)
@@ -60,7 +68,7 @@ def train_variant(
         inference_dumps if "inference" in modes else {},
         training_dumps if "training" in modes else {},
         variant["fusion"],
-        optim.get("max_length", 2048),
+        optim["max_length"],
     )
     log.info(
         "%d examples (%d with an inference part, %d with a training part)",

@@ -4,9 +4,22 @@ Every step's batch is a pure function of (seed, stage, epoch), so a job that
 restarts from its last checkpoint replays exactly the steps it had not done and
 ends with the same weights as an uninterrupted run. Checkpoints (model,
 optimizer, scheduler and RNG state through ``accelerate``) live outside the
-declared output; the output is written once, atomically, at the end. At paper
-scale the same loop runs under ``accelerate launch`` with a DeepSpeed ZeRO
-plugin (untested on CPU).
+declared output; the output is written once, atomically, at the end.
+
+Several processes (``accelerate launch --num_processes N``: DDP, or DeepSpeed ZeRO when
+``training.deepspeed_zero_stage`` is set) train the one-process run's steps: every step's
+global batch is cut into the same micro-batches as in one process, and the micro-batches
+are dealt out among the processes (:func:`step_shard`); gradients accumulate through
+``accelerate`` and are reduced once per optimizer step, so N processes compute the
+one-process gradient up to float summation order. Only the main process writes the
+model, gathered first (ZeRO-3 shards included). The DDP path is tested on CPU with
+gloo (tests/test_multiprocess_training.py); the DeepSpeed path needs GPUs and is untested.
+
+Defaults of the optimizer and training settings are the schema's
+(``studies.*.optimizer`` and ``studies.*.training`` in config/schema.yaml, which
+Snakemake's validation fills into the config): :data:`OPTIMIZER_DEFAULTS` and
+:data:`TRAINING_DEFAULTS`, checked against the schema by tests/test_training.py and
+filled in one place, :func:`resolve_settings`.
 
 A checkpoint records the fingerprint of the training it belongs to (the model it
 started from, stages, optimizer, training settings, seed, examples, batch plan and
@@ -48,8 +61,87 @@ log = logging.getLogger("fusekit")
 MODES = ("inference", "training")
 STATE_FILE = "fusekit_state.json"
 # training settings that cannot change the trained weights: not part of the fingerprint
-RESULT_NEUTRAL_SETTINGS = frozenset({"save_every"})
+# (``gpus`` sizes the launch; the process count a run had is its own fingerprint part)
+RESULT_NEUTRAL_SETTINGS = frozenset({"save_every", "gpus"})
 LOCK_WAIT_S = 10.0  # how long a trainer waits for the checkpoint folder's owner lock
+
+# The schema's defaults (config/schema.yaml: $defs.optimizer, $defs.training and a fusion
+# variant's order); tests/test_training.py checks that they agree with it.
+OPTIMIZER_DEFAULTS = {
+    "name": "adam",
+    "lr": 1.5e-5,
+    "schedule": "cosine",
+    "global_batch_size": 128,
+    "max_length": 2048,
+}
+TRAINING_DEFAULTS = {
+    "micro_batch_size": 4,
+    "save_every": 200,
+    "precision": "bf16",
+    "deepspeed_zero_stage": None,
+    "warmup_ratio": 0.03,
+    "gpus": 8,
+}
+ORDER_DEFAULT = "random"  # studies.<fusion study>.variants.<name>.order
+TRAINING_OBJECTIVE_DEFAULT = "profuser_eq4"  # $defs.training_objective
+OPTIMIZERS = ("adam", "adamw")
+
+
+def resolve_settings(optim: dict, train_cfg: dict) -> tuple[dict, dict]:
+    """``optim`` and ``train_cfg`` with the schema's defaults filled in for missing keys.
+
+    ``train_cfg`` may also carry ``order`` (a fusion variant's example order, default
+    :data:`ORDER_DEFAULT`). Raises ValueError naming a key the schema does not know
+    (``optimizer.<key>`` or ``training.<key>``) or an unknown optimizer name.
+    """
+    for block, given, known in (
+        ("optimizer", optim, OPTIMIZER_DEFAULTS),
+        ("training", train_cfg, {**TRAINING_DEFAULTS, "order": ORDER_DEFAULT}),
+    ):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown {block} setting(s) {', '.join(f'{block}.{k}' for k in unknown)}; "
+                f"known: {sorted(known)}"
+            )
+    optim = {**OPTIMIZER_DEFAULTS, **optim}
+    train_cfg = {**TRAINING_DEFAULTS, "order": ORDER_DEFAULT, **train_cfg}
+    if optim["name"] not in OPTIMIZERS:
+        raise ValueError(f"optimizer.name {optim['name']!r} is unknown; known: {list(OPTIMIZERS)}")
+    return optim, train_cfg
+
+
+def micro_steps(global_batch: int, micro_batch: int, num_processes: int) -> int:
+    """Micro-batches each process runs per optimizer step (its gradient accumulation
+    steps): the ``ceil(global_batch / micro_batch)`` micro-batches of a full step dealt
+    out among ``num_processes``, rounded up."""
+    return math.ceil(math.ceil(global_batch / micro_batch) / num_processes)
+
+
+def step_shard(
+    idx: list[int], micro_batch: int, rank: int, num_processes: int, n_micro: int
+) -> list[tuple[list[int], float]]:
+    """The micro-batches process ``rank`` runs for one step over example indices ``idx``,
+    each with its weight in the step's loss.
+
+    The step is cut as one process cuts it (``idx[0:m], idx[m:2m], ...`` for micro-batch
+    size ``m``); micro-batch ``j`` goes to process ``j % num_processes`` with weight
+    ``len(chunk) / len(idx)``, so the weights of all processes sum to 1 and their
+    micro-batches are the one-process run's. A process with fewer than ``n_micro`` (see
+    :func:`micro_steps`) gets copies of the step's first micro-batch with weight 0:
+    every process runs exactly ``n_micro`` forward and backward passes per step, which
+    the gradient reductions of DDP and DeepSpeed need (a process with no examples in a
+    short last step still takes part). Raises ValueError when the step has more
+    micro-batches than ``n_micro * num_processes``.
+    """
+    chunks = [idx[i : i + micro_batch] for i in range(0, len(idx), micro_batch)]
+    if len(chunks) > n_micro * num_processes:
+        raise ValueError(
+            f"a step of {len(idx)} examples has {len(chunks)} micro-batches of "
+            f"{micro_batch}, more than {n_micro} per process on {num_processes}"
+        )
+    mine = [(c, len(c) / len(idx)) for c in chunks[rank::num_processes]]
+    return mine + [(chunks[0], 0.0)] * (n_micro - len(mine))
 
 
 @dataclass(frozen=True)
@@ -60,14 +152,14 @@ class Stage:
     lam: float = 0.5
     w_inference: float = 1.0
     w_training: float = 1.0
-    training_objective: str = "profuser_eq4"
+    training_objective: str = TRAINING_OBJECTIVE_DEFAULT
     # a stage of the preference studies: an objective of fusekit.losses.registry by name,
     # with its hyperparameters; such a stage trains on SequenceExamples of its shape
     objective: str | None = None
     hparams: dict = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, spec: dict, training_objective: str = "profuser_eq4") -> Stage:
+    def from_config(cls, spec: dict, training_objective: str = TRAINING_OBJECTIVE_DEFAULT) -> Stage:
         """A stage from its config entry; ``training_objective`` is the study's default
         for stages that do not name one (:data:`fusekit.losses.TRAINING_OBJECTIVES`).
         An entry with ``objective`` is a preference stage: every other key except
@@ -332,10 +424,20 @@ def train_fusion(
     """Train the target on ``examples`` through ``stages``; write the model to ``out``.
 
     ``optim``: name (adam/adamw), lr, schedule (cosine/linear/constant),
-    global_batch_size. ``train_cfg``: micro_batch_size, save_every (steps),
-    precision (no/bf16/fp16), deepspeed_zero_stage (null on CPU).
-    ``stop_after`` ends the run after that many steps without writing ``out``
-    (to simulate a crash in tests).
+    global_batch_size (examples per optimizer step, over all processes), max_length.
+    ``train_cfg``: micro_batch_size (examples per forward pass and process),
+    save_every (steps), precision (no/bf16/fp16, GPU only), deepspeed_zero_stage
+    (null, or 1/2/3 on GPUs), warmup_ratio, gpus, order. Missing keys take the
+    schema's defaults (:func:`resolve_settings`). ``stop_after`` ends the run after
+    that many steps without writing ``out`` (to simulate a crash in tests). Returns
+    the log: one row per optimizer step (step, stage, loss summed over the step's
+    micro-batches and processes, lr, and a preference objective's metrics).
+
+    Under ``accelerate launch`` with N processes, each process runs its share of every
+    step (:func:`step_shard`) and the result equals the one-process run up to float
+    rounding. A run resumes only with the process count it was checkpointed with
+    (part of the fingerprint); the main process alone locks the checkpoint folder and
+    writes checkpoint metadata and the output.
 
     Before the model loads, the folder of ``out`` and ``checkpoint_dir`` are checked
     writable (PermissionError naming the folder) and ``checkpoint_dir`` is locked
@@ -344,25 +446,16 @@ def train_fusion(
     :func:`training_fingerprint` equals this run's; otherwise it is discarded with a
     warning naming the parts that changed, and training starts from step 0. A full
     disk raises OSError (ENOSPC) naming the checkpoint or output being written.
+    ValueError: an unknown setting, or ``deepspeed_zero_stage`` set without CUDA;
+    ImportError: ``deepspeed_zero_stage`` set and deepspeed not installed.
     """
-    import torch
-    from accelerate import Accelerator
-
-    plugin = None
-    if train_cfg.get("deepspeed_zero_stage") is not None:  # paper scale, GPU only
-        from accelerate.utils import DeepSpeedPlugin
-
-        plugin = DeepSpeedPlugin(zero_stage=train_cfg["deepspeed_zero_stage"])
-    cuda = torch.cuda.is_available()
-    acc = Accelerator(
-        cpu=not cuda,
-        mixed_precision=train_cfg.get("precision", "no") if cuda else "no",
-        deepspeed_plugin=plugin,
-    )
+    optim, train_cfg = resolve_settings(optim, train_cfg)
+    acc = _accelerator(train_cfg)
     log.info(
-        "training on %s (%d process(es)), mixed precision %s",
-        acc.device,
+        "process %d of %d training on %s, mixed precision %s",
+        acc.process_index,
         acc.num_processes,
+        acc.device,
         acc.mixed_precision,
     )
     ckpt_dir = Path(checkpoint_dir)
@@ -389,6 +482,50 @@ def train_fusion(
         )
 
 
+def _accelerator(train_cfg: dict):
+    """The Accelerator of a run: CPU (DDP over gloo when launched with several
+    processes), CUDA with the configured mixed precision, or DeepSpeed ZeRO.
+
+    ``split_batches``: a step's batch is the global batch, split among the processes,
+    so the LR scheduler steps once per optimizer step (accelerate's default steps it
+    once per process). Gradient accumulation steps are set once the process count is
+    known (:func:`_train`).
+    """
+    import importlib.util
+
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    cuda = torch.cuda.is_available()
+    plugin = None
+    stage = train_cfg["deepspeed_zero_stage"]
+    if stage is not None:  # paper scale, GPU only
+        if not cuda:
+            raise ValueError(
+                f"training.deepspeed_zero_stage is {stage} but no CUDA device is visible: "
+                "DeepSpeed trains on GPUs only; set it to null to train on CPU"
+            )
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ImportError(
+                f"training.deepspeed_zero_stage is {stage} but deepspeed is not installed "
+                "(install requirements-gpu.txt, or set it to null)"
+            )
+        from accelerate.utils import DeepSpeedPlugin
+
+        plugin = DeepSpeedPlugin(
+            zero_stage=stage,
+            gradient_clipping=1.0,
+            zero3_save_16bit_model=True,  # lets get_state_dict gather ZeRO-3 shards
+        )
+    return Accelerator(
+        cpu=not cuda,
+        mixed_precision=train_cfg["precision"] if cuda else "no",
+        deepspeed_plugin=plugin,
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+
+
 def _train(
     acc,
     model_path: str,
@@ -403,7 +540,8 @@ def _train(
     threads: int,
     stop_after: int | None,
 ) -> pd.DataFrame:
-    """The body of :func:`train_fusion`, with the folders checked and locked."""
+    """The body of :func:`train_fusion`, with the settings resolved and the folders
+    checked and locked."""
     import torch
     from accelerate.utils import set_seed
     from transformers import get_scheduler
@@ -416,20 +554,36 @@ def _train(
     model = load_causal_lm(model_path, {**model_spec, "dtype": "float32"}, threads)
     model.train()
     global_batch = optim["global_batch_size"]
-    micro = min(train_cfg.get("micro_batch_size", global_batch), global_batch)
-    plan = batch_plan(
-        examples, stages, global_batch // acc.num_processes, seed, train_cfg.get("order", "random")
-    )
-    opt_cls = torch.optim.AdamW if optim.get("name", "adamw") == "adamw" else torch.optim.Adam
+    micro = min(train_cfg["micro_batch_size"], global_batch)
+    rank, world = acc.process_index, acc.num_processes
+    n_micro = micro_steps(global_batch, micro, world)
+    # accelerate's accumulation: no gradient reduction until the n_micro-th backward;
+    # under DeepSpeed the same count is the engine's gradient_accumulation_steps, so
+    # the engine steps once per optimizer step, not once per micro-batch
+    acc.gradient_accumulation_steps = n_micro
+    if acc.state.deepspeed_plugin is not None:
+        ds_config = acc.state.deepspeed_plugin.deepspeed_config
+        ds_config["gradient_accumulation_steps"] = n_micro
+        ds_config["train_micro_batch_size_per_gpu"] = micro
+    plan = batch_plan(examples, stages, global_batch, seed, train_cfg["order"])
+    opt_cls = torch.optim.AdamW if optim["name"] == "adamw" else torch.optim.Adam
     opt = opt_cls(model.parameters(), lr=optim["lr"], weight_decay=0.0)
-    warmup = int(train_cfg.get("warmup_ratio", 0.03) * len(plan))
+    warmup = int(train_cfg["warmup_ratio"] * len(plan))
     sched = get_scheduler(
-        optim.get("schedule", "cosine"), opt, num_warmup_steps=warmup, num_training_steps=len(plan)
+        optim["schedule"], opt, num_warmup_steps=warmup, num_training_steps=len(plan)
     )
     model, opt, sched = acc.prepare(model, opt, sched)
+    if acc.is_main_process:
+        log.info(
+            "%d steps of %d examples: %d micro-batch(es) of up to %d per process and step",
+            len(plan),
+            global_batch,
+            n_micro,
+            micro,
+        )
 
     fingerprint = training_fingerprint(
-        model_path, model_spec, examples, stages, optim, train_cfg, seed, plan, acc.num_processes
+        model_path, model_spec, examples, stages, optim, train_cfg, seed, plan, world
     )
     start, records = 0, []
     latest = _latest_checkpoint(ckpt_dir)
@@ -451,56 +605,76 @@ def _train(
         else:
             acc.load_state(str(latest))
             start, records = state["step"], state["log"]
-            log.info("resuming from %s at step %d of %d", latest, start, len(plan))
+            if acc.is_main_process:
+                log.info("resuming from %s at step %d of %d", latest, start, len(plan))
 
-    save_every = train_cfg.get("save_every", 0)
+    save_every = train_cfg["save_every"]
     from tqdm.auto import tqdm
 
     first_step = {}  # stage -> index of its first step, for schedules within a stage
     for i, (s, _) in enumerate(plan):
         first_step.setdefault(s, i)
     stage_steps = {s: sum(1 for t, _ in plan if t == s) for s in first_step}
+    # acc.backward divides by n_micro, and DDP and DeepSpeed average over the processes:
+    # this factor turns the sum of weighted micro-batch losses into the step's gradient
+    scale = n_micro * world
 
     for step in tqdm(
-        range(start, len(plan)), desc="train", initial=start, total=len(plan), mininterval=5
+        range(start, len(plan)),
+        desc="train",
+        initial=start,
+        total=len(plan),
+        mininterval=5,
+        disable=not acc.is_local_main_process,
     ):
         s, idx = plan[step]
         stage = stages[s]
         total, metrics = 0.0, {}
-        chunks = [idx[i : i + micro] for i in range(0, len(idx), micro)]
-        for chunk in chunks:
+        for chunk, weight in step_shard(idx, micro, rank, world, n_micro):
             batch = [examples[i] for i in chunk]
-            share = len(chunk) / len(idx)
-            if stage.objective is not None:
-                loss, logged = _objective_loss(
-                    model,
-                    stage,
-                    batch,
-                    tok.pad_token_id,
-                    acc.device,
-                    step - first_step[s],
-                    stage_steps[s],
-                )
-                for k, v in logged.items():
-                    metrics[k] = metrics.get(k, 0.0) + share * v
-            else:
-                loss = _stage_loss(
-                    model,
-                    stage,
-                    [e.inference for e in batch],
-                    [e.training for e in batch],
-                    tok.pad_token_id,
-                    acc.device,
-                )
-            loss = loss * share
-            acc.backward(loss)
-            total += loss.item()
+            with acc.accumulate(model):
+                if stage.objective is not None:
+                    loss, logged = _objective_loss(
+                        model,
+                        stage,
+                        batch,
+                        tok.pad_token_id,
+                        acc.device,
+                        step - first_step[s],
+                        stage_steps[s],
+                    )
+                    for k, v in logged.items():
+                        metrics[k] = metrics.get(k, 0.0) + weight * float(v)
+                else:
+                    loss = _stage_loss(
+                        model,
+                        stage,
+                        [e.inference for e in batch],
+                        [e.training for e in batch],
+                        tok.pad_token_id,
+                        acc.device,
+                    )
+                acc.backward(loss * (weight * scale))
+            total += weight * loss.item()
+        if not acc.sync_gradients:  # cannot happen: every process ran n_micro passes
+            raise RuntimeError(f"step {step + 1}: gradients were not synchronised")
         acc.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        names = sorted(metrics)
+        summed = acc.reduce(
+            torch.tensor([total] + [metrics[k] for k in names], dtype=torch.float64).to(acc.device),
+            reduction="sum",
+        ).tolist()
         records.append(
-            {"step": step + 1, "stage": s, "loss": total, "lr": sched.get_last_lr()[0], **metrics}
+            {
+                "step": step + 1,
+                "stage": s,
+                "loss": summed[0],
+                "lr": sched.get_last_lr()[0],
+                **dict(zip(names, summed[1:], strict=True)),
+            }
         )
         done = step + 1
         if save_every and done % save_every == 0 and done < len(plan):
@@ -510,17 +684,30 @@ def _train(
             return pd.DataFrame(records)
 
     frame = pd.DataFrame(records)
-    unwrapped = acc.unwrap_model(model)
-    with atomic_path(out, is_dir=True) as tmp:
-        unwrapped.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        frame.to_csv(tmp / "train_log.csv", index=False, float_format="%.6g")
-        spec = {"stages": [s.__dict__ for s in stages], "optim": optim, "train": train_cfg}
-        (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance(spec, seed), indent=2) + "\n")
-    acc.wait_for_everyone()
+    _save_model(acc, model, tok, frame, out, stages, optim, train_cfg, seed)
     if acc.is_main_process:  # the lock file goes too; the lock itself ends with the run
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return frame
+
+
+def _save_model(acc, model, tok, frame, out, stages, optim, train_cfg, seed) -> None:
+    """Write the trained model, tokenizer, log and provenance to ``out``, atomically.
+
+    Every process takes part in gathering the weights (``get_state_dict`` collects
+    ZeRO-3 shards, in 16-bit, from all ranks); the main process alone writes. Returns
+    once every process is past the write.
+    """
+    acc.wait_for_everyone()
+    state = acc.get_state_dict(model)
+    if acc.is_main_process:
+        unwrapped = acc.unwrap_model(model)
+        with atomic_path(out, is_dir=True) as tmp:
+            unwrapped.save_pretrained(tmp, state_dict=state, is_main_process=True)
+            tok.save_pretrained(tmp)
+            frame.to_csv(tmp / "train_log.csv", index=False, float_format="%.6g")
+            spec = {"stages": [s.__dict__ for s in stages], "optim": optim, "train": train_cfg}
+            (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance(spec, seed), indent=2) + "\n")
+    acc.wait_for_everyone()
 
 
 def _save_checkpoint(

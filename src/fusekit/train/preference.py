@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fusekit.io import check_writable, read_table
 from fusekit.losses.registry import get_objective
-from fusekit.train.loop import Stage, train_fusion
+from fusekit.train.loop import Stage, resolve_settings, train_fusion
 from fusekit.train.sequences import attach_reference, build_sequence_examples
 
 log = logging.getLogger("fusekit")
@@ -60,6 +60,7 @@ def train_preference_variant(
     from fusekit.backends.hf import load_tokenizer
 
     check_writable(Path(out).parent, checkpoint_dir)
+    optim, train_cfg = resolve_settings(optim, train_cfg)
     if not variant.get("stages"):
         raise ValueError("a preference variant needs at least one stage")
     stages = [Stage.from_config(s) for s in variant["stages"]]
@@ -69,7 +70,7 @@ def train_preference_variant(
         tok,
         read_table(data_path),
         shape,
-        optim.get("max_length", 2048),
+        optim["max_length"],
         model_spec.get("system_prompt"),
         data_path,
     )
