@@ -1,0 +1,380 @@
+"""Claims of the papers on the tiny world (fusekit.report.claims, scripts/tabulate_claims.py):
+paired differences over seeds, Student t intervals checked by hand, verdicts, errors
+naming the claim / model / rows, the Markdown page, the forest plot and the script."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT
+from scipy import stats
+
+from fusekit.checks import DataError
+from fusekit.config import ConfigError
+from fusekit.report.claims import (
+    DEFAULT_CLAIMS,
+    RESULT_COLUMNS,
+    SCHEMA_FRAGMENT,
+    TABLE_COLUMNS,
+    check_claims,
+    claims_markdown,
+    claims_table,
+    format_interval,
+    plot_claims,
+)
+
+TINY = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+PNG = b"\x89PNG\r\n\x1a\n"
+T975_DF2 = 4.302652729911275  # Student t, two-sided 95%, 2 degrees of freedom (tables: 4.303)
+
+
+def long(study="s", metric="average", **models) -> pd.DataFrame:
+    """Results rows from ``model={world_seed: {seed: value}}`` (seed None: no seed)."""
+    rows = [
+        {"study": study, "model": m, "seed": seed, "world_seed": w, "metric": metric, "value": v}
+        for m, worlds in models.items()
+        for w, seeds in worlds.items()
+        for seed, v in seeds.items()
+    ]
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def claim(cid="c", better="A", worse="B", metric="average", **extra) -> dict:
+    return {"id": cid, "better": better, "worse": worse, "metric": metric, **extra}
+
+
+def one(results, spec=None, **kwargs) -> pd.Series:
+    df = claims_table(results, [spec or claim()], "s", **kwargs)
+    assert list(df.columns) == list(TABLE_COLUMNS)
+    return df.iloc[0]
+
+
+def pair(diffs, base=50.0) -> pd.DataFrame:
+    """A (seeds 1..n) with A_s - B_s = diffs[s]; B varies a lot between seeds, so an
+    unpaired comparison would be far wider than the paired one."""
+    b = {s: base + 10.0 * s for s in range(1, len(diffs) + 1)}
+    a = {s: b[s] + d for s, d in zip(b, diffs, strict=True)}
+    return long(A={0: a}, B={0: b})
+
+
+def test_t_interval_matches_a_hand_computation():
+    r = one(pair([1.0, 2.0, 4.0]))
+    # by hand: mean 7/3; squared deviations 16/9 + 1/9 + 25/9 = 42/9; var 21/9
+    mean, se = 7 / 3, math.sqrt(21 / 9 / 3)
+    assert r.mean_diff == pytest.approx(mean)
+    assert r.se == pytest.approx(se)
+    assert stats.t.ppf(0.975, 2) == pytest.approx(T975_DF2)
+    assert r.ci_low == pytest.approx(mean - T975_DF2 * se)
+    assert r.ci_high == pytest.approx(mean + T975_DF2 * se)
+    assert (r.ci_low, r.ci_high) == pytest.approx((-1.4613, 6.1279), abs=1e-4)
+    assert (r.n_seeds, r.n_worlds, r.n_pairs, r.unit) == (3, 1, 3, "seed")
+    assert r.verdict == "inconclusive"
+    assert (r.better_mean - r.worse_mean) == pytest.approx(mean)
+
+
+@pytest.mark.parametrize(
+    ("diffs", "extra", "expected"),
+    [
+        ([2.0, 3.0, 2.5, 3.5], {}, "reproduced"),
+        ([-2.0, -3.0, -2.5], {}, "not reproduced"),
+        ([1.0, -1.0, 2.0, -2.0], {}, "inconclusive"),
+        ([1.0, 1.2, 0.9, 1.1], {"margin": 2.0}, "not reproduced"),
+        ([1.0, 1.2, 0.9, 1.1], {"margin": 0.5}, "reproduced"),
+        ([-2.0, -3.0, -2.5], {"direction": "lower"}, "reproduced"),
+        ([0.0, 0.0, 0.0], {}, "not reproduced"),  # no gain at all: upper bound 0 <= margin 0
+    ],
+    ids=[
+        "above",
+        "below",
+        "straddles",
+        "gain-under-margin",
+        "gain-over-margin",
+        "lower",
+        "exactly-zero",
+    ],
+)
+def test_verdicts(diffs, extra, expected):
+    r = one(pair(diffs), claim(**extra))
+    assert r.verdict == expected, r.reason
+    sign = -1 if extra.get("direction") == "lower" else 1
+    assert r.mean_diff == pytest.approx(sign * np.mean(diffs))
+
+
+def test_fewer_than_two_seeds_is_inconclusive():
+    r = one(pair([5.0]))
+    assert r.verdict == "inconclusive"
+    assert r.reason.startswith("fewer than 2 seeds")
+    assert r.mean_diff == pytest.approx(5.0)
+    assert math.isnan(r.ci_low) and math.isnan(r.se)
+
+
+def test_a_trained_model_with_one_seed_is_not_a_constant():
+    # A has seed 1 only: it pairs with B's seed 1, it is not spread over B's five seeds
+    r = one(long(A={0: {1: 60.0}}, B={0: {s: 50.0 + s for s in range(1, 6)}}))
+    assert r.n_pairs == 1 and r.verdict == "inconclusive"
+    assert "4 unpaired runs dropped" in r.reason
+
+
+def test_a_seed_independent_source_is_a_constant_per_world():
+    src = {0: {None: 40.0}}
+    r = one(long(A={0: {1: 41.0, 2: 43.0, 3: 42.0}}, SRC=src), claim(worse="SRC"))
+    assert r.mean_diff == pytest.approx(2.0)  # (1 + 3 + 2) / 3
+    assert r.se == pytest.approx(1 / math.sqrt(3))
+    assert (r.n_seeds, r.n_pairs) == (3, 3)
+    # named seed-independent, its seed column is ignored
+    named = one(
+        long(A={0: {1: 41.0, 2: 43.0, 3: 42.0}}, SRC={0: {1234: 40.0}}),
+        claim(worse="SRC"),
+        seed_independent=["SRC"],
+    )
+    assert named.mean_diff == pytest.approx(2.0) and named.n_pairs == 3
+
+
+def test_pairing_by_seed_and_row_order():
+    b = {s: 50.0 + 10.0 * s for s in range(1, 6)}
+    a = {s: v + 1.0 for s, v in b.items()}
+    results = long(A={0: a}, B={0: b})
+    r = one(results)
+    # paired: every difference is 1 (an unpaired comparison would straddle 0 widely)
+    assert (r.mean_diff, r.se, r.ci_low, r.ci_high) == pytest.approx((1.0, 0.0, 1.0, 1.0))
+    assert r.verdict == "reproduced"
+    shuffled = results.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        claims_table(shuffled, [claim()], "s"), claims_table(results, [claim()], "s")
+    )
+
+
+def test_unpaired_seeds_are_dropped_and_counted():
+    r = one(long(A={0: {1: 51.0, 2: 52.0, 3: 53.0}}, B={0: {1: 50.0, 2: 50.0, 4: 50.0}}))
+    assert r.n_pairs == 2 and r.mean_diff == pytest.approx(1.5)
+    assert "2 unpaired runs dropped" in r.reason
+
+
+def test_three_worlds_use_the_t_over_world_means():
+    # world means of the differences: 1, 2, 4 (seeds within a world differ by +-1)
+    a = {w: {1: 50.0 + m - 1.0, 2: 50.0 + m + 1.0} for w, m in {7: 1, 8: 2, 9: 4}.items()}
+    b = {w: {1: 50.0, 2: 50.0} for w in (7, 8, 9)}
+    r = one(long(A=a, B=b))
+    mean, se = 7 / 3, math.sqrt(21 / 9 / 3)
+    assert (r.unit, r.n_worlds, r.n_pairs, r.n_seeds) == ("world", 3, 6, 2)
+    assert r.ci_low == pytest.approx(mean - T975_DF2 * se)
+    assert r.ci_high == pytest.approx(mean + T975_DF2 * se)
+    assert r.world_sd == pytest.approx(math.sqrt(21 / 9))
+    assert "3 world means" in r.reason
+
+
+def test_two_worlds_pool_seeds_and_report_the_world_spread():
+    a = {1: {1: 51.0, 2: 53.0}, 2: {1: 54.0, 2: 56.0}}  # world means of d: 2 and 5
+    b = {1: {1: 50.0, 2: 50.0}, 2: {1: 50.0, 2: 50.0}}
+    r = one(long(A=a, B=b))
+    d = np.array([1.0, 3.0, 4.0, 6.0])
+    q = stats.t.ppf(0.975, 3)
+    se = d.std(ddof=1) / 2
+    assert (r.unit, r.n_pairs, r.n_worlds) == ("seed", 4, 2)
+    assert (r.ci_low, r.ci_high) == pytest.approx((d.mean() - q * se, d.mean() + q * se))
+    assert r.world_sd == pytest.approx(abs(5 - 2) / math.sqrt(2))
+
+
+def test_reported_difference_and_other_studies_rows():
+    results = pd.concat([pair([1.0, 2.0]), long(study="other", A={0: {1: 0.0}})])
+    r = one(results, claim(reported_better=55.11, reported_worse=54.20, direction="lower"))
+    assert r.reported_diff == pytest.approx(-0.91)
+    assert r.n_pairs == 2
+
+
+@pytest.mark.bad_input
+def test_missing_model_names_the_claim_model_and_file():
+    with pytest.raises(DataError, match=r"claim 'pf_vs_x'.*'Ghost'.*results/s/long\.csv"):
+        claims_table(
+            pair([1.0, 2.0]), [claim("pf_vs_x", worse="Ghost")], "s", source="results/s/long.csv"
+        )
+
+
+@pytest.mark.bad_input
+def test_missing_metric_names_the_claim_and_metric():
+    with pytest.raises(DataError, match=r"claim 'c'.*no metric 'lc_win_rate'"):
+        claims_table(pair([1.0, 2.0]), [claim(metric="lc_win_rate")], "s")
+
+
+@pytest.mark.bad_input
+def test_duplicate_rows_are_named():
+    results = pair([1.0, 2.0])
+    results = pd.concat([results, results.iloc[[1]]], ignore_index=True)
+    with pytest.raises(DataError, match=r"long\.csv: duplicate .* rows 1, 4") as err:
+        claims_table(results, [claim()], "s", source="long.csv")
+    assert "A" in str(err.value)
+
+
+@pytest.mark.bad_input
+def test_nan_value_is_an_error():
+    results = pair([1.0, 2.0])
+    results.loc[2, "value"] = float("nan")
+    with pytest.raises(DataError, match=r"not a finite number .* rows 2"):
+        claims_table(results, [claim()], "s")
+
+
+@pytest.mark.bad_input
+def test_seed_independent_model_with_two_rows_in_a_world():
+    results = long(A={0: {1: 1.0, 2: 2.0}}, SRC={0: {1: 0.0, 2: 0.5}})
+    with pytest.raises(DataError, match=r"'SRC' is seed-independent .* world seeds \[0\]"):
+        claims_table(results, [claim(worse="SRC")], "s", seed_independent=["SRC"])
+
+
+@pytest.mark.bad_input
+def test_no_rows_of_the_study():
+    with pytest.raises(DataError, match=r"no rows of study 'nope'"):
+        claims_table(pair([1.0, 2.0]), [claim()], "nope")
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("claims", "match"),
+    [
+        ([claim(), claim()], r"studies\.s\.claims\[1\]\.id: 'c' repeats"),
+        ([claim(betterr="A")], r"studies\.s\.claims\[0\]: unknown keys \['betterr'\]"),
+        ([claim(direction="up")], r"studies\.s\.claims\[0\]\.direction"),
+        ([claim(margin="big")], r"studies\.s\.claims\[0\]\.margin"),
+        ([claim(worse="A")], r"studies\.s\.claims\[0\]: better and worse are both 'A'"),
+        ([{"id": "c", "better": "A", "worse": "B"}], r"studies\.s\.claims\[0\]\.metric: req"),
+        ({"id": "c"}, r"studies\.s\.claims: expected a list"),
+    ],
+    ids=[
+        "duplicate-id",
+        "unknown-key",
+        "bad-direction",
+        "bad-margin",
+        "same-model",
+        "no-metric",
+        "not-a-list",
+    ],
+)
+def test_bad_claims_name_the_key(claims, match):
+    with pytest.raises(ConfigError, match=match):
+        claims_table(pair([1.0, 2.0]), claims, "s")
+
+
+def test_markdown_shows_every_claim_verdict_and_interval():
+    results = pd.concat(
+        [
+            long(A={0: {1: 52.0, 2: 53.0, 3: 54.0}}, B={0: {1: 50.0, 2: 50.0, 3: 50.0}}),
+            long(C={0: {1: 40.0, 2: 41.0}}),
+        ]
+    )
+    claims = [
+        claim("a_vs_b", text="A above B", reported_better=55.11, reported_worse=54.20),
+        claim("b_vs_a", "B", "A"),
+        claim("c_vs_b", "C", "B"),
+    ]
+    df = claims_table(results, claims, "s")
+    assert df["verdict"].tolist() == ["reproduced", "not reproduced", "not reproduced"]
+    md = claims_markdown(df)
+    q = stats.t.ppf(0.975, 2)  # d = 2, 3, 4: mean 3, se 1/sqrt(3)
+    lo, hi = 3 - q / math.sqrt(3), 3 + q / math.sqrt(3)
+    assert f"+3.0 [{lo:.1f}, {hi:.1f}]" in md
+    assert "+0.9" in md  # the paper's 55.11 - 54.20
+    for cid, verdict in zip(df["claim"], df["verdict"], strict=True):
+        line = next(x for x in md.splitlines() if x.startswith(f"| {cid} |"))
+        assert f"**{verdict}**" in line
+    assert "whole interval lies above the margin" in md
+    assert "1 reproduced, 2 not reproduced, 0 inconclusive" in md
+    assert format_interval(1.83, 0.4, 3.21) == "+1.8 [0.4, 3.2]"
+
+
+def test_forest_plot_is_a_png(tmp_path):
+    df = claims_table(
+        pd.concat([pair([1.0, 2.0, 3.0]), long(C={0: {1: 1.0}})]),
+        [claim(reported_better=2.0, reported_worse=1.0, margin=0.5), claim("c2", "C", "B")],
+        "s",
+    )
+    out = tmp_path / "claims.png"
+    plot_claims(df, out)
+    assert out.read_bytes()[:8] == PNG
+    with pytest.raises(ValueError, match="no claims"):
+        plot_claims(df.iloc[:0], tmp_path / "empty.png")
+
+
+def _roles(study: dict) -> set[str]:
+    return {*study["sources"], study["target"], *study["variants"]}
+
+
+@pytest.mark.parametrize("study", sorted(DEFAULT_CLAIMS))
+def test_default_claims_name_the_tiny_models_and_validate(study):
+    spec = TINY["studies"][study]
+    names = _roles(spec)
+    claims = check_claims(DEFAULT_CLAIMS[study], f"studies.{study}.claims")
+    for c in claims:
+        assert {c["better"], c["worse"]} <= names, c["id"]
+    assert "claims:" in SCHEMA_FRAGMENT and "additionalProperties: false" in SCHEMA_FRAGMENT
+
+
+def test_default_profuser_reported_values_are_table1s():
+    reported = pd.read_csv(ROOT / "config/reported/profuser_table1.csv").set_index("model")
+    rows = TINY["studies"]["profuser"]["tables"]["table1"]["rows"]
+    role = {r.get("model") or r["variant"]: r.get("reported") for r in rows}
+    for c in DEFAULT_CLAIMS["profuser"]:
+        for side in ("better", "worse"):
+            name = role[c[side]]
+            want = None if name is None else reported.loc[name, "Average"]
+            assert c[f"reported_{side}"] == want, (c["id"], side)
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts/tabulate_claims.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_script_help():
+    proc = run_script("--help")
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--results", "--claims", "--study", "--out", "--markdown", "--figure"):
+        assert flag in proc.stdout
+
+
+def test_script_end_to_end(tmp_path):
+    results = pd.concat(
+        [
+            long(
+                study="profuser",
+                ProFuser={0: {1: 62.0, 2: 63.0, 3: 64.0}},
+                CSFT={0: {1: 60.0, 2: 60.5, 3: 61.0}},
+                src_neox={0: {None: 50.0}},
+            ),
+        ]
+    )
+    csv = tmp_path / "long.csv"
+    results.to_csv(csv, index=False)
+    claims = [
+        claim("profuser_vs_csft", "ProFuser", "CSFT"),
+        claim("profuser_vs_src_neox", "ProFuser", "src_neox"),
+    ]
+    out, md, png = tmp_path / "claims.csv", tmp_path / "claims.md", tmp_path / "claims.png"
+    proc = run_script(
+        "--results",
+        str(csv),
+        "--claims",
+        json.dumps(claims),
+        "--study",
+        "profuser",
+        "--out",
+        str(out),
+        "--markdown",
+        str(md),
+        "--figure",
+        str(png),
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out)
+    assert table["claim"].tolist() == ["profuser_vs_csft", "profuser_vs_src_neox"]
+    assert table["verdict"].tolist() == ["reproduced", "reproduced"]
+    assert table.loc[1, "mean_diff"] == pytest.approx(13.0)  # 63 - 50, the source a constant
+    assert "profuser_vs_src_neox" in md.read_text()
+    assert png.read_bytes()[:8] == PNG
