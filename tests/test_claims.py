@@ -340,15 +340,11 @@ def test_script_help():
 
 
 def test_script_end_to_end(tmp_path):
-    results = pd.concat(
-        [
-            long(
-                study="profuser",
-                ProFuser={0: {1: 62.0, 2: 63.0, 3: 64.0}},
-                CSFT={0: {1: 60.0, 2: 60.5, 3: 61.0}},
-                src_neox={0: {None: 50.0}},
-            ),
-        ]
+    results = long(
+        study="profuser",
+        ProFuser={0: {1: 62.0, 2: 63.0, 3: 64.0}},
+        CSFT={0: {1: 60.0, 2: 60.5, 3: 61.0}},
+        src_neox={0: {None: 50.0}},  # a source: empty seed in the CSV
     )
     csv = tmp_path / "long.csv"
     results.to_csv(csv, index=False)
