@@ -1,4 +1,8 @@
-"""Train one fusion variant of the target (CSFT, Fuse, InferFuse, ProFuser, SimulFuse, ...)."""
+"""Train one fusion variant of the target (CSFT, Fuse, InferFuse, ProFuser, SimulFuse, ...).
+
+Runs as one process (python) or several (accelerate launch --num_processes N): each
+process trains its share of every step; only the main process writes.
+"""
 
 from fusekit.cli import json_arg, parser, setup_logging
 from fusekit.train.fusion import train_variant
@@ -14,8 +18,18 @@ if __name__ == "__main__":
     p.add_argument(
         "--target-spec", type=json_arg, required=True, help="models.<target> config (JSON)"
     )
-    p.add_argument("--optim", type=json_arg, required=True, help="optimizer config (JSON)")
-    p.add_argument("--training", type=json_arg, required=True, help="trainer config (JSON)")
+    p.add_argument(
+        "--optim",
+        type=json_arg,
+        required=True,
+        help="optimizer config (JSON); missing keys: the schema's defaults",
+    )
+    p.add_argument(
+        "--training",
+        type=json_arg,
+        required=True,
+        help="trainer config (JSON); missing keys: the schema's defaults",
+    )
     p.add_argument("--seed", type=int, required=True)
     p.add_argument(
         "--checkpoint-dir",

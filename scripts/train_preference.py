@@ -1,4 +1,8 @@
-"""Train one preference-study variant (SFT, LN-DPO, WRPO, ...) through the one training loop."""
+"""Train one preference-study variant (SFT, LN-DPO, WRPO, ...) through the one training loop.
+
+Runs as one process (python) or several (accelerate launch --num_processes N): each
+process trains its share of every step; only the main process writes.
+"""
 
 from fusekit.cli import json_arg, parser, setup_logging
 from fusekit.train.preference import train_preference_variant
@@ -10,8 +14,18 @@ if __name__ == "__main__":
     p.add_argument("--reference", default="", help="reference log-probs Parquet ('' for none)")
     p.add_argument("--init", required=True, help="the model training starts from")
     p.add_argument("--spec", type=json_arg, required=True, help="models.<target> config (JSON)")
-    p.add_argument("--optim", type=json_arg, required=True, help="optimizer config (JSON)")
-    p.add_argument("--training", type=json_arg, required=True, help="trainer config (JSON)")
+    p.add_argument(
+        "--optim",
+        type=json_arg,
+        required=True,
+        help="optimizer config (JSON); missing keys: the schema's defaults",
+    )
+    p.add_argument(
+        "--training",
+        type=json_arg,
+        required=True,
+        help="trainer config (JSON); missing keys: the schema's defaults",
+    )
     p.add_argument("--seed", type=int, required=True)
     p.add_argument(
         "--checkpoint-dir",

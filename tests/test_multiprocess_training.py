@@ -38,23 +38,47 @@ STAGES = [
 SEED = 7
 OPTIM = {"name": "adamw", "lr": 1e-3, "schedule": "cosine"}
 CFG = {"save_every": 0, "precision": "no", "warmup_ratio": 0.0}
-# 18 and 18 examples per stage (test_training._examples); (global batch, micro-batch):
+DPO = [Stage((), 1.0, objective="dpo", hparams={"beta": 0.1})]
+# fusion: 18 and 18 examples per stage (test_training._examples); dpo: 13 pairs
+# case: (examples, global batch, micro-batch)
 CASES = {
     # 4 micro-batches of 1 per step: 2 per process, accumulated before one reduction
-    "even": (4, 1),
+    "even": ("fusion", 4, 1),
     # micro-batches of 3, 3 and 2 (one process runs a zero-weight pass), and a last step
     # of 2 examples: one micro-batch, so process 1 has no example in that step
-    "uneven_last_step_idle_process": (8, 3),
+    "uneven_last_step_idle_process": ("fusion", 8, 3),
     # an odd global batch: micro-batches of 2, 2, 1 and a last step of 3
-    "odd_global_batch": (5, 2),
+    "odd_global_batch": ("fusion", 5, 2),
+    # a preference objective, whose logged metrics are reduced like the loss
+    "dpo_metrics": ("dpo", 5, 2),
 }
+
+
+def _pairs(n: int = 13, seed: int = 1) -> list:
+    """Hand-made DPO pairs over the tiny vocabulary, with reference log-probs."""
+    import numpy as np
+
+    from fusekit.train.sequences import Row, SequenceExample
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        prompt = rng.integers(5, 300, 3).tolist()
+        rows = [Row(prompt + rng.integers(5, 300, k).tolist(), 3) for k in (2 + i % 3, 4)]
+        out.append(SequenceExample(f"q{i:02d}", "pair", rows, rng.normal(-20, 2, 2).tolist()))
+    return out
+
+
+def _setup(kind: str) -> tuple[list, list[Stage]]:
+    return (_examples(), STAGES) if kind == "fusion" else (_pairs(), DPO)
+
 
 DRIVER = """
 import json, os, sys, time
 sys.path.insert(0, {tests!r})
 import torch
 torch.set_num_threads(1)
-from test_multiprocess_training import STAGES, SEED, _examples
+from test_multiprocess_training import SEED, _setup
 import fusekit.train.loop as loop
 from fusekit.cli import setup_logging
 
@@ -82,12 +106,13 @@ if hang_at:
 
     loop._save_checkpoint = save_then_hang
 for run in json.loads(sys.argv[2]):
+    examples, stages = _setup(run["kind"])
     frame = loop.train_fusion(
-        sys.argv[1], {{}}, _examples(), STAGES, run["optim"], run["cfg"], run["out"],
+        sys.argv[1], {{}}, examples, stages, run["optim"], run["cfg"], run["out"],
         run["ckpt"], SEED,
     )
     with open(f"{{run['out']}}.rank{{rank}}.json", "w") as f:
-        json.dump(frame.loss.tolist(), f)
+        json.dump(frame.to_dict("list"), f)
 """
 
 
@@ -120,8 +145,9 @@ def _finish(proc: subprocess.Popen, timeout: float = 120) -> list[str]:
 
 
 def _run(ckpt_root: Path, case: str) -> dict:
-    global_batch, micro = CASES[case]
+    kind, global_batch, micro = CASES[case]
     return {
+        "kind": kind,
         "optim": {**OPTIM, "global_batch_size": global_batch},
         "cfg": {**CFG, "micro_batch_size": micro},
         "out": str(ckpt_root / case / "model"),
@@ -131,17 +157,18 @@ def _run(ckpt_root: Path, case: str) -> dict:
 
 @pytest.fixture(scope="module")
 def one_process(target, tmp_path_factory):  # noqa: F811
-    """Each case trained by one process in this interpreter: (losses, weights, files)."""
+    """Each case trained by one process in this interpreter: (log, weights, folder)."""
     root = tmp_path_factory.mktemp("one")
     done = {}
     for case in CASES:
         run = _run(root, case)
+        examples, stages = _setup(run["kind"])
         frame = train_fusion(
-            str(target), {}, _examples(), STAGES, run["optim"], run["cfg"], run["out"],
+            str(target), {}, examples, stages, run["optim"], run["cfg"], run["out"],
             run["ckpt"], SEED,
         )  # fmt: skip
         model = Path(run["out"])
-        done[case] = (frame.loss.tolist(), load_file(model / "model.safetensors"), model)
+        done[case] = (frame.to_dict("list"), load_file(model / "model.safetensors"), model)
     return done
 
 
@@ -157,7 +184,7 @@ def test_step_shards_cover_the_one_process_micro_batches():
     """Dealt out over 1, 2 or 3 processes, a step's micro-batches are the one-process
     run's, each once, with weights summing to 1; every process runs the same number
     of passes, the extra ones with weight 0."""
-    for global_batch, micro in [*CASES.values(), (128, 4), (7, 7)]:
+    for global_batch, micro in [*(c[1:] for c in CASES.values()), (128, 4), (7, 7)]:
         for size in {global_batch, 1, global_batch - 1, micro + 1} - {0}:
             idx = list(range(100, 100 + min(size, global_batch)))
             one = [idx[i : i + micro] for i in range(0, len(idx), micro)]
@@ -178,16 +205,23 @@ def test_step_shards_cover_the_one_process_micro_batches():
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_two_processes_match_one(target, one_process, two_processes, case):  # noqa: F811
-    """Per-step losses and final weights of two processes equal one process's with the
-    same global batch, within float rounding (the gradient is summed in another order)."""
+    """Per-step losses, gradient norms, metrics and final weights of two processes equal
+    one process's with the same global batch, within float rounding (the gradient is
+    summed in another order)."""
     lines, root = two_processes
-    losses, weights, _ = one_process[case]
+    logged, weights, _ = one_process[case]
     out = root / case / "model"
     per_rank = [json.loads(Path(f"{out}.rank{r}.json").read_text()) for r in (0, 1)]
     assert per_rank[0] == per_rank[1]  # every process logs the reduced step loss
-    global_batch = CASES[case][0]
-    assert len(losses) == len(batch_plan(_examples(), STAGES, global_batch, SEED))
-    assert per_rank[0] == pytest.approx(losses, rel=1e-4, abs=0)
+    kind, global_batch, _ = CASES[case]
+    assert len(logged["loss"]) == len(batch_plan(*_setup(kind), global_batch, SEED))
+    assert sorted(per_rank[0]) == sorted(logged)
+    if kind == "dpo":  # the objective's metrics: accuracy, margins, log-probs
+        assert {"rewards/accuracies", "rewards/margins", "logps/chosen"} <= set(logged)
+    # the gradient itself (Adam's update hides a gradient off by a constant factor)
+    assert "grad_norm" in logged and min(logged["grad_norm"]) > 0
+    for column in logged:
+        assert per_rank[0][column] == pytest.approx(logged[column], rel=1e-4, abs=1e-6), column
     two = load_file(out / "model.safetensors")
     assert sorted(two) == sorted(weights)
     for name in weights:
@@ -265,8 +299,8 @@ def test_killed_two_process_run_resumes(target, two_processes, tmp_path, caplog)
     clean = clean_root / "even" / "model"
     a, b = load_file(clean / "model.safetensors"), load_file(Path(run["out"]) / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    resumed = json.loads(Path(f"{run['out']}.rank0.json").read_text())
-    assert resumed == json.loads(Path(f"{clean}.rank0.json").read_text())
+    resumed = json.loads(Path(f"{run['out']}.rank0.json").read_text())["loss"]
+    assert resumed == json.loads(Path(f"{clean}.rank0.json").read_text())["loss"]
     assert not ckpt.exists()
 
     # the same checkpoint under one process: another training (its process count)

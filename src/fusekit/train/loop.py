@@ -431,7 +431,8 @@ def train_fusion(
     schema's defaults (:func:`resolve_settings`). ``stop_after`` ends the run after
     that many steps without writing ``out`` (to simulate a crash in tests). Returns
     the log: one row per optimizer step (step, stage, loss summed over the step's
-    micro-batches and processes, lr, and a preference objective's metrics).
+    micro-batches and processes, lr, grad_norm of the step's gradient before clipping
+    to 1, and a preference objective's metrics).
 
     Under ``accelerate launch`` with N processes, each process runs its share of every
     step (:func:`step_shard`) and the result equals the one-process run up to float
@@ -658,7 +659,7 @@ def _train(
             total += weight * loss.item()
         if not acc.sync_gradients:  # cannot happen: every process ran n_micro passes
             raise RuntimeError(f"step {step + 1}: gradients were not synchronised")
-        acc.clip_grad_norm_(model.parameters(), 1.0)
+        norm = acc.clip_grad_norm_(model.parameters(), 1.0)  # before clipping
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
@@ -673,6 +674,7 @@ def _train(
                 "stage": s,
                 "loss": summed[0],
                 "lr": sched.get_last_lr()[0],
+                "grad_norm": math.nan if norm is None else float(norm),
                 **dict(zip(names, summed[1:], strict=True)),
             }
         )
