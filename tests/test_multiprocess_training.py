@@ -132,15 +132,24 @@ def _launch(tmp: Path, model: Path, runs: list[dict], hang_at: int = 0) -> subpr
     cmd += ["--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
     cmd += ["--dynamo_backend", "no", "--main_process_port", str(_free_port())]
     cmd += [str(driver), str(model), json.dumps(runs), str(hang_at)]
-    with open(tmp / f"stderr-{len(list(tmp.glob('stderr-*')))}.log", "w") as err:
-        return subprocess.Popen(
+    log = tmp / f"stderr-{len(list(tmp.glob('stderr-*')))}.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, start_new_session=True
         )
+    proc.stderr_log = log
+    return proc
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 120) -> list[str]:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, f"the launch failed ({proc.returncode}):\n{out}"
+    """The launch's stdout lines once it has ended well; its stderr when it did not."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # its workers end when their training does
+        out, _ = proc.communicate()
+    err = proc.stderr_log.read_text()[-4000:]
+    assert proc.returncode == 0, f"the launch failed ({proc.returncode}):\n{out}\n{err}"
     return out.splitlines()
 
 
