@@ -33,7 +33,7 @@ def main() -> None:
     cfg = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
     ds = cfg["studies"]["profuser"]["train_dataset"]
     sources = cfg["studies"]["profuser"]["sources"]
-    dumps = [ROOT / f"results/logits/{ds}/{m}.parquet" for m in sources]
+    dumps = [ROOT / f"results/tiny/logits/{ds}/{m}.parquet" for m in sources]
     if not all(d.exists() for d in dumps):
         env = dict(
             os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])

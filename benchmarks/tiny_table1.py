@@ -1,8 +1,8 @@
-"""How long results/table1.csv takes from nothing in the tiny world, on this machine
+"""How long results/tiny/table1.csv takes from nothing in the tiny world, on this machine
 (target: 10 minutes on 2 CPU cores, the design card's headline table).
 
 Copies the workflow to a temporary directory, runs
-``snakemake --profile profiles/tiny --cores N results/table1.csv``, and prints the
+``snakemake --profile profiles/tiny --cores N results/tiny/table1.csv``, and prints the
 wall time against the target, the number of jobs and the job time per stage from
 Snakemake's benchmark files.
 
@@ -40,20 +40,22 @@ def main() -> None:
     wd.mkdir(parents=True, exist_ok=True)
     copy_workflow(wd)
     t = time.perf_counter()
-    snakemake("--profile", "profiles/tiny", "--cores", str(a.cores), "results/table1.csv", cwd=wd)
+    snakemake(
+        "--profile", "profiles/tiny", "--cores", str(a.cores), "results/tiny/table1.csv", cwd=wd
+    )
     wall = time.perf_counter() - t
 
     rows = [
         {
-            "stage": tsv.relative_to(wd / "results/benchmarks").parts[0],
+            "stage": tsv.relative_to(wd / "results/tiny/benchmarks").parts[0],
             "s": float(pd.read_csv(tsv, sep="\t").s.iloc[0]),
         }
-        for tsv in (wd / "results/benchmarks").rglob("*.tsv")
+        for tsv in (wd / "results/tiny/benchmarks").rglob("*.tsv")
     ]
     jobs = pd.DataFrame(rows)
     per_stage = jobs.groupby("stage").s.agg(["count", "sum"]).sort_values("sum", ascending=False)
     print(
-        f"results/table1.csv from nothing: {wall:.1f} s wall on {a.cores} cores "
+        f"results/tiny/table1.csv from nothing: {wall:.1f} s wall on {a.cores} cores "
         f"(target {TARGET_S:.0f} s, ratio {wall / TARGET_S:.2f}); {len(jobs)} jobs, "
         f"job time sum {jobs.s.sum():.1f} s"
     )

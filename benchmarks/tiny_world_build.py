@@ -62,7 +62,7 @@ def main() -> None:
     wall = time.perf_counter() - t
 
     rows = []
-    for tsv in sorted((wd / "results/benchmarks/world").rglob("*.tsv")):
+    for tsv in sorted((wd / "results/tiny/benchmarks/world").rglob("*.tsv")):
         rule = tsv.parent.name if tsv.parent.name != "world" else tsv.stem
         rows.append(
             {"rule": rule, "job": tsv.stem, "s": float(pd.read_csv(tsv, sep="\t").s.iloc[0])}

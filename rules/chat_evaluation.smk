@@ -8,9 +8,9 @@ rule build_chat_eval_sets:
     output:
         **CHAT_FILES,
     log:
-        "logs/chat_eval/build_chat_eval_sets.log",
+        LOGS + "/chat_eval/build_chat_eval_sets.log",
     benchmark:
-        "results/benchmarks/chat_eval/build_chat_eval_sets.tsv"
+        R + "/benchmarks/chat_eval/build_chat_eval_sets.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -42,11 +42,11 @@ rule build_lc_reference:
         gamed=[CHAT_FILES[k] for k in ("concise", "verbose") if k in CHAT_FILES],
         judge=layout.judge_inputs(config, "alpaca_eval") if CHAT_FILES else [],
     output:
-        f"{layout.CHAT}/alpaca_eval/df_gamed.csv",
+        f"{layout.chat_root(config)}/alpaca_eval/df_gamed.csv",
     log:
-        "logs/chat_eval/build_lc_reference.log",
+        LOGS + "/chat_eval/build_lc_reference.log",
     benchmark:
-        "results/benchmarks/chat_eval/build_lc_reference.tsv"
+        R + "/benchmarks/chat_eval/build_lc_reference.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -63,14 +63,14 @@ rule build_lc_reference:
 rule generate_variant_responses:
     input:
         prompts=get_prompts_file,
-        model="results/{study}/models/{variant}",
+        model=R + "/{study}/models/{variant}",
     output:
-        generations="results/{study}/generations/{dataset}/{variant}.parquet",
-        throughput="results/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.throughput.json",
+        generations=R + "/{study}/generations/{dataset}/{variant}.parquet",
+        throughput=R + "/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.throughput.json",
     log:
-        "logs/generation/generate_variant_responses/{study}/{dataset}/{variant}.log",
+        LOGS + "/generation/generate_variant_responses/{study}/{dataset}/{variant}.log",
     benchmark:
-        "results/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.tsv"
+        R + "/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
@@ -100,12 +100,12 @@ rule evaluate_alpaca:
         lc_reference=layout.lc_reference(config) if CHAT_FILES else [],
         judge=layout.judge_inputs(config, "alpaca_eval") if CHAT_FILES else [],
     output:
-        judgments="results/{study}/chat_eval/alpaca_eval/{entry}.parquet",
-        metrics="results/{study}/chat_eval/alpaca_eval/{entry}.json",
+        judgments=R + "/{study}/chat_eval/alpaca_eval/{entry}.parquet",
+        metrics=R + "/{study}/chat_eval/alpaca_eval/{entry}.json",
     log:
-        "logs/chat_eval/evaluate_alpaca/{study}/{entry}.log",
+        LOGS + "/chat_eval/evaluate_alpaca/{study}/{entry}.log",
     benchmark:
-        "results/benchmarks/chat_eval/evaluate_alpaca/{study}/{entry}.tsv"
+        R + "/benchmarks/chat_eval/evaluate_alpaca/{study}/{entry}.tsv"
     wildcard_constraints:
         # a study's trained variants; sources and targets: the *_model rules below
         entry=one_of(
@@ -139,12 +139,12 @@ rule evaluate_arena:
         generations=get_chat_generations("arena_hard"),
         judge=layout.judge_inputs(config, "arena_hard") if CHAT_FILES else [],
     output:
-        judgments="results/{study}/chat_eval/arena_hard/{entry}.parquet",
-        answers="results/{study}/chat_eval/arena_hard/model_answer/{entry}.jsonl",
+        judgments=R + "/{study}/chat_eval/arena_hard/{entry}.parquet",
+        answers=R + "/{study}/chat_eval/arena_hard/model_answer/{entry}.jsonl",
     log:
-        "logs/chat_eval/evaluate_arena/{study}/{entry}.log",
+        LOGS + "/chat_eval/evaluate_arena/{study}/{entry}.log",
     benchmark:
-        "results/benchmarks/chat_eval/evaluate_arena/{study}/{entry}.tsv"
+        R + "/benchmarks/chat_eval/evaluate_arena/{study}/{entry}.tsv"
     wildcard_constraints:
         # a study's trained variants; sources and targets: the *_model rules below
         entry=one_of(
@@ -175,16 +175,16 @@ rule evaluate_arena:
 use rule evaluate_alpaca as evaluate_alpaca_model with:
     input:
         reference=CHAT_FILES.get("reference", []),
-        generations=f"results/generations/alpaca_eval/{{model}}.parquet",
+        generations=f"{R}/generations/alpaca_eval/{{model}}.parquet",
         lc_reference=layout.lc_reference(config) if CHAT_FILES else [],
         judge=layout.judge_inputs(config, "alpaca_eval") if CHAT_FILES else [],
     output:
-        judgments=f"{layout.CHAT}/alpaca_eval/judged/{{model}}.parquet",
-        metrics=f"{layout.CHAT}/alpaca_eval/judged/{{model}}.json",
+        judgments=f"{layout.chat_root(config)}/alpaca_eval/judged/{{model}}.parquet",
+        metrics=f"{layout.chat_root(config)}/alpaca_eval/judged/{{model}}.json",
     log:
-        "logs/chat_eval/evaluate_alpaca_model/{model}.log",
+        LOGS + "/chat_eval/evaluate_alpaca_model/{model}.log",
     benchmark:
-        "results/benchmarks/chat_eval/evaluate_alpaca_model/{model}.tsv"
+        R + "/benchmarks/chat_eval/evaluate_alpaca_model/{model}.tsv"
 
 
 use rule evaluate_arena as evaluate_arena_model with:
@@ -192,28 +192,28 @@ use rule evaluate_arena as evaluate_arena_model with:
         questions=CHAT_FILES.get("questions", []),
         baseline=CHAT_FILES.get("baseline", []),
         generations=lambda w: layout.generations_file(
-            layout.chat_answer_set(config, "arena_hard"), w.model
+            config, layout.chat_answer_set(config, "arena_hard"), w.model
         ),
         judge=layout.judge_inputs(config, "arena_hard") if CHAT_FILES else [],
     output:
-        judgments=f"{layout.CHAT}/arena_hard/judged/{{model}}.parquet",
-        answers=f"{layout.CHAT}/arena_hard/judged/model_answer/{{model}}.jsonl",
+        judgments=f"{layout.chat_root(config)}/arena_hard/judged/{{model}}.parquet",
+        answers=f"{layout.chat_root(config)}/arena_hard/judged/model_answer/{{model}}.jsonl",
     log:
-        "logs/chat_eval/evaluate_arena_model/{model}.log",
+        LOGS + "/chat_eval/evaluate_arena_model/{model}.log",
     benchmark:
-        "results/benchmarks/chat_eval/evaluate_arena_model/{model}.tsv"
+        R + "/benchmarks/chat_eval/evaluate_arena_model/{model}.tsv"
 
 
 rule score_arena:
     input:
         lambda w: layout.chat_results(config, w.study, "arena_hard", "parquet"),
     output:
-        scores="results/{study}/chat_eval/arena_hard_scores.json",
-        battles="results/{study}/chat_eval/arena_hard_battles.parquet",
+        scores=R + "/{study}/chat_eval/arena_hard_scores.json",
+        battles=R + "/{study}/chat_eval/arena_hard_battles.parquet",
     log:
-        "logs/chat_eval/score_arena/{study}.log",
+        LOGS + "/chat_eval/score_arena/{study}.log",
     benchmark:
-        "results/benchmarks/chat_eval/score_arena/{study}.tsv"
+        R + "/benchmarks/chat_eval/score_arena/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -229,18 +229,18 @@ rule score_arena:
 rule tabulate_chat_eval:
     input:
         alpaca=lambda w: layout.chat_results(config, w.study, "alpaca_eval", "json"),
-        arena="results/{study}/chat_eval/arena_hard_scores.json",
+        arena=R + "/{study}/chat_eval/arena_hard_scores.json",
     output:
         report(
-            "results/{study}/chat_eval.csv",
+            R + "/{study}/chat_eval.csv",
             caption="../report/captions/chat_eval.rst",
             category="{study}",
             subcategory="Tables",
         ),
     log:
-        "logs/chat_eval/tabulate_chat_eval/{study}.log",
+        LOGS + "/chat_eval/tabulate_chat_eval/{study}.log",
     benchmark:
-        "results/benchmarks/chat_eval/tabulate_chat_eval/{study}.tsv"
+        R + "/benchmarks/chat_eval/tabulate_chat_eval/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:

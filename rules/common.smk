@@ -20,6 +20,9 @@ validate(config, schema="../config/schema.yaml")
 check_references(config)
 
 SCALE = config["scale"]
+# every output of this scale under its own root: results/ (paper) or results/tiny/ (tiny)
+R = layout.results_root(config)
+LOGS = layout.logs_root(config)
 
 
 def one_of(names):
@@ -69,7 +72,7 @@ def get_final_targets():
 
 
 def get_prompts_file(wildcards):
-    return layout.prompts_file(wildcards.dataset)
+    return layout.prompts_file(config, wildcards.dataset)
 
 
 def get_dataset_input(wildcards):
@@ -117,7 +120,7 @@ def get_align_inputs(wildcards):
 
 def get_mince_inputs(wildcards):
     spec = config["studies"][wildcards.study]
-    return [layout.reference_dump(spec["train_dataset"], m) for m in spec["sources"]]
+    return [layout.reference_dump(config, spec["train_dataset"], m) for m in spec["sources"]]
 
 
 def get_vocab_map_models(wildcards):
@@ -141,7 +144,7 @@ def get_dump_map(mode):
         sources = get_variant(wildcards)["sources"]
         return as_json(
             {
-                m: f"results/{wildcards.study}/{mode}/aligned/{m}.parquet"
+                m: f"{R}/{wildcards.study}/{mode}/aligned/{m}.parquet"
                 for m in sources
             }
         )
@@ -213,7 +216,7 @@ def get_study_tables(wildcards):
 def get_variant_models(wildcards):
     spec = config["studies"][wildcards.study]
     return [
-        f"results/{wildcards.study}/models/{v}"
+        f"{R}/{wildcards.study}/models/{v}"
         for v in sorted(spec.get("variants", {}))
     ]
 

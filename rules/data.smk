@@ -5,11 +5,11 @@ rule prepare_prompts:
     input:
         get_dataset_input,
     output:
-        "results/data/{dataset}.parquet",
+        R + "/data/{dataset}.parquet",
     log:
-        "logs/data/prepare_prompts/{dataset}.log",
+        LOGS + "/data/prepare_prompts/{dataset}.log",
     benchmark:
-        "results/benchmarks/data/prepare_prompts/{dataset}.tsv"
+        R + "/benchmarks/data/prepare_prompts/{dataset}.tsv"
     conda:
         "../envs/generation.yaml"
     params:

@@ -9,9 +9,9 @@ rule build_openllm_tasks:
     output:
         directory(f"{WORLD}/lm_eval_tasks"),
     log:
-        "logs/evaluation/build_openllm_tasks.log",
+        LOGS + "/evaluation/build_openllm_tasks.log",
     benchmark:
-        "results/benchmarks/evaluation/build_openllm_tasks.tsv"
+        R + "/benchmarks/evaluation/build_openllm_tasks.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -26,11 +26,11 @@ rule evaluate_openllm:
         model=get_model_dir,
         tasks=get_openllm_tasks,
     output:
-        "results/evaluation/openllm/{model}.json",
+        R + "/evaluation/openllm/{model}.json",
     log:
-        "logs/evaluation/evaluate_openllm/{model}.log",
+        LOGS + "/evaluation/evaluate_openllm/{model}.log",
     benchmark:
-        "results/benchmarks/evaluation/evaluate_openllm/{model}.tsv"
+        R + "/benchmarks/evaluation/evaluate_openllm/{model}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -53,14 +53,14 @@ rule evaluate_openllm:
 
 rule evaluate_openllm_variant:
     input:
-        model="results/{study}/models/{variant}",
+        model=R + "/{study}/models/{variant}",
         tasks=get_openllm_tasks,
     output:
-        "results/{study}/evaluation/openllm/{variant}.json",
+        R + "/{study}/evaluation/openllm/{variant}.json",
     log:
-        "logs/evaluation/evaluate_openllm_variant/{study}/{variant}.log",
+        LOGS + "/evaluation/evaluate_openllm_variant/{study}/{variant}.log",
     benchmark:
-        "results/benchmarks/evaluation/evaluate_openllm_variant/{study}/{variant}.tsv"
+        R + "/benchmarks/evaluation/evaluate_openllm_variant/{study}/{variant}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]

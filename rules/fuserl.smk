@@ -6,20 +6,20 @@
 
 rule tabulate_preference_accuracy:
     input:
-        heldout="results/{study}/data/heldout.parquet",
+        heldout=R + "/{study}/data/heldout.parquet",
         logps=lambda w: list(layout.fuserl_heldout_logps(config, w.study).values()),
     output:
-        table="results/{study}/analysis/preference_accuracy.csv",
+        table=R + "/{study}/analysis/preference_accuracy.csv",
         figure=report(
-            "results/{study}/figures/preference_accuracy.png",
+            R + "/{study}/figures/preference_accuracy.png",
             caption="../report/captions/fuserl_preference_accuracy.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        "logs/fuserl/tabulate_preference_accuracy/{study}.log",
+        LOGS + "/fuserl/tabulate_preference_accuracy/{study}.log",
     benchmark:
-        "results/benchmarks/fuserl/tabulate_preference_accuracy/{study}.tsv"
+        R + "/benchmarks/fuserl/tabulate_preference_accuracy/{study}.tsv"
     wildcard_constraints:
         study=one_of(layout.fuserl_analysis_studies(config)),
     conda:
@@ -34,21 +34,21 @@ rule tabulate_preference_accuracy:
 
 rule tabulate_judge_bias_variance:
     input:
-        heldout="results/{study}/data/heldout.parquet",
+        heldout=R + "/{study}/data/heldout.parquet",
         logps=lambda w: list(layout.fuserl_heldout_logps(config, w.study).values()),
         judge=lambda w: layout.fuserl_judge_scores(config, w.study),
     output:
-        table="results/{study}/analysis/bias_variance.csv",
+        table=R + "/{study}/analysis/bias_variance.csv",
         figure=report(
-            "results/{study}/figures/bias_variance.png",
+            R + "/{study}/figures/bias_variance.png",
             caption="../report/captions/fuserl_bias_variance.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        "logs/fuserl/tabulate_judge_bias_variance/{study}.log",
+        LOGS + "/fuserl/tabulate_judge_bias_variance/{study}.log",
     benchmark:
-        "results/benchmarks/fuserl/tabulate_judge_bias_variance/{study}.tsv"
+        R + "/benchmarks/fuserl/tabulate_judge_bias_variance/{study}.tsv"
     wildcard_constraints:
         study=one_of(layout.fuserl_analysis_studies(config)),
     conda:
@@ -70,19 +70,19 @@ rule tabulate_judge_bias_variance:
 
 rule tabulate_fuserl_ablation:
     input:
-        chat="results/{study}/chat_eval.csv",
+        chat=R + "/{study}/chat_eval.csv",
     output:
-        table="results/{study}/analysis/ablation.csv",
+        table=R + "/{study}/analysis/ablation.csv",
         figure=report(
-            "results/{study}/figures/ablation.png",
+            R + "/{study}/figures/ablation.png",
             caption="../report/captions/fuserl_ablation.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        "logs/fuserl/tabulate_fuserl_ablation/{study}.log",
+        LOGS + "/fuserl/tabulate_fuserl_ablation/{study}.log",
     benchmark:
-        "results/benchmarks/fuserl/tabulate_fuserl_ablation/{study}.tsv"
+        R + "/benchmarks/fuserl/tabulate_fuserl_ablation/{study}.tsv"
     wildcard_constraints:
         study=one_of(layout.fuserl_analysis_studies(config)),
     conda:

@@ -6,12 +6,12 @@ rule generate_responses:
         prompts=get_prompts_file,
         model=get_model_dir,
     output:
-        generations="results/generations/{dataset}/{model}.parquet",
-        throughput="results/benchmarks/generation/generate_responses/{dataset}/{model}.throughput.json",
+        generations=R + "/generations/{dataset}/{model}.parquet",
+        throughput=R + "/benchmarks/generation/generate_responses/{dataset}/{model}.throughput.json",
     log:
-        "logs/generation/generate_responses/{dataset}/{model}.log",
+        LOGS + "/generation/generate_responses/{dataset}/{model}.log",
     benchmark:
-        "results/benchmarks/generation/generate_responses/{dataset}/{model}.tsv"
+        R + "/benchmarks/generation/generate_responses/{dataset}/{model}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]

@@ -4,14 +4,14 @@
 
 rule dump_reference_logits:
     input:
-        prompts="results/data/{dataset}.parquet",
+        prompts=R + "/data/{dataset}.parquet",
         model=get_model_dir,
     output:
-        "results/logits/{dataset}/{model}.parquet",
+        R + "/logits/{dataset}/{model}.parquet",
     log:
-        "logs/logits/dump_reference_logits/{dataset}/{model}.log",
+        LOGS + "/logits/dump_reference_logits/{dataset}/{model}.log",
     benchmark:
-        "results/benchmarks/logits/dump_reference_logits/{dataset}/{model}.tsv"
+        R + "/benchmarks/logits/dump_reference_logits/{dataset}/{model}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
@@ -42,14 +42,14 @@ rule dump_reference_logits:
 
 rule dump_voted_logits:
     input:
-        votes="results/{study}/inference_mode/votes.parquet",
+        votes=R + "/{study}/inference_mode/votes.parquet",
         model=get_model_dir,
     output:
-        "results/{study}/inference_mode/logits/{model}.parquet",
+        R + "/{study}/inference_mode/logits/{model}.parquet",
     log:
-        "logs/logits/dump_voted_logits/{study}/{model}.log",
+        LOGS + "/logits/dump_voted_logits/{study}/{model}.log",
     benchmark:
-        "results/benchmarks/logits/dump_voted_logits/{study}/{model}.tsv"
+        R + "/benchmarks/logits/dump_voted_logits/{study}/{model}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
@@ -82,12 +82,12 @@ rule map_vocabulary:
     input:
         get_vocab_map_models,
     output:
-        vocab_map="results/vocab_maps/{source}__to__{target}.parquet",
-        report="results/vocab_maps/{source}__to__{target}.report.json",
+        vocab_map=R + "/vocab_maps/{source}__to__{target}.parquet",
+        report=R + "/vocab_maps/{source}__to__{target}.report.json",
     log:
-        "logs/logits/map_vocabulary/{source}__to__{target}.log",
+        LOGS + "/logits/map_vocabulary/{source}__to__{target}.log",
     benchmark:
-        "results/benchmarks/logits/map_vocabulary/{source}__to__{target}.tsv"
+        R + "/benchmarks/logits/map_vocabulary/{source}__to__{target}.tsv"
     conda:
         "../envs/training.yaml"
     params:
@@ -106,11 +106,11 @@ rule align_logits:
     input:
         unpack(get_align_inputs),
     output:
-        "results/{study}/{mode}/aligned/{model}.parquet",
+        R + "/{study}/{mode}/aligned/{model}.parquet",
     log:
-        "logs/logits/align_logits/{study}/{mode}/{model}.log",
+        LOGS + "/logits/align_logits/{study}/{mode}/{model}.log",
     benchmark:
-        "results/benchmarks/logits/align_logits/{study}/{mode}/{model}.tsv"
+        R + "/benchmarks/logits/align_logits/{study}/{mode}/{model}.tsv"
     conda:
         "../envs/training.yaml"
     params:
@@ -134,11 +134,11 @@ rule select_mince:
     input:
         get_mince_inputs,
     output:
-        "results/{study}/training_mode/mince.parquet",
+        R + "/{study}/training_mode/mince.parquet",
     log:
-        "logs/logits/select_mince/{study}.log",
+        LOGS + "/logits/select_mince/{study}.log",
     benchmark:
-        "results/benchmarks/logits/select_mince/{study}.tsv"
+        R + "/benchmarks/logits/select_mince/{study}.tsv"
     conda:
         "../envs/training.yaml"
     shell:
@@ -147,14 +147,14 @@ rule select_mince:
 
 rule tabulate_advantage_by_mode:
     input:
-        mince="results/{study}/training_mode/mince.parquet",
-        votes="results/{study}/inference_mode/votes.parquet",
+        mince=R + "/{study}/training_mode/mince.parquet",
+        votes=R + "/{study}/inference_mode/votes.parquet",
     output:
-        "results/{study}/advantage_by_mode.csv",
+        R + "/{study}/advantage_by_mode.csv",
     log:
-        "logs/logits/tabulate_advantage_by_mode/{study}.log",
+        LOGS + "/logits/tabulate_advantage_by_mode/{study}.log",
     benchmark:
-        "results/benchmarks/logits/tabulate_advantage_by_mode/{study}.tsv"
+        R + "/benchmarks/logits/tabulate_advantage_by_mode/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:

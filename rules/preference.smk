@@ -8,20 +8,21 @@ rule build_preference_data:
     input:
         unpack(get_preference_data_inputs),
     output:
-        sft="results/{study}/data/sft.parquet",
-        dpo="results/{study}/data/dpo.parquet",
-        counts="results/{study}/data/counts.csv",
-        composition="results/{study}/{study}_data_composition.csv",
+        sft=R + "/{study}/data/sft.parquet",
+        dpo=R + "/{study}/data/dpo.parquet",
+        counts=R + "/{study}/data/counts.csv",
+        composition=R + "/{study}/{study}_data_composition.csv",
     log:
-        "logs/preference/build_preference_data/{study}.log",
+        LOGS + "/preference/build_preference_data/{study}.log",
     benchmark:
-        "results/benchmarks/preference/build_preference_data/{study}.tsv"
+        R + "/benchmarks/preference/build_preference_data/{study}.tsv"
     wildcard_constraints:
         study=one_of(layout.fusechat_studies(config)),
     conda:
         "../envs/training.yaml"
     threads: config["threads"]
     params:
+        data_dir=lambda w: f"{R}/{w.study}/data",
         rm=lambda w: config["studies"][w.study]["reward_model"],
         domains=lambda w: as_json(config["studies"][w.study]["domains"]),
         seed=lambda w: config["studies"][w.study]["seed"],
@@ -38,7 +39,7 @@ rule build_preference_data:
         "--domains {params.domains:q} --seed {params.seed} --gap {params.gap:q} "
         "--split {params.split:q} --single-source {params.single_source:q} "
         "--coding {params.coding:q} --workers {threads} "
-        "--reported {params.reported:q} --out results/{wildcards.study}/data "
+        "--reported {params.reported:q} --out {params.data_dir} "
         "--composition {output.composition} > {log} 2>&1"
 
 
@@ -50,20 +51,21 @@ rule build_fuserl_data:
     input:
         unpack(get_preference_data_inputs),
     output:
-        fusesft="results/{study}/data/fusesft.parquet",
-        fusepo="results/{study}/data/fusepo.parquet",
+        fusesft=R + "/{study}/data/fusesft.parquet",
+        fusepo=R + "/{study}/data/fusepo.parquet",
         # empty without a heldout part in studies.<study>.fuserl.split
-        heldout="results/{study}/data/heldout.parquet",
-        counts="results/{study}/data/fuserl_counts.csv",
+        heldout=R + "/{study}/data/heldout.parquet",
+        counts=R + "/{study}/data/fuserl_counts.csv",
     log:
-        "logs/preference/build_fuserl_data/{study}.log",
+        LOGS + "/preference/build_fuserl_data/{study}.log",
     benchmark:
-        "results/benchmarks/preference/build_fuserl_data/{study}.tsv"
+        R + "/benchmarks/preference/build_fuserl_data/{study}.tsv"
     wildcard_constraints:
         study=one_of(layout.fuserl_studies(config)),
     conda:
         "../envs/training.yaml"
     params:
+        data_dir=lambda w: f"{R}/{w.study}/data",
         rm=lambda w: config["studies"][w.study]["reward_model"],
         seed=lambda w: config["studies"][w.study]["seed"],
         split=lambda w: as_json(config["studies"][w.study]["fuserl"]["split"]),
@@ -72,19 +74,19 @@ rule build_fuserl_data:
         "python scripts/build_fuserl_data.py --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--seed {params.seed} --split {params.split:q} --min-gap {params.min_gap} "
-        "--out results/{wildcards.study}/data > {log} 2>&1"
+        "--out {params.data_dir} > {log} 2>&1"
 
 
 rule score_reference_logps:
     input:
-        data="results/{study}/data/{data}.parquet",
+        data=R + "/{study}/data/{data}.parquet",
         model=get_init_model,
     output:
-        "results/{study}/ref_logps/{init}/{data}.parquet",
+        R + "/{study}/ref_logps/{init}/{data}.parquet",
     log:
-        "logs/preference/score_reference_logps/{study}/{init}/{data}.log",
+        LOGS + "/preference/score_reference_logps/{study}/{init}/{data}.log",
     benchmark:
-        "results/benchmarks/preference/score_reference_logps/{study}/{init}/{data}.tsv"
+        R + "/benchmarks/preference/score_reference_logps/{study}/{init}/{data}.tsv"
     wildcard_constraints:
         study=one_of(PREFERENCE_STUDIES),
         data=r"(%s)(\.[A-Za-z0-9_-]+)?" % "|".join(layout.DATA_SHAPES),
@@ -123,11 +125,11 @@ rule train_preference:
     input:
         unpack(get_preference_inputs),
     output:
-        directory("results/{study}/models/{variant}"),
+        directory(R + "/{study}/models/{variant}"),
     log:
-        "logs/preference/train_preference/{study}/{variant}.log",
+        LOGS + "/preference/train_preference/{study}/{variant}.log",
     benchmark:
-        "results/benchmarks/preference/train_preference/{study}/{variant}.tsv"
+        R + "/benchmarks/preference/train_preference/{study}/{variant}.tsv"
     wildcard_constraints:
         study=one_of(PREFERENCE_STUDIES),
     conda:
@@ -167,7 +169,7 @@ rule train_preference:
             lambda w: as_json(config["studies"][w.study]["training"])
         ),
         seed=lambda w: job_seed("preference", w.study, w.variant),
-        checkpoints="results/{study}/checkpoints/{variant}",
+        checkpoints=R + "/{study}/checkpoints/{variant}",
         launcher=get_training_launcher,
     shell:
         "{params.launcher} scripts/train_preference.py --variant {params.variant:q} "
@@ -184,38 +186,39 @@ rule build_wrpo_sft_data:
     input:
         unpack(get_preference_data_inputs),
     output:
-        sft="results/{study}/data/target_sft.parquet",
-        prompts="results/{study}/data/wrpo_prompts.parquet",
-        share="results/{study}/best_source_share.csv",
+        sft=R + "/{study}/data/target_sft.parquet",
+        prompts=R + "/{study}/data/wrpo_prompts.parquet",
+        share=R + "/{study}/best_source_share.csv",
     log:
-        "logs/preference/build_wrpo_sft_data/{study}.log",
+        LOGS + "/preference/build_wrpo_sft_data/{study}.log",
     benchmark:
-        "results/benchmarks/preference/build_wrpo_sft_data/{study}.tsv"
+        R + "/benchmarks/preference/build_wrpo_sft_data/{study}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
     conda:
         "../envs/training.yaml"
     params:
+        data_dir=lambda w: f"{R}/{w.study}/data",
         rm=lambda w: config["studies"][w.study]["reward_model"],
         seed=lambda w: config["studies"][w.study]["seed"],
     shell:
         "python scripts/build_wrpo_data.py sft --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
-        "--seed {params.seed} --out results/{wildcards.study}/data "
+        "--seed {params.seed} --out {params.data_dir} "
         "--share {output.share} > {log} 2>&1"
 
 
 rule generate_target_samples:
     input:
-        prompts="results/{study}/data/wrpo_prompts.parquet",
-        model="results/{study}/models/{variant}",
+        prompts=R + "/{study}/data/wrpo_prompts.parquet",
+        model=R + "/{study}/models/{variant}",
     output:
-        generations="results/{study}/target_samples/{variant}.parquet",
-        throughput="results/{study}/target_samples/{variant}.throughput.json",
+        generations=R + "/{study}/target_samples/{variant}.parquet",
+        throughput=R + "/{study}/target_samples/{variant}.throughput.json",
     log:
-        "logs/preference/generate_target_samples/{study}/{variant}.log",
+        LOGS + "/preference/generate_target_samples/{study}/{variant}.log",
     benchmark:
-        "results/benchmarks/preference/generate_target_samples/{study}/{variant}.tsv"
+        R + "/benchmarks/preference/generate_target_samples/{study}/{variant}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
     conda:
@@ -241,14 +244,14 @@ rule generate_target_samples:
 
 rule score_target_samples:
     input:
-        generations="results/{study}/target_samples/{variant}.parquet",
+        generations=R + "/{study}/target_samples/{variant}.parquet",
         rm=get_study_reward_model_dir,
     output:
-        "results/{study}/target_samples/{variant}.scores.parquet",
+        R + "/{study}/target_samples/{variant}.scores.parquet",
     log:
-        "logs/preference/score_target_samples/{study}/{variant}.log",
+        LOGS + "/preference/score_target_samples/{study}/{variant}.log",
     benchmark:
-        "results/benchmarks/preference/score_target_samples/{study}/{variant}.tsv"
+        R + "/benchmarks/preference/score_target_samples/{study}/{variant}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
     conda:
@@ -281,18 +284,19 @@ rule build_wrpo_quadruples:
         unpack(get_wrpo_quadruple_inputs),
     output:
         # {subset}: empty (every source) or ".<name>" of studies.<study>.source_subsets
-        quadruples="results/{study}/data/quadruples{subset}.parquet",
-        counts="results/{study}/data/quadruple_counts{subset}.csv",
+        quadruples=R + "/{study}/data/quadruples{subset}.parquet",
+        counts=R + "/{study}/data/quadruple_counts{subset}.csv",
     log:
-        "logs/preference/build_wrpo_quadruples/{study}{subset}.log",
+        LOGS + "/preference/build_wrpo_quadruples/{study}{subset}.log",
     benchmark:
-        "results/benchmarks/preference/build_wrpo_quadruples/{study}{subset}.tsv"
+        R + "/benchmarks/preference/build_wrpo_quadruples/{study}{subset}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
         subset=r"(\.[A-Za-z0-9_-]+)?",
     conda:
         "../envs/training.yaml"
     params:
+        data_dir=lambda w: f"{R}/{w.study}/data",
         rm=lambda w: config["studies"][w.study]["reward_model"],
         seed=lambda w: config["studies"][w.study]["seed"],
     shell:
@@ -300,39 +304,39 @@ rule build_wrpo_quadruples:
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--seed {params.seed} --target-generations {input.target_generations} "
         "--target-scores {input.target_scores} --suffix={wildcards.subset} "
-        "--out results/{wildcards.study}/data > {log} 2>&1"
+        "--out {params.data_dir} > {log} 2>&1"
 
 
 rule plot_wrpo_figures:
     input:
         models=lambda w: expand(
-            "results/{study}/models/{variant}",
+            R + "/{study}/models/{variant}",
             study=w.study,
             variant=layout.alpha_sweep(config, w.study),
         ),
         chat=lambda w: (
-            f"results/{w.study}/chat_eval.csv"
+            f"{R}/{w.study}/chat_eval.csv"
             if layout.chat_eval_enabled(config)
             else []
         ),
     output:
         dynamics=report(
-            "results/{study}/figures/reward_dynamics.png",
+            R + "/{study}/figures/reward_dynamics.png",
             caption="../report/captions/reward_dynamics.rst",
             category="{study}",
             subcategory="Figures",
         ),
         sweep=report(
-            "results/{study}/figures/alpha_sweep.png",
+            R + "/{study}/figures/alpha_sweep.png",
             caption="../report/captions/alpha_sweep.rst",
             category="{study}",
             subcategory="Figures",
         ),
-        csv="results/{study}/alpha_sweep.csv",
+        csv=R + "/{study}/alpha_sweep.csv",
     log:
-        "logs/preference/plot_wrpo_figures/{study}.log",
+        LOGS + "/preference/plot_wrpo_figures/{study}.log",
     benchmark:
-        "results/benchmarks/preference/plot_wrpo_figures/{study}.tsv"
+        R + "/benchmarks/preference/plot_wrpo_figures/{study}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
     conda:

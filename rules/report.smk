@@ -9,11 +9,11 @@ rule evaluate_suite:
         model=get_model_dir,
         tasks=get_openllm_tasks,
     output:
-        "results/evaluation/suites/{suite}/{model}.json",
+        R + "/evaluation/suites/{suite}/{model}.json",
     log:
-        "logs/evaluation/evaluate_suite/{suite}/{model}.log",
+        LOGS + "/evaluation/evaluate_suite/{suite}/{model}.log",
     benchmark:
-        "results/benchmarks/evaluation/evaluate_suite/{suite}/{model}.tsv"
+        R + "/benchmarks/evaluation/evaluate_suite/{suite}/{model}.tsv"
     wildcard_constraints:
         suite=one_of(layout.benchmark_suites(config)),
     conda:
@@ -40,14 +40,14 @@ rule evaluate_suite:
 
 rule evaluate_suite_variant:
     input:
-        model="results/{study}/models/{variant}",
+        model=R + "/{study}/models/{variant}",
         tasks=get_openllm_tasks,
     output:
-        "results/{study}/evaluation/suites/{suite}/{variant}.json",
+        R + "/{study}/evaluation/suites/{suite}/{variant}.json",
     log:
-        "logs/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.log",
+        LOGS + "/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.log",
     benchmark:
-        "results/benchmarks/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.tsv"
+        R + "/benchmarks/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.tsv"
     wildcard_constraints:
         suite=one_of(layout.benchmark_suites(config)),
     conda:
@@ -81,15 +81,15 @@ rule tabulate_paper_table:
         reported=lambda w: get_table_spec(w)["reported"],
     output:
         report(
-            "results/{study}/{table}.csv",
+            R + "/{study}/{table}.csv",
             caption="../report/captions/table.rst",
             category="{study}",
             subcategory="Tables",
         ),
     log:
-        "logs/report/tabulate_paper_table/{study}/{table}.log",
+        LOGS + "/report/tabulate_paper_table/{study}/{table}.log",
     benchmark:
-        "results/benchmarks/report/tabulate_paper_table/{study}/{table}.tsv"
+        R + "/benchmarks/report/tabulate_paper_table/{study}/{table}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -101,7 +101,7 @@ rule tabulate_paper_table:
             layout.table_suite_evaluations(config, w.study, w.table)
         ),
         chat_eval=lambda w: (
-            f"--chat-eval results/{w.study}/chat_eval.csv"
+            f"--chat-eval {R}/{w.study}/chat_eval.csv"
             if layout.table_has_chat(config, w.study, w.table)
             else ""
         ),
@@ -119,15 +119,15 @@ rule verify_tables:
         chat=lambda w: layout.chat_table_inputs(config, w.study),
     output:
         report(
-            "results/{study}/verification.md",
+            R + "/{study}/verification.md",
             caption="../report/captions/verification.rst",
             category="{study}",
             subcategory="Verification",
         ),
     log:
-        "logs/report/verify_tables/{study}.log",
+        LOGS + "/report/verify_tables/{study}.log",
     benchmark:
-        "results/benchmarks/report/verify_tables/{study}.tsv"
+        R + "/benchmarks/report/verify_tables/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -160,17 +160,17 @@ rule verify_tables:
 
 rule publish_headline_table:
     input:
-        "results/{study}/{table}.csv".format(
+        R + "/{study}/{table}.csv".format(
             study=config["evaluation"]["headline"][0],
             table=config["evaluation"]["headline"][1],
         ),
     output:
-        wide="results/{table}.csv",
-        long="results/{table}_long.csv",
+        wide=R + "/{table}.csv",
+        long=R + "/{table}_long.csv",
     log:
-        "logs/report/publish_headline_table/{table}.log",
+        LOGS + "/report/publish_headline_table/{table}.log",
     benchmark:
-        "results/benchmarks/report/publish_headline_table/{table}.tsv"
+        R + "/benchmarks/report/publish_headline_table/{table}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:
@@ -180,18 +180,18 @@ rule publish_headline_table:
 
 rule plot_advantage_by_mode:
     input:
-        "results/{study}/advantage_by_mode.csv",
+        R + "/{study}/advantage_by_mode.csv",
     output:
         report(
-            "results/{study}/figures/advantage_by_mode.png",
+            R + "/{study}/figures/advantage_by_mode.png",
             caption="../report/captions/advantage_by_mode.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        "logs/report/plot_advantage_by_mode/{study}.log",
+        LOGS + "/report/plot_advantage_by_mode/{study}.log",
     benchmark:
-        "results/benchmarks/report/plot_advantage_by_mode/{study}.tsv"
+        R + "/benchmarks/report/plot_advantage_by_mode/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:
@@ -201,19 +201,19 @@ rule plot_advantage_by_mode:
 
 rule plot_advantage_methods:
     input:
-        shares="results/{study}/inference_mode/advantage_methods.csv",
-        agreement="results/{study}/inference_mode/method_agreement.csv",
+        shares=R + "/{study}/inference_mode/advantage_methods.csv",
+        agreement=R + "/{study}/inference_mode/method_agreement.csv",
     output:
         report(
-            "results/{study}/figures/advantage_methods.png",
+            R + "/{study}/figures/advantage_methods.png",
             caption="../report/captions/advantage_methods.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        "logs/report/plot_advantage_methods/{study}.log",
+        LOGS + "/report/plot_advantage_methods/{study}.log",
     benchmark:
-        "results/benchmarks/report/plot_advantage_methods/{study}.tsv"
+        R + "/benchmarks/report/plot_advantage_methods/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:
@@ -226,15 +226,15 @@ rule plot_loss_curves:
         get_variant_models,
     output:
         report(
-            "results/{study}/figures/loss_curves.png",
+            R + "/{study}/figures/loss_curves.png",
             caption="../report/captions/loss_curves.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        "logs/report/plot_loss_curves/{study}.log",
+        LOGS + "/report/plot_loss_curves/{study}.log",
     benchmark:
-        "results/benchmarks/report/plot_loss_curves/{study}.tsv"
+        R + "/benchmarks/report/plot_loss_curves/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:
@@ -243,18 +243,18 @@ rule plot_loss_curves:
 
 rule plot_table_vs_reported:
     input:
-        "results/{study}/{table}.csv",
+        R + "/{study}/{table}.csv",
     output:
         report(
-            "results/{study}/figures/{table}_vs_reported.png",
+            R + "/{study}/figures/{table}_vs_reported.png",
             caption="../report/captions/table_vs_reported.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        "logs/report/plot_table_vs_reported/{study}/{table}.log",
+        LOGS + "/report/plot_table_vs_reported/{study}/{table}.log",
     benchmark:
-        "results/benchmarks/report/plot_table_vs_reported/{study}/{table}.tsv"
+        R + "/benchmarks/report/plot_table_vs_reported/{study}/{table}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:

@@ -4,14 +4,14 @@
 
 rule score_responses:
     input:
-        generations="results/generations/{dataset}/{model}.parquet",
+        generations=R + "/generations/{dataset}/{model}.parquet",
         reward_model=get_reward_model_dir,
     output:
-        "results/scores/{dataset}/{reward_model}/{model}.parquet",
+        R + "/scores/{dataset}/{reward_model}/{model}.parquet",
     log:
-        "logs/rewards/score_responses/{dataset}/{reward_model}/{model}.log",
+        LOGS + "/rewards/score_responses/{dataset}/{reward_model}/{model}.log",
     benchmark:
-        "results/benchmarks/rewards/score_responses/{dataset}/{reward_model}/{model}.tsv"
+        R + "/benchmarks/rewards/score_responses/{dataset}/{reward_model}/{model}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
@@ -43,11 +43,11 @@ rule vote_responses:
     input:
         unpack(get_vote_inputs),
     output:
-        "results/{study}/inference_mode/votes.parquet",
+        R + "/{study}/inference_mode/votes.parquet",
     log:
-        "logs/rewards/vote_responses/{study}.log",
+        LOGS + "/rewards/vote_responses/{study}.log",
     benchmark:
-        "results/benchmarks/rewards/vote_responses/{study}.tsv"
+        R + "/benchmarks/rewards/vote_responses/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -64,14 +64,14 @@ rule vote_responses:
 
 rule score_against_reference:
     input:
-        generations="results/generations/{dataset}/{model}.parquet",
-        prompts="results/data/{dataset}.parquet",
+        generations=R + "/generations/{dataset}/{model}.parquet",
+        prompts=R + "/data/{dataset}.parquet",
     output:
-        "results/reference_scores/{dataset}/{model}.parquet",
+        R + "/reference_scores/{dataset}/{model}.parquet",
     log:
-        "logs/rewards/score_against_reference/{dataset}/{model}.log",
+        LOGS + "/rewards/score_against_reference/{dataset}/{model}.log",
     benchmark:
-        "results/benchmarks/rewards/score_against_reference/{dataset}/{model}.tsv"
+        R + "/benchmarks/rewards/score_against_reference/{dataset}/{model}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -88,12 +88,12 @@ rule compare_advantage_methods:
     input:
         unpack(get_method_inputs),
     output:
-        shares="results/{study}/inference_mode/advantage_methods.csv",
-        agreement="results/{study}/inference_mode/method_agreement.csv",
+        shares=R + "/{study}/inference_mode/advantage_methods.csv",
+        agreement=R + "/{study}/inference_mode/method_agreement.csv",
     log:
-        "logs/rewards/compare_advantage_methods/{study}.log",
+        LOGS + "/rewards/compare_advantage_methods/{study}.log",
     benchmark:
-        "results/benchmarks/rewards/compare_advantage_methods/{study}.tsv"
+        R + "/benchmarks/rewards/compare_advantage_methods/{study}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:

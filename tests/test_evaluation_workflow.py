@@ -21,7 +21,7 @@ def cfg(tiny_world):
 def _evaluation(tiny_world, row):
     name = row.get("model") or row["variant"]
     sub = "evaluation" if "model" in row else "profuser/evaluation"
-    return json.loads((tiny_world / f"results/{sub}/openllm/{name}.json").read_text())
+    return json.loads((tiny_world / f"results/tiny/{sub}/openllm/{name}.json").read_text())
 
 
 def test_lm_eval_generation_agrees_with_the_worlds_own_accuracy(tiny_world, cfg):
@@ -68,10 +68,10 @@ def test_mmlu_is_the_macro_average_over_subjects(tiny_world, cfg):
 
 def test_table1_cells_match_evaluations_and_the_paper(tiny_world, cfg):
     spec = cfg["studies"]["profuser"]["tables"]["table1"]
-    table = pd.read_csv(tiny_world / "results/profuser/table1.csv")
-    assert table.equals(pd.read_csv(tiny_world / "results/table1_long.csv"))  # the long form
+    table = pd.read_csv(tiny_world / "results/tiny/profuser/table1.csv")
+    assert table.equals(pd.read_csv(tiny_world / "results/tiny/table1_long.csv"))  # the long form
     # the headline table in the paper's layout: models as rows, benchmarks as columns
-    headline = pd.read_csv(tiny_world / "results/table1.csv").set_index("model")
+    headline = pd.read_csv(tiny_world / "results/tiny/table1.csv").set_index("model")
     assert headline.index.tolist() == [r.get("model") or r["variant"] for r in spec["rows"]]
     for r in table.itertuples():
         assert headline.loc[r.model, r.column] == pytest.approx(r.reproduced, abs=0.006)
@@ -120,11 +120,11 @@ def _verdict(lower, upper, reported, tol):
 
 
 def test_verification_gives_every_cell_a_verdict(tiny_world, cfg):
-    text = (tiny_world / "results/profuser/verification.md").read_text()
+    text = (tiny_world / "results/tiny/profuser/verification.md").read_text()
     tol = cfg["evaluation"]["tolerance"]
     scope = "| pipeline (tiny world), not the paper |"
     for name in cfg["studies"]["profuser"]["tables"]:
-        table = pd.read_csv(tiny_world / f"results/profuser/{name}.csv")
+        table = pd.read_csv(tiny_world / f"results/tiny/profuser/{name}.csv")
         section = text.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         rows = [line for line in section.splitlines() if line.endswith(scope)]
         assert len(rows) == len(table), name
@@ -140,7 +140,7 @@ def test_verification_gives_every_cell_a_verdict(tiny_world, cfg):
     assert "tiny world" in text and "`tiny_gsm8k` | 0 | exact_match | `final-number` |" in text
     # the chat evaluation of every named model, three cells each, beside FuseChat-3.0's
     # numbers by role
-    chat = pd.read_csv(tiny_world / "results/profuser/chat_eval.csv")
+    chat = pd.read_csv(tiny_world / "results/tiny/profuser/chat_eval.csv")
     section = text.split("## chat_eval: AlpacaEval-2 and Arena-Hard\n", 1)[1]
     rows = [line for line in section.splitlines() if line.endswith(scope)]
     assert len(rows) == 3 * len(chat)
@@ -151,7 +151,7 @@ def test_verification_gives_every_cell_a_verdict(tiny_world, cfg):
 
 
 def test_figures_are_drawn(tiny_world):
-    figs = tiny_world / "results/profuser/figures"
+    figs = tiny_world / "results/tiny/profuser/figures"
     names = {p.name for p in figs.glob("*.png")}
     assert {"advantage_by_mode.png", "advantage_methods.png", "loss_curves.png"} <= names
     assert {f"table{n}_vs_reported.png" for n in (1, 2, 4)} <= names
@@ -176,7 +176,7 @@ def test_changing_one_variant_reruns_its_training_evaluations_and_tables(tiny_wo
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # a user's edit keeps the order
     proc = snakemake("-n", "--profile", "profiles/tiny", "--configfile", str(path), cwd=tiny_world)
     table = re.search(r"Job stats:\n(.*?)\n\n", proc.stdout, re.S).group(1)
-    # GTLen sits in Tables 2 and 4, not in Table 1 (so not in results/table1.csv either)
+    # GTLen sits in Tables 2 and 4, not in Table 1 (so not in results/tiny/table1.csv either)
     assert dict(re.findall(r"^(\w+)\s+(\d+)$", table, re.M)) == {
         "train_fusion": "1",
         "evaluate_openllm_variant": "1",
@@ -195,33 +195,33 @@ def test_changing_one_variant_reruns_its_training_evaluations_and_tables(tiny_wo
 def test_chat_evaluation_covers_every_named_model(tiny_world, cfg):
     study = cfg["studies"]["profuser"]
     named = [*study["sources"], study["target"], *study["chat_eval_variants"]]
-    table = pd.read_csv(tiny_world / "results/profuser/chat_eval.csv")
+    table = pd.read_csv(tiny_world / "results/tiny/profuser/chat_eval.csv")
     assert sorted(table["model"]) == sorted(named)
     for col in ("lc_win_rate", "win_rate", "arena_hard", "arena_hard_lower", "arena_hard_upper"):
         assert table[col].between(0, 100).all(), col
     assert (table["arena_hard_lower"] <= table["arena_hard"]).all()
     assert (table["arena_hard"] <= table["arena_hard_upper"]).all()
     scores = json.loads(
-        (tiny_world / "results/profuser/chat_eval/arena_hard_scores.json").read_text()
+        (tiny_world / "results/tiny/profuser/chat_eval/arena_hard_scores.json").read_text()
     )
     assert scores["baseline"] == "tiny_reference" and scores["rounds"] == 100
     # both games of every question for every model, each with one of the five verdicts
     questions = (
-        (tiny_world / "results/chat_eval/arena_hard/question.jsonl").read_text().splitlines()
+        (tiny_world / "results/tiny/chat_eval/arena_hard/question.jsonl").read_text().splitlines()
     )
-    j = pd.read_parquet(tiny_world / "results/profuser/chat_eval/arena_hard/ProFuser.parquet")
+    j = pd.read_parquet(tiny_world / "results/tiny/profuser/chat_eval/arena_hard/ProFuser.parquet")
     assert len(j) == 2 * len(questions) and sorted(j["game"].unique().tolist()) == [1, 2]
     assert set(j["score"].dropna()) <= {"A>>B", "A>B", "A=B", "B>A", "B>>A"}
     per_item = pd.read_parquet(
-        tiny_world / "results/profuser/chat_eval/alpaca_eval/ProFuser.parquet"
+        tiny_world / "results/tiny/profuser/chat_eval/alpaca_eval/ProFuser.parquet"
     )
     reference = json.loads(
-        (tiny_world / "results/chat_eval/alpaca_eval/reference_outputs.json").read_text()
+        (tiny_world / "results/tiny/chat_eval/alpaca_eval/reference_outputs.json").read_text()
     )
     assert len(per_item) == len(reference)
     assert per_item["preference"].between(1, 2).all()
     metrics = json.loads(
-        (tiny_world / "results/profuser/chat_eval/alpaca_eval/ProFuser.json").read_text()
+        (tiny_world / "results/tiny/profuser/chat_eval/alpaca_eval/ProFuser.json").read_text()
     )
     # the raw win rate is the mean preference for the model (alpaca_eval: 2 = model wins)
     assert metrics["win_rate"] == pytest.approx(100 * (per_item["preference"] - 1).mean(), abs=1e-6)

@@ -251,13 +251,14 @@ def test_workflow_plans_the_analyses_from_the_config(name):
     with open(f"config/{name}") as f:
         cfg = yaml.safe_load(f)
     targets = layout.final_targets(cfg)
-    files = layout.fuserl_analysis_files("fuserl")
+    files = layout.fuserl_analysis_files(cfg, "fuserl")
     for key in ("accuracy", "accuracy_figure", "bias_variance", "bias_variance_figure"):
         assert files[key] in targets
     assert files["ablation"] in targets and files["ablation_figure"] in targets
     logps = layout.fuserl_heldout_logps(cfg, "fuserl")
     assert list(logps) == ["target", *cfg["studies"]["fuserl"]["variants"]]
-    assert logps["FuseRL_DPO"] == "results/fuserl/ref_logps/FuseRL_DPO/heldout.parquet"
+    root = {"config.yaml": "results", "tiny.yaml": "results/tiny"}[name]  # a root per scale
+    assert logps["FuseRL_DPO"] == f"{root}/fuserl/ref_logps/FuseRL_DPO/heldout.parquet"
     assert layout.data_shape("heldout") == "group"
     # the judge is the study's reward model: no other scores are read
     assert layout.fuserl_judge(cfg, "fuserl") == cfg["studies"]["fuserl"]["reward_model"]
@@ -266,7 +267,7 @@ def test_workflow_plans_the_analyses_from_the_config(name):
     cfg2 = {**cfg, "studies": {**cfg["studies"], "fuserl": other}}
     ds = other["train_dataset"]
     assert layout.fuserl_judge_scores(cfg2, "fuserl") == [
-        f"results/scores/{ds}/other_rm/{m}.parquet" for m in other["sources"]
+        f"{root}/scores/{ds}/other_rm/{m}.parquet" for m in other["sources"]
     ]
     # no variant trains on the held-out prompts
     assert all(v["data"] != "heldout" for v in cfg["studies"]["fuserl"]["variants"].values())

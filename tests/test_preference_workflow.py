@@ -11,7 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.workflow
-STUDY = "results/fusechat3"
+STUDY = "results/tiny/fusechat3"
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +23,13 @@ def candidates(world) -> pd.DataFrame:
     sources = ["src_llama", "src_neox", "src_qwen2"]
     gens = pd.concat(
         [
-            pd.read_parquet(world / f"results/generations/fusechat_train/{m}.parquet")
+            pd.read_parquet(world / f"results/tiny/generations/fusechat_train/{m}.parquet")
             for m in sources
         ]
     )
     scores = pd.concat(
         [
-            pd.read_parquet(world / f"results/scores/fusechat_train/rm_strong/{m}.parquet")
+            pd.read_parquet(world / f"results/tiny/scores/fusechat_train/rm_strong/{m}.parquet")
             for m in sources
         ]
     )
@@ -47,7 +47,7 @@ def test_sampled_responses_per_source(fusechat3):
 
 def test_sft_rows_and_pairs_follow_the_card(fusechat3):
     cands = candidates(fusechat3)
-    prompts = pd.read_parquet(fusechat3 / "results/data/fusechat_train.parquet")
+    prompts = pd.read_parquet(fusechat3 / "results/tiny/data/fusechat_train.parquet")
     sft = pd.read_parquet(fusechat3 / f"{STUDY}/data/sft.parquet")
     pairs = pd.read_parquet(fusechat3 / f"{STUDY}/data/dpo.parquet")
     assert len(sft) > 0 and len(pairs) > 0
@@ -104,8 +104,8 @@ def test_wrpo_data_and_alpha(fusechat3):
     # name sorts first, then the lowest sample (fusekit.preference.tables)
     best = cands.sort_values(["score", "model", "sample"], ascending=[False, True, True])
     best = best.drop_duplicates("prompt_id")
-    sft = pd.read_parquet(world / "results/wrpo/data/target_sft.parquet")
-    quads = pd.read_parquet(world / "results/wrpo/data/quadruples.parquet")
+    sft = pd.read_parquet(world / "results/tiny/wrpo/data/target_sft.parquet")
+    quads = pd.read_parquet(world / "results/tiny/wrpo/data/quadruples.parquet")
     n_prompts = cands.prompt_id.nunique()
     assert len(sft) == n_prompts // 3  # a seeded third for Target-SFT (1:2)
     assert not set(sft.prompt_id) & set(quads.prompt_id)
@@ -114,8 +114,8 @@ def test_wrpo_data_and_alpha(fusechat3):
     assert (quads.ws_score.to_numpy() == top[quads.prompt_id].to_numpy()).all()
     assert (sft.score.to_numpy() == top[sft.prompt_id].to_numpy()).all()
     # y_wt / y_l: the best / worst of Target-SFT's own samples
-    samples = pd.read_parquet(world / "results/wrpo/target_samples/Target-SFT.parquet").merge(
-        pd.read_parquet(world / "results/wrpo/target_samples/Target-SFT.scores.parquet")[
+    samples = pd.read_parquet(world / "results/tiny/wrpo/target_samples/Target-SFT.parquet").merge(
+        pd.read_parquet(world / "results/tiny/wrpo/target_samples/Target-SFT.scores.parquet")[
             ["prompt_id", "model", "sample", "score"]
         ]
     )
@@ -123,17 +123,17 @@ def test_wrpo_data_and_alpha(fusechat3):
     hi, lo = samples.groupby("prompt_id").score.max(), samples.groupby("prompt_id").score.min()
     assert (quads.wt_score.to_numpy() == hi[quads.prompt_id].to_numpy()).all()
     assert (quads.l_score.to_numpy() == lo[quads.prompt_id].to_numpy()).all()
-    share = pd.read_csv(world / "results/wrpo/best_source_share.csv")
+    share = pd.read_csv(world / "results/tiny/wrpo/best_source_share.csv")
     want = best.model.value_counts(normalize=True) * 100
     # the CSV holds percentages to 4 decimals
     got = dict(zip(share.model, share.percentage, strict=True))
     assert got == pytest.approx(want.to_dict(), abs=1e-3)
-    ref = pd.read_parquet(world / "results/wrpo/ref_logps/Target-SFT/quadruples.parquet")
+    ref = pd.read_parquet(world / "results/tiny/wrpo/ref_logps/Target-SFT/quadruples.parquet")
     assert len(ref) == 3 * len(quads)
-    log = pd.read_csv(world / "results/wrpo/models/WRPO/train_log.csv")
+    log = pd.read_csv(world / "results/tiny/wrpo/models/WRPO/train_log.csv")
     steps = len(log)
     assert log.cur_alpha.tolist() == pytest.approx([0.1 * t / steps for t in range(steps)])
-    dpo = pd.read_csv(world / "results/wrpo/models/Target-SFT-DPO/train_log.csv")
+    dpo = pd.read_csv(world / "results/tiny/wrpo/models/Target-SFT-DPO/train_log.csv")
     assert (dpo.cur_alpha == 0).all()
     assert {"rewards/source_chosen", "rewards/target_chosen"} <= set(log.columns)
 
@@ -144,9 +144,9 @@ def test_wrpo_source_subsets(fusechat3):
     those of the full quadruples."""
     world = fusechat3
     cands = candidates(world)
-    full = pd.read_parquet(world / "results/wrpo/data/quadruples.parquet")
+    full = pd.read_parquet(world / "results/tiny/wrpo/data/quadruples.parquet")
     for subset, sources in (("one", ["src_llama"]), ("two", ["src_llama", "src_neox"])):
-        quads = pd.read_parquet(world / f"results/wrpo/data/quadruples.{subset}.parquet")
+        quads = pd.read_parquet(world / f"results/tiny/wrpo/data/quadruples.{subset}.parquet")
         assert set(quads.ws_model) <= set(sources)
         best = cands[cands.model.isin(sources) & (cands.response.str.strip() != "")]
         top = best.groupby("prompt_id").score.max()
@@ -154,33 +154,35 @@ def test_wrpo_source_subsets(fusechat3):
         same = full.set_index("prompt_id").loc[quads.prompt_id]
         assert (quads.wt_score.to_numpy() == same.wt_score.to_numpy()).all()
         assert (quads.l_score.to_numpy() == same.l_score.to_numpy()).all()
-        assert (world / f"results/wrpo/models/WRPO-{len(sources)}src/model.safetensors").exists()
+        assert (
+            world / f"results/tiny/wrpo/models/WRPO-{len(sources)}src/model.safetensors"
+        ).exists()
 
 
 def test_wrpo_figures(fusechat3):
     world = fusechat3
-    sweep = pd.read_csv(world / "results/wrpo/alpha_sweep.csv")
+    sweep = pd.read_csv(world / "results/tiny/wrpo/alpha_sweep.csv")
     assert sweep.variant.tolist() == ["Target-SFT-DPO", "WRPO", "WRPO-alpha0.5"]
     assert sweep.alpha_max.tolist() == [0.0, 0.1, 0.5]
-    chat = pd.read_csv(world / "results/wrpo/chat_eval.csv").set_index("model")
+    chat = pd.read_csv(world / "results/tiny/wrpo/chat_eval.csv").set_index("model")
     assert sweep.lc_win_rate.tolist() == pytest.approx(
         chat.loc[sweep.variant, "lc_win_rate"].tolist()
     )
     # each variant's training log gives its reward accuracies
-    log = pd.read_csv(world / "results/wrpo/models/WRPO/train_log.csv")
+    log = pd.read_csv(world / "results/tiny/wrpo/models/WRPO/train_log.csv")
     tail = log.iloc[-max(1, len(log) // 4) :]
     got = sweep.set_index("variant").loc["WRPO", "source_reward_accuracy"]
     assert got == pytest.approx(tail["rewards/source_accuracies"].mean())
     for fig in ("reward_dynamics", "alpha_sweep"):
-        assert (world / f"results/wrpo/figures/{fig}.png").stat().st_size > 10_000
+        assert (world / f"results/tiny/wrpo/figures/{fig}.png").stat().st_size > 10_000
 
 
 def test_wrpo_table3_beside_the_paper(fusechat3):
     """WRPO Table 3's cells: our AlpacaEval-2 numbers from chat_eval.csv, the paper's from
     the copied CSV, MT-Bench not run."""
     world = fusechat3
-    table = pd.read_csv(world / "results/wrpo/table3.csv")
-    chat = pd.read_csv(world / "results/wrpo/chat_eval.csv").set_index("model")
+    table = pd.read_csv(world / "results/tiny/wrpo/table3.csv")
+    chat = pd.read_csv(world / "results/tiny/wrpo/chat_eval.csv").set_index("model")
     paper = pd.read_csv(world / "config/reported/wrpo_table3.csv", comment="#")
     paper = paper.set_index("method")
     assert set(table.model) == {"SimPO", "IPO", "WRPO_SimPO", "WRPO_IPO"}
@@ -191,7 +193,7 @@ def test_wrpo_table3_beside_the_paper(fusechat3):
     mt = table[table.column == "MT-Bench Overall"]
     assert mt.reproduced.isna().all()
     assert mt.reported.tolist() == paper.loc[mt.model, "MT-Bench Overall"].tolist()
-    text = (world / "results/wrpo/verification.md").read_text()
+    text = (world / "results/tiny/wrpo/verification.md").read_text()
     assert "not run" in text and "MT-Bench" in text
 
 
@@ -202,18 +204,18 @@ def test_fuserl_trains_every_variant_and_draws_its_analyses(fusechat3):
         *(f"{p}{o}" for o in ("DPO", "SimPO", "RLOO") for p in ("SFT+", "FuseSFT+", "FuseRL_")),
     }  # fmt: skip
     for v in cfg_variants:
-        log = pd.read_csv(world / f"results/fuserl/models/{v}/train_log.csv")
+        log = pd.read_csv(world / f"results/tiny/fuserl/models/{v}/train_log.csv")
         assert len(log) > 0 and log.loss.notna().all(), v
     # FuseSFT's weights spread over the sources; SFT's (temperature 0) are one-hot
-    sft = pd.read_csv(world / "results/fuserl/models/SFT/train_log.csv")
-    fused = pd.read_csv(world / "results/fuserl/models/FuseSFT/train_log.csv")
+    sft = pd.read_csv(world / "results/tiny/fuserl/models/SFT/train_log.csv")
+    fused = pd.read_csv(world / "results/tiny/fuserl/models/FuseSFT/train_log.csv")
     assert sft["weights/top_mean"].tolist() == pytest.approx([1.0] * len(sft))
     assert (fused["weights/top_mean"] < 0.99).any()
-    acc = pd.read_csv(world / "results/fuserl/analysis/preference_accuracy.csv")
+    acc = pd.read_csv(world / "results/tiny/fuserl/analysis/preference_accuracy.csv")
     assert cfg_variants <= set(acc.model)
-    table = pd.read_csv(world / "results/fuserl/table1.csv")
+    table = pd.read_csv(world / "results/tiny/fuserl/table1.csv")
     assert cfg_variants <= set(table.model)
-    text = (world / "results/fuserl/verification.md").read_text()
+    text = (world / "results/tiny/fuserl/verification.md").read_text()
     assert "not reported here" in text and "rloo_offline" in text
     for fig in ("preference_accuracy", "ablation", "bias_variance"):
-        assert (world / f"results/fuserl/figures/{fig}.png").stat().st_size > 10_000
+        assert (world / f"results/tiny/fuserl/figures/{fig}.png").stat().st_size > 10_000

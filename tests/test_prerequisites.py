@@ -153,7 +153,7 @@ def test_unset_judge_key_stops_the_run_before_any_job(tmp_path):
     wd = copy_workflow(tmp_path / "wf")
     path = tmp_path / "api_judge.yaml"
     path.write_text(yaml.safe_dump(_tiny_with_api_judge()))
-    target = "results/chat_eval/alpaca_eval/judged/src_llama.json"
+    target = "results/tiny/chat_eval/alpaca_eval/judged/src_llama.json"
     dry = snakemake(target, "-n", "--configfile", str(path), cwd=wd)
     assert f"WARNING missing prerequisites (1):\n  - environment variable {KEY}" in dry.stderr
     proc = snakemake(target, "--cores", "1", "--configfile", str(path), cwd=wd, check=False)

@@ -291,16 +291,16 @@ def test_only_table_rows_are_evaluated_on_their_tables_suites():
 
 
 def test_table_inputs_and_what_verification_describes():
-    assert workflow.table_inputs(TINY, "wrpo", "table3") == ["results/wrpo/chat_eval.csv"]
+    assert workflow.table_inputs(TINY, "wrpo", "table3") == ["results/tiny/wrpo/chat_eval.csv"]
     assert workflow.table_evaluations(TINY, "wrpo", "table3") == {}
     t7 = workflow.table_inputs(TINY, "wrpo", "table7")
-    assert t7[0] == "results/evaluation/openllm/tgt_llama.json" and len(t7) == 8
+    assert t7[0] == "results/tiny/evaluation/openllm/tgt_llama.json" and len(t7) == 8
     card = workflow.table_inputs(TINY, "fusechat3", "llama31_8b")
     assert card == [
-        "results/evaluation/suites/fusechat3/tgt_llama.json",
-        "results/fusechat3/evaluation/suites/fusechat3/SFT.json",
-        "results/fusechat3/evaluation/suites/fusechat3/DPO.json",
-        "results/fusechat3/chat_eval.csv",
+        "results/tiny/evaluation/suites/fusechat3/tgt_llama.json",
+        "results/tiny/fusechat3/evaluation/suites/fusechat3/SFT.json",
+        "results/tiny/fusechat3/evaluation/suites/fusechat3/DPO.json",
+        "results/tiny/fusechat3/chat_eval.csv",
     ]
     keys, suites = workflow.study_benchmarks(TINY, "fusechat3")
     assert keys == [] and list(suites["fusechat3"]["benchmarks"]) == ["gsm8k"]

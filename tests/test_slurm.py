@@ -37,8 +37,8 @@ from slurm_cluster import SlurmCluster, ensure_installed
 
 pytestmark = pytest.mark.workflow
 
-TRAIN_TARGET = "results/profuser/models/CSFT"
-CPU_TARGET = "results/reference_scores/fusion_train/src_llama.parquet"
+TRAIN_TARGET = "results/tiny/profuser/models/CSFT"
+CPU_TARGET = "results/tiny/reference_scores/fusion_train/src_llama.parquet"
 SAVE_EVERY = 4
 RUN_TIMEOUT = 300  # seconds, one Snakemake run (a tiny job takes ~10-30 s through Slurm)
 
@@ -188,7 +188,7 @@ def gpu_run(cluster, env, tiny_world, tmp_path_factory):
     shutil.copytree(
         tiny_world, wd, symlinks=True, ignore=shutil.ignore_patterns("locks", "slurm_logs")
     )
-    shutil.rmtree(wd / "results/profuser/checkpoints", ignore_errors=True)
+    shutil.rmtree(wd / "results/tiny/profuser/checkpoints", ignore_errors=True)
     (wd / "slurm_test.yaml").write_text(
         yaml.safe_dump(
             {
@@ -203,7 +203,7 @@ def gpu_run(cluster, env, tiny_world, tmp_path_factory):
     args += ["--configfile", "config/tiny.yaml", "slurm_test.yaml"]
     run = Run(wd, env, args, "gpu_run")
     try:
-        latest = wd / "results/profuser/checkpoints/CSFT/latest"
+        latest = wd / "results/tiny/profuser/checkpoints/CSFT/latest"
         wait_for("training checkpoint", latest.exists, RUN_TIMEOUT, run, interval=0.1)
         running = wait_for(
             "running train_fusion job",
@@ -259,7 +259,7 @@ def test_cancelled_job_is_retried_and_finishes(gpu_run, cluster):
     assert json.loads((model / "config.json").read_text())["architectures"]
     log = pd.read_csv(model / "train_log.csv")
     assert log["step"].tolist() == list(range(1, len(log) + 1))
-    assert not (gpu_run["wd"] / "results/profuser/checkpoints/CSFT").exists()
+    assert not (gpu_run["wd"] / "results/tiny/profuser/checkpoints/CSFT").exists()
 
 
 def test_cancelled_training_resumes_from_its_checkpoint(gpu_run):
@@ -319,6 +319,8 @@ def test_killed_driver_restarts_without_redoing_finished_jobs(cluster, env, tmp_
     assert rc == 0, second[-6000:]
     assert "rule train_tokenizer" in second and "rule build_corpus" not in second, second
     assert corpus.stat().st_mtime_ns == corpus_mtime
-    ran = [Path(r["script"]).name for r in records(env) if r["out"].startswith("results/tiny")]
+    ran = [
+        Path(r["script"]).name for r in records(env) if r["out"].startswith("results/tiny/world")
+    ]
     assert ran.count("build_corpus.py") == 1, ran
     assert (wd / target / "tokenizer.json").exists()

@@ -83,12 +83,12 @@ def test_models_load_with_from_pretrained_and_carry_provenance(tiny_world):
 
 
 def test_prompt_set_comes_from_the_fusion_split(tiny_world):
-    df = pd.read_parquet(tiny_world / "results/data/fusion_train.parquet")
+    df = pd.read_parquet(tiny_world / "results/tiny/data/fusion_train.parquet")
     assert len(df) == 200 * len(SKILLS) and df.prompt_id.str.startswith("fusion-").all()
 
 
 def test_benchmark_files_written(tiny_world):
-    tsvs = list((tiny_world / "results/benchmarks/world").rglob("*.tsv"))
+    tsvs = list((tiny_world / "results/tiny/benchmarks/world").rglob("*.tsv"))
     assert len(tsvs) >= 19
     bench = pd.read_csv(tsvs[0], sep="\t")
     assert "s" in bench.columns and bench.s.iloc[0] > 0
@@ -287,32 +287,32 @@ def test_training_mode_outputs(tiny_world):
     from fusekit.logits import read_dump
 
     sources = ["src_llama", "src_neox", "src_qwen2"]
-    mince = pd.read_parquet(tiny_world / "results/profuser/training_mode/mince.parquet")
+    mince = pd.read_parquet(tiny_world / "results/tiny/profuser/training_mode/mince.parquet")
     ce = mince[[f"ce_{m}" for m in sources]].to_numpy()
     assert len(mince) == 800
     assert (mince.winner.to_numpy() == np.array(sources)[ce.argmin(axis=1)]).all()
-    by_mode = pd.read_csv(tiny_world / "results/profuser/advantage_by_mode.csv")
+    by_mode = pd.read_csv(tiny_world / "results/tiny/profuser/advantage_by_mode.csv")
     assert by_mode.source.tolist() == sources
     assert by_mode.training_mode.sum() == pytest.approx(
         1
     ) and by_mode.inference_mode.sum() == pytest.approx(1)
-    votes = pd.read_parquet(tiny_world / "results/profuser/inference_mode/votes.parquet")
+    votes = pd.read_parquet(tiny_world / "results/tiny/profuser/inference_mode/votes.parquet")
     assert by_mode.inference_mode.tolist() == pytest.approx(
         [float((votes.model == m).mean()) for m in sources]
     )
     for m in sources:
-        dump = tiny_world / f"results/logits/fusion_train/{m}.parquet"
+        dump = tiny_world / f"results/tiny/logits/fusion_train/{m}.parquet"
         rows, meta = read_dump(str(dump))
         tokens = sum(r["n_tokens"] for r in rows)
         assert meta["k"] == "10" and len(rows) == 800
         assert dump.stat().st_size / tokens <= 64  # sparse: int32 ids, float16 log-probs
         voted, _ = read_dump(
-            str(tiny_world / f"results/profuser/inference_mode/logits/{m}.parquet")
+            str(tiny_world / f"results/tiny/profuser/inference_mode/logits/{m}.parquet")
         )
         assert len(voted) == int((votes.model == m).sum())
         for mode in ("training_mode", "inference_mode"):
             aligned, meta = read_dump(
-                str(tiny_world / f"results/profuser/{mode}/aligned/{m}.parquet")
+                str(tiny_world / f"results/tiny/profuser/{mode}/aligned/{m}.parquet")
             )
             assert meta["vocab"] == "target" and len(aligned) == len(
                 rows if mode == "training_mode" else voted
@@ -325,7 +325,7 @@ def test_training_mode_outputs(tiny_world):
     assert kinds["src_qwen2"]["n:1"] > 0 and kinds["src_neox"]["n:1"] > 0, kinds
     for m in sources:
         aligned, meta = read_dump(
-            str(tiny_world / f"results/profuser/training_mode/aligned/{m}.parquet")
+            str(tiny_world / f"results/tiny/profuser/training_mode/aligned/{m}.parquet")
         )
         stats = json.loads(meta["alignment"])
         # every target token either carries a source distribution or is a one-hot of itself
@@ -357,7 +357,7 @@ def _alignment_kinds(world, model: str, tgt) -> dict[str, int]:
     from fusekit.logits import read_dump
 
     src = AutoTokenizer.from_pretrained(world / WORLD / f"models/{model}")
-    rows, _ = read_dump(str(world / f"results/logits/fusion_train/{model}.parquet"))
+    rows, _ = read_dump(str(world / f"results/tiny/logits/fusion_train/{model}.parquet"))
     out = Counter()
     for r in rows[::8]:
         s = src.convert_ids_to_tokens(r["token_ids"][:-1])
@@ -379,7 +379,7 @@ def test_fusion_variants_trained(tiny_world):
     variants = cfg["studies"]["profuser"]["variants"]
     assert len(variants) == 10
     for name in variants:
-        d = tiny_world / "results/profuser/models" / name
+        d = tiny_world / "results/tiny/profuser/models" / name
         assert AutoModelForCausalLM.from_pretrained(d).config.architectures == ["LlamaForCausalLM"]
         log = pd.read_csv(d / "train_log.csv")
         stages = json.loads((d / "fusekit_provenance.json").read_text())["config"]["stages"]
@@ -388,9 +388,9 @@ def test_fusion_variants_trained(tiny_world):
         last = log[log.stage == len(stages) - 1].loss.to_numpy()
         per_epoch = len(last) // int(stages[-1]["epochs"])
         assert last[-per_epoch:].mean() < last[:per_epoch].mean(), name
-        assert not (tiny_world / "results/profuser/checkpoints" / name).exists()
+        assert not (tiny_world / "results/tiny/profuser/checkpoints" / name).exists()
     # ProFuser's two stages: 800 prompts in inference mode once, then both modes twice
-    log = pd.read_csv(tiny_world / "results/profuser/models/ProFuser/train_log.csv")
+    log = pd.read_csv(tiny_world / "results/tiny/profuser/models/ProFuser/train_log.csv")
     assert log.groupby("stage").size().tolist() == [50, 100]
 
 
@@ -398,16 +398,16 @@ def test_second_run_is_byte_identical(tiny_world, tmp_path):
     first = tmp_path / "first"
     shutil.copytree(tiny_world / WORLD, first)
     votes = tmp_path / "votes.parquet"
-    shutil.copy(tiny_world / "results/profuser/inference_mode/votes.parquet", votes)
+    shutil.copy(tiny_world / "results/tiny/profuser/inference_mode/votes.parquet", votes)
     generations = tmp_path / "generations"
-    shutil.copytree(tiny_world / "results/generations/fusion_train", generations)
+    shutil.copytree(tiny_world / "results/tiny/generations/fusion_train", generations)
     # everything up to the vote, rebuilt from nothing (training determinism: test_training)
     snakemake(
         "--profile",
         "profiles/tiny",
         "--forceall",
         f"{WORLD}/skill_accuracy.csv",
-        "results/profuser/inference_mode/votes.parquet",
+        "results/tiny/profuser/inference_mode/votes.parquet",
         cwd=tiny_world,
     )
     again = tiny_world / WORLD
@@ -417,9 +417,9 @@ def test_second_run_is_byte_identical(tiny_world, tmp_path):
             assert filecmp.cmp(f, again / "tokenizers" / tok.name / f.name, shallow=False), f
     assert filecmp.cmp(first / "corpus.parquet", again / "corpus.parquet", shallow=False)
     assert pd.read_parquet(votes).equals(
-        pd.read_parquet(tiny_world / "results/profuser/inference_mode/votes.parquet")
+        pd.read_parquet(tiny_world / "results/tiny/profuser/inference_mode/votes.parquet")
     )
     for gen in sorted(generations.iterdir()):
         assert pd.read_parquet(gen).equals(
-            pd.read_parquet(tiny_world / "results/generations/fusion_train" / gen.name)
+            pd.read_parquet(tiny_world / "results/tiny/generations/fusion_train" / gen.name)
         ), gen.name

@@ -7,26 +7,53 @@ the DAG's wiring is testable without Snakemake (fusekit never imports it).
 from __future__ import annotations
 
 WORLD = "results/tiny/world"
+"""The tiny world's models, tokenizers, corpus and tables (tiny scale only)."""
+
+RESULTS_ROOTS = {"paper": "results", "tiny": "results/tiny"}
+"""Each scale's outputs under a root of their own, so that a tiny run never overwrites
+(or passes for) a paper-scale result: ``results/table1.csv`` is the paper's headline
+table, ``results/tiny/table1.csv`` the tiny world's."""
+
+LOGS_ROOTS = {"paper": "logs", "tiny": "logs/tiny"}
+
+
+def results_root(config: dict) -> str:
+    """Where the outputs of ``config``'s scale go (:data:`RESULTS_ROOTS`)."""
+    return RESULTS_ROOTS[config["scale"]]
+
+
+def logs_root(config: dict) -> str:
+    """Where the job logs of ``config``'s scale go (:data:`LOGS_ROOTS`)."""
+    return LOGS_ROOTS[config["scale"]]
+
+
+def chat_root(config: dict) -> str:
+    """The chat evaluation sets and the judgments shared across studies."""
+    return f"{results_root(config)}/chat_eval"
 
 
 def final_targets(config: dict) -> list[str]:
     """What ``snakemake`` with no target builds: the outputs of the finished stages."""
-    targets = [f"results/data/{name}.parquet" for name in sorted(config.get("datasets", {}))]
+    targets = [
+        f"{results_root(config)}/data/{name}.parquet" for name in sorted(config.get("datasets", {}))
+    ]
     if config["scale"] == "tiny":
         targets.append(f"{WORLD}/skill_accuracy.csv")
     for study in inference_mode_studies(config):
         spec = config["studies"][study]
         targets += [
-            f"results/{study}/inference_mode/votes.parquet",
-            f"results/{study}/inference_mode/advantage_methods.csv",
-            f"results/{study}/advantage_by_mode.csv",
+            f"{results_root(config)}/{study}/inference_mode/votes.parquet",
+            f"{results_root(config)}/{study}/inference_mode/advantage_methods.csv",
+            f"{results_root(config)}/{study}/advantage_by_mode.csv",
         ]
         targets += [
-            f"results/{study}/{mode}/aligned/{m}.parquet"
+            f"{results_root(config)}/{study}/{mode}/aligned/{m}.parquet"
             for mode in ("training_mode", "inference_mode")
             for m in spec["sources"]
         ]
-        targets += [f"results/{study}/models/{v}" for v in sorted(spec.get("variants", {}))]
+        targets += [
+            f"{results_root(config)}/{study}/models/{v}" for v in sorted(spec.get("variants", {}))
+        ]
     return (
         targets
         + preference_targets(config)
@@ -95,16 +122,16 @@ def built_model(config: dict, name: str, reward: bool = False) -> list[str]:
     return []
 
 
-def generations_file(dataset: str, model: str) -> str:
-    return f"results/generations/{dataset}/{model}.parquet"
+def generations_file(config: dict, dataset: str, model: str) -> str:
+    return f"{results_root(config)}/generations/{dataset}/{model}.parquet"
 
 
-def scores_file(dataset: str, reward_model: str, model: str) -> str:
-    return f"results/scores/{dataset}/{reward_model}/{model}.parquet"
+def scores_file(config: dict, dataset: str, reward_model: str, model: str) -> str:
+    return f"{results_root(config)}/scores/{dataset}/{reward_model}/{model}.parquet"
 
 
-def reference_file(dataset: str, model: str) -> str:
-    return f"results/reference_scores/{dataset}/{model}.parquet"
+def reference_file(config: dict, dataset: str, model: str) -> str:
+    return f"{results_root(config)}/reference_scores/{dataset}/{model}.parquet"
 
 
 def vote_inputs(config: dict, study: str) -> dict[str, list[str]]:
@@ -113,8 +140,10 @@ def vote_inputs(config: dict, study: str) -> dict[str, list[str]]:
     spec = config["studies"][study]
     ds, inf = spec["train_dataset"], spec["inference_mode"]
     inputs = {
-        "scores": [scores_file(ds, rm, m) for rm in inf["reward_models"] for m in spec["sources"]],
-        "generations": [generations_file(ds, m) for m in spec["sources"]],
+        "scores": [
+            scores_file(config, ds, rm, m) for rm in inf["reward_models"] for m in spec["sources"]
+        ],
+        "generations": [generations_file(config, ds, m) for m in spec["sources"]],
         "world": [],
     }
     if inf.get("strongest_reward_model") is None:
@@ -128,8 +157,8 @@ def method_inputs(config: dict, study: str) -> dict[str, list[str]]:
     ds = spec["train_dataset"]
     return {
         "scores": vote_inputs(config, study)["scores"],
-        "reference": [reference_file(ds, m) for m in spec["sources"]],
-        "votes": [f"results/{study}/inference_mode/votes.parquet"],
+        "reference": [reference_file(config, ds, m) for m in spec["sources"]],
+        "votes": [f"{results_root(config)}/{study}/inference_mode/votes.parquet"],
     }
 
 
@@ -176,12 +205,12 @@ def world_meta(config: dict, group: str, name: str) -> dict:
     }
 
 
-def reference_dump(dataset: str, model: str) -> str:
-    return f"results/logits/{dataset}/{model}.parquet"
+def reference_dump(config: dict, dataset: str, model: str) -> str:
+    return f"{results_root(config)}/logits/{dataset}/{model}.parquet"
 
 
-def vocab_map_file(source: str, target: str) -> str:
-    return f"results/vocab_maps/{source}__to__{target}.parquet"
+def vocab_map_file(config: dict, source: str, target: str) -> str:
+    return f"{results_root(config)}/vocab_maps/{source}__to__{target}.parquet"
 
 
 def align_inputs(config: dict, study: str, mode: str, model: str) -> dict[str, list[str]]:
@@ -190,13 +219,13 @@ def align_inputs(config: dict, study: str, mode: str, model: str) -> dict[str, l
     models' directories where the workflow builds them (their tokenizers)."""
     spec = config["studies"][study]
     dump = (
-        reference_dump(spec["train_dataset"], model)
+        reference_dump(config, spec["train_dataset"], model)
         if mode == "training_mode"
-        else f"results/{study}/inference_mode/logits/{model}.parquet"
+        else f"{results_root(config)}/{study}/inference_mode/logits/{model}.parquet"
     )
     return {
         "dump": [dump],
-        "vocab_map": [vocab_map_file(model, spec["target"])],
+        "vocab_map": [vocab_map_file(config, model, spec["target"])],
         "models": built_model(config, model) + built_model(config, spec["target"]),
     }
 
@@ -216,14 +245,18 @@ def fusion_inputs(config: dict, study: str, variant: str) -> dict[str, list[str]
     modes = {m for stage in resolved["stages"] for m in stage.get("modes", [])}
     inference = "inference" in modes
     return {
-        "prompts": [f"results/data/{spec['train_dataset']}.parquet"],
-        "votes": [f"results/{study}/inference_mode/votes.parquet"]
+        "prompts": [f"{results_root(config)}/data/{spec['train_dataset']}.parquet"],
+        "votes": [f"{results_root(config)}/{study}/inference_mode/votes.parquet"]
         if inference or resolved["order"] == "rm_score"
         else [],
-        "inference": [f"results/{study}/inference_mode/aligned/{m}.parquet" for m in sources]
+        "inference": [
+            f"{results_root(config)}/{study}/inference_mode/aligned/{m}.parquet" for m in sources
+        ]
         if inference
         else [],
-        "training": [f"results/{study}/training_mode/aligned/{m}.parquet" for m in sources]
+        "training": [
+            f"{results_root(config)}/{study}/training_mode/aligned/{m}.parquet" for m in sources
+        ]
         if "training" in modes
         else [],
         "target": built_model(config, spec["target"]),
@@ -233,21 +266,21 @@ def fusion_inputs(config: dict, study: str, variant: str) -> dict[str, list[str]
 # --- evaluation and reports -------------------------------------------------
 
 
-def openllm_file(study: str, row: dict) -> str:
+def openllm_file(config: dict, study: str, row: dict) -> str:
     """The evaluation JSON of a table row: shared per model, per study for a variant."""
     if "model" in row:
-        return f"results/evaluation/openllm/{row['model']}.json"
-    return f"results/{study}/evaluation/openllm/{row['variant']}.json"
+        return f"{results_root(config)}/evaluation/openllm/{row['model']}.json"
+    return f"{results_root(config)}/{study}/evaluation/openllm/{row['variant']}.json"
 
 
-def suite_file(study: str, row: dict, suite: str) -> str:
+def suite_file(config: dict, study: str, row: dict, suite: str) -> str:
     """The evaluation JSON of a table row on a benchmark suite (``evaluation.suites``):
     shared per model, per study for a variant; the OpenLLM suite is :func:`openllm_file`."""
     if suite == "openllm":
-        return openllm_file(study, row)
+        return openllm_file(config, study, row)
     if "model" in row:
-        return f"results/evaluation/suites/{suite}/{row['model']}.json"
-    return f"results/{study}/evaluation/suites/{suite}/{row['variant']}.json"
+        return f"{results_root(config)}/evaluation/suites/{suite}/{row['model']}.json"
+    return f"{results_root(config)}/{study}/evaluation/suites/{suite}/{row['variant']}.json"
 
 
 def openllm_tasks(config: dict) -> list[str]:
@@ -338,7 +371,7 @@ def table_evaluations(config: dict, study: str, table: str) -> dict[str, str]:
     if "openllm" not in table_suites(config, study, table):
         return {}
     rows = config["studies"][study]["tables"][table]["rows"]
-    return {row.get("model") or row["variant"]: openllm_file(study, row) for row in rows}
+    return {row.get("model") or row["variant"]: openllm_file(config, study, row) for row in rows}
 
 
 def table_suite_evaluations(config: dict, study: str, table: str) -> dict[str, dict[str, str]]:
@@ -346,7 +379,10 @@ def table_suite_evaluations(config: dict, study: str, table: str) -> dict[str, d
     table reads."""
     rows = config["studies"][study]["tables"][table]["rows"]
     return {
-        suite: {row.get("model") or row["variant"]: suite_file(study, row, suite) for row in rows}
+        suite: {
+            row.get("model") or row["variant"]: suite_file(config, study, row, suite)
+            for row in rows
+        }
         for suite in table_suites(config, study, table)
         if suite != "openllm"
     }
@@ -359,13 +395,16 @@ def table_inputs(config: dict, study: str, table: str) -> list[str]:
     for rows in table_suite_evaluations(config, study, table).values():
         files += list(rows.values())
     if table_has_chat(config, study, table):
-        files.append(f"results/{study}/chat_eval.csv")
+        files.append(f"{results_root(config)}/{study}/chat_eval.csv")
     return files
 
 
 def study_tables(config: dict, study: str) -> dict[str, str]:
     """Table name -> CSV, for every configured table of a study."""
-    return {t: f"results/{study}/{t}.csv" for t in config["studies"][study].get("tables", {})}
+    return {
+        t: f"{results_root(config)}/{study}/{t}.csv"
+        for t in config["studies"][study].get("tables", {})
+    }
 
 
 def study_not_run(config: dict, study: str) -> dict[str, dict[str, str]]:
@@ -407,12 +446,15 @@ def study_figures(config: dict, study: str) -> list[str]:
     figs = []
     if "inference_mode" in spec:
         figs += [
-            f"results/{study}/figures/advantage_by_mode.png",
-            f"results/{study}/figures/advantage_methods.png",
+            f"{results_root(config)}/{study}/figures/advantage_by_mode.png",
+            f"{results_root(config)}/{study}/figures/advantage_methods.png",
         ]
     if spec.get("variants"):
-        figs.append(f"results/{study}/figures/loss_curves.png")
-    figs += [f"results/{study}/figures/{t}_vs_reported.png" for t in spec.get("tables", {})]
+        figs.append(f"{results_root(config)}/{study}/figures/loss_curves.png")
+    figs += [
+        f"{results_root(config)}/{study}/figures/{t}_vs_reported.png"
+        for t in spec.get("tables", {})
+    ]
     return figs
 
 
@@ -439,18 +481,18 @@ def report_targets(config: dict) -> list[str]:
             out += evaluation_targets(config, study)
             out += list(study_tables(config, study).values())
         if spec.get("tables") or chat_eval_enabled(config):  # OpenLLM and/or chat cells
-            out.append(f"results/{study}/verification.md")
+            out.append(f"{results_root(config)}/{study}/verification.md")
         if "inference_mode" in spec:
             out += study_figures(config, study)
     headline = config.get("evaluation", {}).get("headline")
     if headline and headline[1] in config.get("studies", {}).get(headline[0], {}).get("tables", {}):
-        out.append(f"results/{headline[1]}.csv")
+        out.append(f"{results_root(config)}/{headline[1]}.csv")
     return out
 
 
 # --- AlpacaEval-2 and Arena-Hard ---------------------------------------------
 
-CHAT = "results/chat_eval"
+
 CHAT_SETS = ("alpaca_eval", "arena_hard")
 
 
@@ -459,27 +501,27 @@ def chat_eval_enabled(config: dict) -> bool:
     return bool(ev.get("alpaca_eval") and ev.get("arena_hard"))
 
 
-def prompts_file(dataset: str) -> str:
+def prompts_file(config: dict, dataset: str) -> str:
     """The prompt set a model answers: a configured data set, or a chat-evaluation set."""
     if dataset in CHAT_SETS:
-        return f"{CHAT}/{dataset}/prompts.parquet"
-    return f"results/data/{dataset}.parquet"
+        return f"{chat_root(config)}/{dataset}/prompts.parquet"
+    return f"{results_root(config)}/data/{dataset}.parquet"
 
 
 def chat_set_files(config: dict) -> dict[str, str]:
     """What the evaluation-set builder writes, by name."""
     baseline = config["evaluation"]["arena_hard"]["baseline"]
     files = {
-        "reference": f"{CHAT}/alpaca_eval/reference_outputs.json",
-        "alpaca_prompts": prompts_file("alpaca_eval"),
-        "questions": f"{CHAT}/arena_hard/question.jsonl",
-        "baseline": f"{CHAT}/arena_hard/model_answer/{baseline}.jsonl",
-        "arena_prompts": prompts_file("arena_hard"),
+        "reference": f"{chat_root(config)}/alpaca_eval/reference_outputs.json",
+        "alpaca_prompts": prompts_file(config, "alpaca_eval"),
+        "questions": f"{chat_root(config)}/arena_hard/question.jsonl",
+        "baseline": f"{chat_root(config)}/arena_hard/model_answer/{baseline}.jsonl",
+        "arena_prompts": prompts_file(config, "arena_hard"),
     }
     if config["scale"] == "tiny":
         files.update(
-            concise=f"{CHAT}/alpaca_eval/gamed_concise.json",
-            verbose=f"{CHAT}/alpaca_eval/gamed_verbose.json",
+            concise=f"{chat_root(config)}/alpaca_eval/gamed_concise.json",
+            verbose=f"{chat_root(config)}/alpaca_eval/gamed_verbose.json",
         )
     return files
 
@@ -489,7 +531,7 @@ def lc_reference(config: dict) -> list[str]:
     ('build'), a local file, or none (alpaca_eval fetches its own)."""
     ref = config["evaluation"]["alpaca_eval"].get("lc_reference")
     if ref == "build":
-        return [f"{CHAT}/alpaca_eval/df_gamed.csv"]
+        return [f"{chat_root(config)}/alpaca_eval/df_gamed.csv"]
     return [ref] if ref else []
 
 
@@ -525,8 +567,8 @@ def chat_generations(config: dict, study: str, dataset: str, entry: str) -> str:
     """A model's answers to a chat-evaluation set (shared), or a variant's (per study)."""
     dataset = chat_answer_set(config, dataset)
     if chat_entries(config, study)[entry] == "model":
-        return f"results/generations/{dataset}/{entry}.parquet"
-    return f"results/{study}/generations/{dataset}/{entry}.parquet"
+        return f"{results_root(config)}/generations/{dataset}/{entry}.parquet"
+    return f"{results_root(config)}/{study}/generations/{dataset}/{entry}.parquet"
 
 
 def chat_result(config: dict, study: str, dataset: str, entry: str, ext: str) -> str:
@@ -534,8 +576,8 @@ def chat_result(config: dict, study: str, dataset: str, entry: str, ext: str) ->
     AlpacaEval metrics): a model's is shared by every study that names it (the same
     answers, the same judge: judged once), a variant's belongs to its study."""
     if chat_entries(config, study)[entry] == "model":
-        return f"{CHAT}/{dataset}/judged/{entry}.{ext}"
-    return f"results/{study}/chat_eval/{dataset}/{entry}.{ext}"
+        return f"{chat_root(config)}/{dataset}/judged/{entry}.{ext}"
+    return f"{results_root(config)}/{study}/chat_eval/{dataset}/{entry}.{ext}"
 
 
 def chat_results(config: dict, study: str, dataset: str, ext: str) -> list[str]:
@@ -549,14 +591,17 @@ def chat_table_inputs(config: dict, study: str) -> list[str]:
     if not chat_eval_enabled(config):
         return []
     spec = config["studies"][study].get("chat_table")
-    return [f"results/{study}/chat_eval.csv", *([spec["reported"]] if spec else [])]
+    return [f"{results_root(config)}/{study}/chat_eval.csv", *([spec["reported"]] if spec else [])]
 
 
 def chat_targets(config: dict) -> list[str]:
     """One chat-evaluation table per study (and what it reads)."""
     if not chat_eval_enabled(config):
         return []
-    return [f"results/{study}/chat_eval.csv" for study in sorted(config.get("studies", {}))]
+    return [
+        f"{results_root(config)}/{study}/chat_eval.csv"
+        for study in sorted(config.get("studies", {}))
+    ]
 
 
 # --- preference studies (FuseChat-3.0) ---------------------------------------------
@@ -646,39 +691,39 @@ def fusechat_studies(config: dict) -> list[str]:
     return [s for s in preference_studies(config) if s not in other]
 
 
-def preference_data_files(study: str) -> dict[str, str]:
+def preference_data_files(config: dict, study: str) -> dict[str, str]:
     return {
-        "sft": f"results/{study}/data/sft.parquet",
-        "dpo": f"results/{study}/data/dpo.parquet",
-        "counts": f"results/{study}/data/counts.csv",
-        "composition": f"results/{study}/{study}_data_composition.csv",
-        "target_sft": f"results/{study}/data/target_sft.parquet",
-        "wrpo_prompts": f"results/{study}/data/wrpo_prompts.parquet",
-        "best_source_share": f"results/{study}/best_source_share.csv",
-        "quadruples": f"results/{study}/data/quadruples.parquet",
-        "quadruple_counts": f"results/{study}/data/quadruple_counts.csv",
-        "fusesft": f"results/{study}/data/fusesft.parquet",
-        "fusepo": f"results/{study}/data/fusepo.parquet",
-        "fuserl_counts": f"results/{study}/data/fuserl_counts.csv",
-        "heldout": f"results/{study}/data/heldout.parquet",
+        "sft": f"{results_root(config)}/{study}/data/sft.parquet",
+        "dpo": f"{results_root(config)}/{study}/data/dpo.parquet",
+        "counts": f"{results_root(config)}/{study}/data/counts.csv",
+        "composition": f"{results_root(config)}/{study}/{study}_data_composition.csv",
+        "target_sft": f"{results_root(config)}/{study}/data/target_sft.parquet",
+        "wrpo_prompts": f"{results_root(config)}/{study}/data/wrpo_prompts.parquet",
+        "best_source_share": f"{results_root(config)}/{study}/best_source_share.csv",
+        "quadruples": f"{results_root(config)}/{study}/data/quadruples.parquet",
+        "quadruple_counts": f"{results_root(config)}/{study}/data/quadruple_counts.csv",
+        "fusesft": f"{results_root(config)}/{study}/data/fusesft.parquet",
+        "fusepo": f"{results_root(config)}/{study}/data/fusepo.parquet",
+        "fuserl_counts": f"{results_root(config)}/{study}/data/fuserl_counts.csv",
+        "heldout": f"{results_root(config)}/{study}/data/heldout.parquet",
     }
 
 
-def preference_data_file(study: str, data: str) -> str:
+def preference_data_file(config: dict, study: str, data: str) -> str:
     """The file of a variant's ``data``: a name of :func:`preference_data_files`, or
     ``quadruples.<subset>`` (WRPO over a subset of the sources)."""
     base, _, subset = data.partition(".")
     if subset:
-        return f"results/{study}/data/{base}.{subset}.parquet"
-    return preference_data_files(study)[data]
+        return f"{results_root(config)}/{study}/data/{base}.{subset}.parquet"
+    return preference_data_files(config, study)[data]
 
 
 def target_sample_files(config: dict, study: str) -> dict[str, str]:
     """The sampling variant's generations on the WRPO prompts, and their scores."""
     v = config["studies"][study]["target_samples"]["variant"]
     return {
-        "generations": f"results/{study}/target_samples/{v}.parquet",
-        "scores": f"results/{study}/target_samples/{v}.scores.parquet",
+        "generations": f"{results_root(config)}/{study}/target_samples/{v}.parquet",
+        "scores": f"{results_root(config)}/{study}/target_samples/{v}.scores.parquet",
     }
 
 
@@ -691,9 +736,9 @@ def preference_data_inputs(
     ds, rm = spec["train_dataset"], spec["reward_model"]
     sources = spec["sources"] if sources is None else sources
     return {
-        "prompts": [f"results/data/{ds}.parquet"],
-        "generations": [generations_file(ds, m) for m in sources],
-        "scores": [scores_file(ds, rm, m) for m in sources],
+        "prompts": [f"{results_root(config)}/data/{ds}.parquet"],
+        "generations": [generations_file(config, ds, m) for m in sources],
+        "scores": [scores_file(config, ds, rm, m) for m in sources],
     }
 
 
@@ -701,7 +746,7 @@ def preference_model_dir(config: dict, study: str, name: str) -> str:
     """The model a variant starts from: the study's target, or another variant's output."""
     if name == "target":
         return config["models"][config["studies"][study]["target"]]["path"]
-    return f"results/{study}/models/{name}"
+    return f"{results_root(config)}/{study}/models/{name}"
 
 
 def preference_init_inputs(config: dict, study: str, init: str) -> list[str]:
@@ -712,8 +757,8 @@ def preference_init_inputs(config: dict, study: str, init: str) -> list[str]:
     return [preference_model_dir(config, study, init)]
 
 
-def reference_logps_file(study: str, init: str, data: str) -> str:
-    return f"results/{study}/ref_logps/{init}/{data}.parquet"
+def reference_logps_file(config: dict, study: str, init: str, data: str) -> str:
+    return f"{results_root(config)}/{study}/ref_logps/{init}/{data}.parquet"
 
 
 def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[str]]:
@@ -725,11 +770,11 @@ def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[
     v = spec["variants"][variant]
     init = v["init"]
     out = {
-        "data": [preference_data_file(study, v["data"])],
+        "data": [preference_data_file(config, study, v["data"])],
         "init": preference_init_inputs(config, study, init),
     }
     if needs_reference(v["stages"]):
-        out["reference"] = [reference_logps_file(study, init, v["data"])]
+        out["reference"] = [reference_logps_file(config, study, init, v["data"])]
     return out
 
 
@@ -747,18 +792,18 @@ def alpha_sweep(config: dict, study: str) -> dict[str, float]:
     return out if len(set(out.values())) >= 2 else {}
 
 
-def wrpo_figure_files(study: str) -> dict[str, str]:
+def wrpo_figure_files(config: dict, study: str) -> dict[str, str]:
     return {
-        "dynamics": f"results/{study}/figures/reward_dynamics.png",
-        "sweep": f"results/{study}/figures/alpha_sweep.png",
-        "sweep_csv": f"results/{study}/alpha_sweep.csv",
+        "dynamics": f"{results_root(config)}/{study}/figures/reward_dynamics.png",
+        "sweep": f"{results_root(config)}/{study}/figures/alpha_sweep.png",
+        "sweep_csv": f"{results_root(config)}/{study}/alpha_sweep.csv",
     }
 
 
 def preference_targets(config: dict) -> list[str]:
     out = []
     for study in preference_studies(config):
-        files = preference_data_files(study)
+        files = preference_data_files(config, study)
         if study in wrpo_studies(config):
             out.append(files["best_source_share"])
         elif study in fuserl_studies(config):
@@ -766,8 +811,11 @@ def preference_targets(config: dict) -> list[str]:
         else:
             out.append(files["composition"])
         if study in wrpo_studies(config) and alpha_sweep(config, study):
-            out += list(wrpo_figure_files(study).values())
-        out += [f"results/{study}/models/{v}" for v in sorted(config["studies"][study]["variants"])]
+            out += list(wrpo_figure_files(config, study).values())
+        out += [
+            f"{results_root(config)}/{study}/models/{v}"
+            for v in sorted(config["studies"][study]["variants"])
+        ]
     return out
 
 
@@ -784,9 +832,9 @@ def fuserl_analysis_studies(config: dict) -> list[str]:
     ]
 
 
-def fuserl_analysis_files(study: str) -> dict[str, str]:
-    """The analyses' tables (``results/<study>/analysis/``) and figures."""
-    a, f = f"results/{study}/analysis", f"results/{study}/figures"
+def fuserl_analysis_files(config: dict, study: str) -> dict[str, str]:
+    """The analyses' tables (``<results root>/<study>/analysis/``) and figures."""
+    a, f = f"{results_root(config)}/{study}/analysis", f"{results_root(config)}/{study}/figures"
     return {
         "accuracy": f"{a}/preference_accuracy.csv",
         "accuracy_figure": f"{f}/preference_accuracy.png",
@@ -808,7 +856,8 @@ def fuserl_analysis_models(config: dict, study: str) -> list[str]:
 def fuserl_heldout_logps(config: dict, study: str) -> dict[str, str]:
     """Model -> its per-row log-probs on the held-out groups (score_reference_logps)."""
     return {
-        m: reference_logps_file(study, m, "heldout") for m in fuserl_analysis_models(config, study)
+        m: reference_logps_file(config, study, m, "heldout")
+        for m in fuserl_analysis_models(config, study)
     }
 
 
@@ -826,7 +875,7 @@ def fuserl_judge_scores(config: dict, study: str) -> list[str]:
     judge = fuserl_judge(config, study)
     if judge == spec["reward_model"]:
         return []
-    return [scores_file(spec["train_dataset"], judge, m) for m in spec["sources"]]
+    return [scores_file(config, spec["train_dataset"], judge, m) for m in spec["sources"]]
 
 
 def fuserl_bias_settings(config: dict, study: str) -> dict[str, float]:
@@ -846,7 +895,7 @@ def fuserl_analysis_targets(config: dict) -> list[str]:
     chat_eval.csv) only where the chat evaluation runs."""
     out = []
     for study in fuserl_analysis_studies(config):
-        files = fuserl_analysis_files(study)
+        files = fuserl_analysis_files(config, study)
         keep = ["accuracy", "accuracy_figure", "bias_variance", "bias_variance_figure"]
         if chat_eval_enabled(config):
             keep += ["ablation", "ablation_figure"]

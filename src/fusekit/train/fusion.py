@@ -25,8 +25,8 @@ def resolve_variant(study: dict, name: str) -> dict:
     if spec is None:
         raise ValueError(f"unknown variant {name!r}; known: {sorted(study.get('variants', {}))}")
     return {
-        "stages": spec.get("stages") or study["stages"],
-        "sources": spec.get("sources") or study["sources"],
+        "stages": spec["stages"] if "stages" in spec else study["stages"],
+        "sources": spec["sources"] if "sources" in spec else study["sources"],
         "fusion": spec.get("fusion", FUSION_DEFAULT),
         "order": spec.get("order", ORDER_DEFAULT),
         "training_objective": study.get("training_objective", TRAINING_OBJECTIVE_DEFAULT),
