@@ -1,4 +1,5 @@
-# Prompt sets with reference answers, shared by every study that trains on them.
+# Prompt sets with reference answers, shared by every study that trains on them. Inputs
+# (fusekit.workflow.dataset_inputs): the tiny corpus, or a local_file set's own file.
 
 
 rule prepare_prompts:
@@ -15,7 +16,11 @@ rule prepare_prompts:
     params:
         spec=lambda w: as_json(config["datasets"][w.dataset]),
         seed=lambda w: job_seed("dataset", w.dataset),
-        corpus=lambda w, input: f"--corpus {input[0]}" if input else "",
+        corpus=lambda w, input: (
+            f"--corpus {input[0]}"
+            if config["datasets"][w.dataset]["kind"] == "tiny_corpus"
+            else ""
+        ),
     shell:
         "python scripts/prepare_prompts.py --spec {params.spec:q} --seed {params.seed} "
         "{params.corpus} --out {output} > {log} 2>&1"

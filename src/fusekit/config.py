@@ -51,7 +51,9 @@ def tiny_model_path(name: str, reward: bool = False) -> str:
 
 
 def check_references(config: dict) -> None:
-    """Raise :class:`ConfigError` when a name in ``config`` points at nothing."""
+    """Raise :class:`ConfigError` when a name in ``config`` points at nothing (a
+    ``local_file`` data set's ``path`` too: a missing file is ``config key
+    datasets.<name>.path: no such file ...``) or keys do not fit together."""
     models, rms, datasets = (
         config["models"],
         config.get("reward_models", {}),
@@ -119,12 +121,7 @@ def check_references(config: dict) -> None:
             "the eurus loader runs the model's own code: set it to true to allow that",
         )
     for name, ds in datasets.items():
-        if ds["kind"] != "tiny_corpus":
-            _need("path" in ds, f"datasets.{name}.path", f"required for kind {ds['kind']!r}")
-        else:
-            _need(
-                config["scale"] == "tiny", f"datasets.{name}.kind", "tiny_corpus needs scale: tiny"
-            )
+        _check_dataset(config, name, ds)
     for evaluation in ("alpaca_eval", "arena_hard"):
         spec = config.get("evaluation", {}).get(evaluation)
         if spec:
@@ -153,6 +150,45 @@ def check_references(config: dict) -> None:
     if config["scale"] == "tiny":
         _check_tiny(config)
     _check_values(config)
+
+
+def _check_dataset(config: dict, name: str, ds: dict) -> None:
+    """A data set's keys fit its kind: ``path`` for every kind but tiny_corpus (which
+    needs scale tiny), ``skills`` only for tiny_corpus, ``columns`` only for local_file;
+    a local_file ``path`` has a readable suffix and names an existing file (relative
+    paths from the working directory, where Snakemake runs)."""
+    from fusekit.data import LOCAL_FILE_SUFFIXES
+
+    key, kind = f"datasets.{name}", ds["kind"]
+    if kind != "tiny_corpus":
+        _need("path" in ds, f"{key}.path", f"required for kind {kind!r}")
+        _need(
+            ds.get("skills") is None,
+            f"{key}.skills",
+            f"only a tiny_corpus data set has skills (this one is {kind!r})",
+        )
+    else:
+        _need(config["scale"] == "tiny", f"{key}.kind", "tiny_corpus needs scale: tiny")
+    _need(
+        kind == "local_file" or not ds.get("columns"),
+        f"{key}.columns",
+        f"only a local_file data set maps columns (this one is {kind!r})",
+    )
+    if kind != "local_file":
+        return
+    path = Path(ds["path"])
+    _need(
+        path.suffix.lower() in LOCAL_FILE_SUFFIXES,
+        f"{key}.path",
+        f"{ds['path']!r}: a local_file data set is a {', '.join(LOCAL_FILE_SUFFIXES)} file "
+        f"(by its suffix), not {path.suffix or 'a file without a suffix'!r}",
+    )
+    where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+    _need(
+        path.is_file(),
+        f"{key}.path",
+        f"{'no such file' if not path.exists() else 'not a file'} {ds['path']!r}{where}",
+    )
 
 
 def _check_preference_variants(config: dict, study: str) -> None:

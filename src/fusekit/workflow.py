@@ -163,10 +163,16 @@ def method_inputs(config: dict, study: str) -> dict[str, list[str]]:
 
 
 def dataset_inputs(config: dict, dataset: str) -> list[str]:
-    """Files a prompt set is made from (the tiny corpus; nothing for hub sets)."""
-    return (
-        [f"{WORLD}/corpus.parquet"] if config["datasets"][dataset]["kind"] == "tiny_corpus" else []
-    )
+    """Files a prompt set is made from, the inputs of rule ``prepare_prompts``: the tiny
+    corpus (``tiny_corpus``), the file itself as configured (``local_file``: relative to
+    the working directory or absolute, so editing it rebuilds the set and what depends on
+    it), nothing for hub sets (``orca_best``, ``hub_prompts``)."""
+    spec = config["datasets"][dataset]
+    if spec["kind"] == "tiny_corpus":
+        return [f"{WORLD}/corpus.parquet"]
+    if spec["kind"] == "local_file":
+        return [spec["path"]]
+    return []
 
 
 def tokenizer_dir(config: dict, group: str, name: str) -> str:
