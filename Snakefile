@@ -38,6 +38,7 @@ include: "rules/fuserl.smk"
 include: "rules/evaluation.smk"
 include: "rules/report.smk"
 include: "rules/chat_evaluation.smk"
+include: "rules/claims.smk"
 
 
 # light bookkeeping runs where Snakemake runs, never as a cluster job
@@ -67,6 +68,8 @@ localrules:
     tabulate_judge_bias_variance,
     tabulate_fuserl_ablation,
     plot_wrpo_figures,
+    tabulate_claims_results,
+    tabulate_claims,
 
 
 rule all:

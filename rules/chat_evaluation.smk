@@ -66,11 +66,13 @@ rule generate_variant_responses:
         model=R + "/{study}/models/{variant}",
     output:
         generations=R + "/{study}/generations/{dataset}/{variant}.parquet",
-        throughput=R + "/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.throughput.json",
+        throughput=R
+        + "/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.throughput.json",
     log:
         LOGS + "/generation/generate_variant_responses/{study}/{dataset}/{variant}.log",
     benchmark:
-        R + "/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.tsv"
+        R
+        + "/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]

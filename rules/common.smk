@@ -11,6 +11,7 @@ from snakemake.utils import validate
 from fusekit import workflow as layout
 from fusekit.config import check_references, check_schema
 from fusekit.determinism import derive_seed
+from fusekit.report.claims import check_study_claims
 from fusekit.prerequisites import check_prerequisites, format_missing, judge_key_vars
 
 # plan time: the schema with strict integers and dotted key paths, then its defaults
@@ -18,6 +19,8 @@ from fusekit.prerequisites import check_prerequisites, format_missing, judge_key
 check_schema(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 validate(config, schema="../config/schema.yaml")
 check_references(config)
+for _study in layout.claims_studies(config) or []:
+    check_study_claims(config, _study)
 
 SCALE = config["scale"]
 # every output of this scale under its own root: results/ (paper) or results/tiny/ (tiny)
@@ -120,7 +123,9 @@ def get_align_inputs(wildcards):
 
 def get_mince_inputs(wildcards):
     spec = config["studies"][wildcards.study]
-    return [layout.reference_dump(config, spec["train_dataset"], m) for m in spec["sources"]]
+    return [
+        layout.reference_dump(config, spec["train_dataset"], m) for m in spec["sources"]
+    ]
 
 
 def get_vocab_map_models(wildcards):
@@ -143,10 +148,7 @@ def get_dump_map(mode):
     def f(wildcards):
         sources = get_variant(wildcards)["sources"]
         return as_json(
-            {
-                m: f"{R}/{wildcards.study}/{mode}/aligned/{m}.parquet"
-                for m in sources
-            }
+            {m: f"{R}/{wildcards.study}/{mode}/aligned/{m}.parquet" for m in sources}
         )
 
     return f
@@ -216,8 +218,7 @@ def get_study_tables(wildcards):
 def get_variant_models(wildcards):
     spec = config["studies"][wildcards.study]
     return [
-        f"{R}/{wildcards.study}/models/{v}"
-        for v in sorted(spec.get("variants", {}))
+        f"{R}/{wildcards.study}/models/{v}" for v in sorted(spec.get("variants", {}))
     ]
 
 

@@ -14,7 +14,12 @@ rule prepare_prompts:
     conda:
         "../envs/generation.yaml"
     params:
-        spec=lambda w: as_json(config["datasets"][w.dataset]),
+        # tracked: what can change the prompt set; untracked: the whole entry the script
+        # reads (a set's generation settings); see fusekit.workflow.untracked
+        dataset_result=lambda w: as_json(
+            layout.result_settings(config["datasets"][w.dataset], drop=("generation",))
+        ),
+        spec=layout.untracked(lambda w: as_json(config["datasets"][w.dataset])),
         seed=lambda w: job_seed("dataset", w.dataset),
         corpus=lambda w, input: (
             f"--corpus {input[0]}"

@@ -7,7 +7,8 @@ rule generate_responses:
         model=get_model_dir,
     output:
         generations=R + "/generations/{dataset}/{model}.parquet",
-        throughput=R + "/benchmarks/generation/generate_responses/{dataset}/{model}.throughput.json",
+        throughput=R
+        + "/benchmarks/generation/generate_responses/{dataset}/{model}.throughput.json",
     log:
         LOGS + "/generation/generate_responses/{dataset}/{model}.log",
     benchmark:

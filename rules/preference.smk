@@ -315,9 +315,7 @@ rule plot_wrpo_figures:
             variant=layout.alpha_sweep(config, w.study),
         ),
         chat=lambda w: (
-            f"{R}/{w.study}/chat_eval.csv"
-            if layout.chat_eval_enabled(config)
-            else []
+            f"{R}/{w.study}/chat_eval.csv" if layout.chat_eval_enabled(config) else []
         ),
     output:
         dynamics=report(

@@ -47,7 +47,8 @@ rule evaluate_suite_variant:
     log:
         LOGS + "/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.log",
     benchmark:
-        R + "/benchmarks/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.tsv"
+        R
+        + "/benchmarks/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.tsv"
     wildcard_constraints:
         suite=one_of(layout.benchmark_suites(config)),
     conda:
@@ -160,7 +161,8 @@ rule verify_tables:
 
 rule publish_headline_table:
     input:
-        R + "/{study}/{table}.csv".format(
+        R
+        + "/{study}/{table}.csv".format(
             study=config["evaluation"]["headline"][0],
             table=config["evaluation"]["headline"][1],
         ),

@@ -22,10 +22,12 @@ from fusekit.report.claims import (
     SCHEMA_FRAGMENT,
     TABLE_COLUMNS,
     check_claims,
+    check_study_claims,
     claims_markdown,
     claims_table,
     format_interval,
     plot_claims,
+    results_from_evaluations,
 )
 
 TINY = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
@@ -374,3 +376,76 @@ def test_script_end_to_end(tmp_path):
     assert table.loc[1, "mean_diff"] == pytest.approx(13.0)  # 63 - 50, the source a constant
     assert "profuser_vs_src_neox" in md.read_text()
     assert png.read_bytes()[:8] == PNG
+
+
+# -- the claims run's wiring (fusekit.workflow, results_from_evaluations) -----------------
+
+
+def _tiny():
+    return yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+
+
+def test_the_claims_run_reads_seeded_variants_and_shared_model_evaluations():
+    from fusekit import workflow as layout
+
+    cfg = _tiny()
+    assert layout.claims_studies(cfg) == ["profuser"]
+    variants, models = layout.claims_names(cfg, "profuser")
+    assert variants == ["CSFT", "Fuse", "ProFuser", "ReverseFuse", "SimulFuse"]
+    assert models == ["src_llama", "src_neox", "src_qwen2", "tgt_llama"]
+    evals = layout.claims_evaluations(cfg, "profuser")
+    seeds = cfg["studies"]["profuser"]["claims_seeds"]
+    assert len(evals) == len(variants) * len(seeds) + len(models)
+    assert {"model": "CSFT", "seed": seeds[0], "path": "results/tiny/profuser/seeds/"
+            f"{seeds[0]}/evaluation/openllm/CSFT.json"} in evals  # fmt: skip
+    assert {"model": "tgt_llama", "seed": None,
+            "path": "results/tiny/evaluation/openllm/tgt_llama.json"} in evals  # fmt: skip
+    # the claims run is not part of the default target
+    assert layout.claims_files(cfg, "profuser")["markdown"] not in layout.final_targets(cfg)
+    check_study_claims(cfg, "profuser")
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda s: s["claims"][0].update(worse="ghost"), r"claims\[0\]\.worse: 'ghost'"),
+        (lambda s: s["claims"][1].update(metric="mmlu_pro"), r"claims\[1\]\.metric"),
+        (lambda s: s.update(claims_seeds=[7]), r"claims_seeds.*at least 2"),
+        (lambda s: s["claims"][2].update(id=s["claims"][0]["id"]), r"claims\[2\]\.id"),
+    ],
+    ids=["unknown_model", "unknown_metric", "one_seed", "duplicate_id"],
+)
+def test_bad_claims_config_stops_at_plan_time(edit, match):
+    cfg = _tiny()
+    edit(cfg["studies"]["profuser"])
+    with pytest.raises(ConfigError, match=r"config key studies\.profuser\." + match):
+        check_study_claims(cfg, "profuser")
+
+
+def _evaluation(path, scores):
+    path.write_text(
+        json.dumps({"benchmarks": {k: {"value": v, "stderr": 1.0} for k, v in scores.items()}})
+    )
+    return str(path)
+
+
+def test_results_from_evaluations_average_is_the_benchmark_mean(tmp_path):
+    entries = [
+        {"model": "A", "seed": 1, "path": _evaluation(tmp_path / "a1.json", {"x": 50, "y": 70})},
+        {"model": "A", "seed": 2, "path": _evaluation(tmp_path / "a2.json", {"x": 40, "y": 60})},
+        {"model": "T", "seed": None, "path": _evaluation(tmp_path / "t.json", {"x": 30, "y": 30})},
+    ]
+    df = results_from_evaluations(entries, "s", world_seed=9)
+    avg = df[df.metric == "average"].set_index("model")
+    assert avg.loc["A"].value.tolist() == [60.0, 50.0] and avg.loc["T"].value == 30.0
+    assert pd.isna(avg.loc["T"].seed) and (df.world_seed == 9).all()
+    # through a file, as the workflow passes it: the source's empty seed makes it a constant
+    path = tmp_path / "results.csv"
+    df.to_csv(path, index=False)
+    claims = [{"id": "a_vs_t", "better": "A", "worse": "T", "metric": "average"}]
+    table = claims_table(pd.read_csv(path), claims, "s")
+    assert table.n_seeds.iloc[0] == 2 and table.mean_diff.iloc[0] == pytest.approx(25.0)
+    bad = {"model": "A", "seed": 3, "path": _evaluation(tmp_path / "a3.json", {"x": 1})}
+    with pytest.raises(DataError, match="a3.json: benchmarks"):
+        results_from_evaluations([*entries, bad], "s")

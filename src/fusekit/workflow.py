@@ -929,3 +929,66 @@ def verification_spec(config: dict, study: str) -> dict:
     if spec.get("unreported"):
         out["unreported"] = spec["unreported"]
     return out
+
+
+# --- the claims run (issue 17) -----------------------------------------------
+#
+# A study's ``claims`` compare variants and models on an OpenLLM metric over the training
+# seeds ``claims_seeds``: every variant a claim names is trained and evaluated once per
+# seed under <root>/<study>/seeds/<seed>/; a model (source, base target) is evaluated
+# once, as for the tables. Not part of the default target.
+
+
+def claims_studies(config: dict) -> list[str]:
+    """Studies with claims and seeds (fusion studies: their variants train in the DAG)."""
+    return [
+        s
+        for s in inference_mode_studies(config)
+        if config["studies"][s].get("claims") and config["studies"][s].get("claims_seeds")
+    ]
+
+
+def claims_names(config: dict, study: str) -> tuple[list[str], list[str]]:
+    """(variants, models) that the study's claims name, each sorted."""
+    spec = config["studies"][study]
+    names = {c[side] for c in spec.get("claims", []) for side in ("better", "worse")}
+    variants = sorted(names & set(spec.get("variants", {})))
+    return variants, sorted(names - set(variants))
+
+
+def seeded_dir(config: dict, study: str, seed: int | str) -> str:
+    """Where the claims run keeps one training seed's models and evaluations."""
+    return f"{results_root(config)}/{study}/seeds/{seed}"
+
+
+def claims_evaluations(config: dict, study: str) -> list[dict]:
+    """Every evaluation the claims read: ``{model, seed, path}``; ``seed`` is None for a
+    seed-independent model (its shared OpenLLM evaluation)."""
+    variants, models = claims_names(config, study)
+    seeds = config["studies"][study]["claims_seeds"]
+    out = [
+        {
+            "model": v,
+            "seed": s,
+            "path": f"{seeded_dir(config, study, s)}/evaluation/openllm/{v}.json",
+        }
+        for s in seeds
+        for v in variants
+    ]
+    out += [
+        {"model": m, "seed": None, "path": openllm_file(config, study, {"model": m})}
+        for m in models
+    ]
+    return out
+
+
+def claims_files(config: dict, study: str) -> dict[str, str]:
+    """The claims run's outputs: the long results table, the claims table, its Markdown
+    page and its forest plot."""
+    base = f"{results_root(config)}/{study}"
+    return {
+        "results": f"{base}/claims_results.csv",
+        "table": f"{base}/claims.csv",
+        "markdown": f"{base}/claims.md",
+        "figure": f"{base}/figures/claims.png",
+    }

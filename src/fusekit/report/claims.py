@@ -63,18 +63,12 @@ import math
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
-
-from fusekit.checks import DataError  # noqa: E402
-from fusekit.config import ConfigError  # noqa: E402
-from fusekit.io import atomic_path, write_table  # noqa: E402
-from fusekit.report.figures import save_png  # noqa: E402
+from fusekit.checks import DataError
+from fusekit.config import ConfigError
+from fusekit.io import atomic_path, write_table
 
 RESULT_COLUMNS = ("study", "model", "seed", "world_seed", "metric", "value")
 KEY = ("model", "seed", "world_seed", "metric")
@@ -383,6 +377,8 @@ def t_interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, float
     if n < 2:
         return mean, math.nan, math.nan, math.nan
     se = float(x.std(ddof=1) / math.sqrt(n))
+    from scipy import stats
+
     q = float(stats.t.ppf(0.5 + level / 2, n - 1))
     return mean, se, mean - q * se, mean + q * se
 
@@ -578,6 +574,13 @@ def plot_claims(df: pd.DataFrame, path: str | Path, title: str = "") -> None:
     interval coloured by verdict, the paper's difference as an open diamond, a vertical
     line at 0 (and a tick at each non-zero margin), saved as PNG
     (:func:`fusekit.report.figures.save_png`). Raises ValueError on an empty table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fusekit.report.figures import save_png
+
     if df.empty:
         raise ValueError("no claims to plot")
     n = len(df)
@@ -630,3 +633,73 @@ def write_claims(
             tmp.write_text(claims_markdown(df))
     if figure is not None:
         plot_claims(df, figure)
+
+
+def results_from_evaluations(
+    entries: list[dict], study: str, world_seed: int | None = None
+) -> pd.DataFrame:
+    """The long results table (:data:`RESULT_COLUMNS`) from OpenLLM evaluation files.
+
+    ``entries``: ``{model, seed, path}`` each (``seed`` None for a seed-independent model;
+    :func:`fusekit.workflow.claims_evaluations`). Every benchmark of a file is one metric
+    (its key, value in points), and ``average`` is their unweighted mean, as in the
+    papers' Average column. Raises ValueError naming a file that is not an evaluation,
+    and DataError when files of one model disagree on the benchmarks they hold.
+    """
+    from fusekit.report.tables import read_evaluation
+
+    rows, benchmarks = [], {}
+    for e in entries:
+        scores = read_evaluation(e["path"])
+        keys = tuple(sorted(scores))
+        if benchmarks.setdefault(e["model"], keys) != keys:
+            raise DataError(
+                f"{e['path']}: benchmarks {list(keys)} differ from another evaluation of "
+                f"{e['model']} ({list(benchmarks[e['model']])})"
+            )
+        seed = None if e.get("seed") is None else int(e["seed"])
+        values = {k: v["value"] for k, v in scores.items()}
+        values["average"] = float(np.mean(list(values.values())))
+        rows += [
+            {
+                "study": study,
+                "model": e["model"],
+                "seed": seed,
+                "world_seed": world_seed,
+                "metric": k,
+                "value": v,
+            }
+            for k, v in values.items()
+        ]
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def check_study_claims(config: dict, study: str) -> None:
+    """Plan-time checks of ``studies.<study>.claims`` and ``claims_seeds`` (raises
+    :class:`fusekit.config.ConfigError` naming the key): the claims themselves
+    (:func:`check_claims`); each side a variant of the study or a model of the config;
+    each metric ``average`` or a benchmark of ``evaluation.openllm.benchmarks``; at least
+    two seeds (an interval needs two)."""
+    spec = config["studies"][study]
+    key = f"config key studies.{study}"
+    claims = check_claims(spec.get("claims", []), f"{key}.claims")
+    if not claims:
+        return
+    known = set(spec.get("variants", {})) | set(config.get("models", {}))
+    metrics = {"average", *config.get("evaluation", {}).get("openllm", {}).get("benchmarks", {})}
+    for i, c in enumerate(claims):
+        for side in ("better", "worse"):
+            if c[side] not in known:
+                raise ConfigError(
+                    f"{key}.claims[{i}].{side}: {c[side]!r} is neither a variant of the "
+                    f"study nor a model (known: {sorted(known)})"
+                )
+        if c["metric"] not in metrics:
+            raise ConfigError(
+                f"{key}.claims[{i}].metric: {c['metric']!r}; known: {sorted(metrics)}"
+            )
+    if len(spec.get("claims_seeds", [])) < 2:
+        raise ConfigError(
+            f"{key}.claims_seeds: {spec.get('claims_seeds', [])} - a claim's interval needs "
+            "at least 2 training seeds"
+        )

@@ -1,0 +1,24 @@
+"""The claims run's long results table (one row per model x training seed x metric) from
+OpenLLM evaluation files: every benchmark and their mean, ``average``
+(fusekit.report.claims.results_from_evaluations)."""
+
+from fusekit.cli import json_arg, parser, setup_logging
+from fusekit.io import write_table
+from fusekit.report.claims import results_from_evaluations
+
+if __name__ == "__main__":
+    p = parser(__doc__)
+    p.add_argument("--study", required=True)
+    p.add_argument(
+        "--evaluations",
+        type=json_arg,
+        required=True,
+        help="JSON list of {model, seed, path}; seed null for a seed-independent model",
+    )
+    p.add_argument("--world-seed", type=int, required=True, help="the tiny world's seed")
+    p.add_argument("--out", required=True, help="long results table (.csv or .parquet)")
+    a = p.parse_args()
+    log = setup_logging()
+    table = results_from_evaluations(a.evaluations, a.study, a.world_seed)
+    write_table(table, a.out)
+    log.info("%d rows for %d models", len(table), table.model.nunique())
