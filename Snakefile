@@ -18,6 +18,10 @@ min_version("9.0")
 os.environ["PYTHONHASHSEED"] = "0"
 
 
+envvars:
+    "PYTHONHASHSEED",
+
+
 if not config:
 
     configfile: "config/config.yaml"

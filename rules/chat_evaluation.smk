@@ -8,9 +8,9 @@ rule build_chat_eval_sets:
     output:
         **CHAT_FILES,
     log:
-        LOGS + "/chat_eval/build_chat_eval_sets.log",
+        f"{LOGS}chat_eval/build_chat_eval_sets.log",
     benchmark:
-        R + "/benchmarks/chat_eval/build_chat_eval_sets.tsv"
+        f"{R}benchmarks/chat_eval/build_chat_eval_sets.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -44,9 +44,9 @@ rule build_lc_reference:
     output:
         f"{layout.chat_root(config)}/alpaca_eval/df_gamed.csv",
     log:
-        LOGS + "/chat_eval/build_lc_reference.log",
+        f"{LOGS}chat_eval/build_lc_reference.log",
     benchmark:
-        R + "/benchmarks/chat_eval/build_lc_reference.tsv"
+        f"{R}benchmarks/chat_eval/build_lc_reference.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -63,16 +63,14 @@ rule build_lc_reference:
 rule generate_variant_responses:
     input:
         prompts=get_prompts_file,
-        model=R + "/{study}/models/{variant}",
+        model=f"{R}{{study}}/models/{{variant}}",
     output:
-        generations=R + "/{study}/generations/{dataset}/{variant}.parquet",
-        throughput=R
-        + "/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.throughput.json",
+        generations=f"{R}{{study}}/generations/{{dataset}}/{{variant}}.parquet",
+        throughput=f"{R}benchmarks/generation/generate_variant_responses/{{study}}/{{dataset}}/{{variant}}.throughput.json",
     log:
-        LOGS + "/generation/generate_variant_responses/{study}/{dataset}/{variant}.log",
+        f"{LOGS}generation/generate_variant_responses/{{study}}/{{dataset}}/{{variant}}.log",
     benchmark:
-        R
-        + "/benchmarks/generation/generate_variant_responses/{study}/{dataset}/{variant}.tsv"
+        f"{R}benchmarks/generation/generate_variant_responses/{{study}}/{{dataset}}/{{variant}}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
@@ -102,12 +100,12 @@ rule evaluate_alpaca:
         lc_reference=layout.lc_reference(config) if CHAT_FILES else [],
         judge=layout.judge_inputs(config, "alpaca_eval") if CHAT_FILES else [],
     output:
-        judgments=R + "/{study}/chat_eval/alpaca_eval/{entry}.parquet",
-        metrics=R + "/{study}/chat_eval/alpaca_eval/{entry}.json",
+        judgments=f"{R}{{study}}/chat_eval/alpaca_eval/{{entry}}.parquet",
+        metrics=f"{R}{{study}}/chat_eval/alpaca_eval/{{entry}}.json",
     log:
-        LOGS + "/chat_eval/evaluate_alpaca/{study}/{entry}.log",
+        f"{LOGS}chat_eval/evaluate_alpaca/{{study}}/{{entry}}.log",
     benchmark:
-        R + "/benchmarks/chat_eval/evaluate_alpaca/{study}/{entry}.tsv"
+        f"{R}benchmarks/chat_eval/evaluate_alpaca/{{study}}/{{entry}}.tsv"
     wildcard_constraints:
         # a study's trained variants; sources and targets: the *_model rules below
         entry=one_of(
@@ -141,12 +139,12 @@ rule evaluate_arena:
         generations=get_chat_generations("arena_hard"),
         judge=layout.judge_inputs(config, "arena_hard") if CHAT_FILES else [],
     output:
-        judgments=R + "/{study}/chat_eval/arena_hard/{entry}.parquet",
-        answers=R + "/{study}/chat_eval/arena_hard/model_answer/{entry}.jsonl",
+        judgments=f"{R}{{study}}/chat_eval/arena_hard/{{entry}}.parquet",
+        answers=f"{R}{{study}}/chat_eval/arena_hard/model_answer/{{entry}}.jsonl",
     log:
-        LOGS + "/chat_eval/evaluate_arena/{study}/{entry}.log",
+        f"{LOGS}chat_eval/evaluate_arena/{{study}}/{{entry}}.log",
     benchmark:
-        R + "/benchmarks/chat_eval/evaluate_arena/{study}/{entry}.tsv"
+        f"{R}benchmarks/chat_eval/evaluate_arena/{{study}}/{{entry}}.tsv"
     wildcard_constraints:
         # a study's trained variants; sources and targets: the *_model rules below
         entry=one_of(
@@ -177,16 +175,16 @@ rule evaluate_arena:
 use rule evaluate_alpaca as evaluate_alpaca_model with:
     input:
         reference=CHAT_FILES.get("reference", []),
-        generations=f"{R}/generations/alpaca_eval/{{model}}.parquet",
+        generations=f"{R}generations/alpaca_eval/{{model}}.parquet",
         lc_reference=layout.lc_reference(config) if CHAT_FILES else [],
         judge=layout.judge_inputs(config, "alpaca_eval") if CHAT_FILES else [],
     output:
         judgments=f"{layout.chat_root(config)}/alpaca_eval/judged/{{model}}.parquet",
         metrics=f"{layout.chat_root(config)}/alpaca_eval/judged/{{model}}.json",
     log:
-        LOGS + "/chat_eval/evaluate_alpaca_model/{model}.log",
+        f"{LOGS}chat_eval/evaluate_alpaca_model/{{model}}.log",
     benchmark:
-        R + "/benchmarks/chat_eval/evaluate_alpaca_model/{model}.tsv"
+        f"{R}benchmarks/chat_eval/evaluate_alpaca_model/{{model}}.tsv"
 
 
 use rule evaluate_arena as evaluate_arena_model with:
@@ -201,21 +199,21 @@ use rule evaluate_arena as evaluate_arena_model with:
         judgments=f"{layout.chat_root(config)}/arena_hard/judged/{{model}}.parquet",
         answers=f"{layout.chat_root(config)}/arena_hard/judged/model_answer/{{model}}.jsonl",
     log:
-        LOGS + "/chat_eval/evaluate_arena_model/{model}.log",
+        f"{LOGS}chat_eval/evaluate_arena_model/{{model}}.log",
     benchmark:
-        R + "/benchmarks/chat_eval/evaluate_arena_model/{model}.tsv"
+        f"{R}benchmarks/chat_eval/evaluate_arena_model/{{model}}.tsv"
 
 
 rule score_arena:
     input:
         lambda w: layout.chat_results(config, w.study, "arena_hard", "parquet"),
     output:
-        scores=R + "/{study}/chat_eval/arena_hard_scores.json",
-        battles=R + "/{study}/chat_eval/arena_hard_battles.parquet",
+        scores=f"{R}{{study}}/chat_eval/arena_hard_scores.json",
+        battles=f"{R}{{study}}/chat_eval/arena_hard_battles.parquet",
     log:
-        LOGS + "/chat_eval/score_arena/{study}.log",
+        f"{LOGS}chat_eval/score_arena/{{study}}.log",
     benchmark:
-        R + "/benchmarks/chat_eval/score_arena/{study}.tsv"
+        f"{R}benchmarks/chat_eval/score_arena/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -231,18 +229,18 @@ rule score_arena:
 rule tabulate_chat_eval:
     input:
         alpaca=lambda w: layout.chat_results(config, w.study, "alpaca_eval", "json"),
-        arena=R + "/{study}/chat_eval/arena_hard_scores.json",
+        arena=f"{R}{{study}}/chat_eval/arena_hard_scores.json",
     output:
         report(
-            R + "/{study}/chat_eval.csv",
+            f"{R}{{study}}/chat_eval.csv",
             caption="../report/captions/chat_eval.rst",
             category="{study}",
             subcategory="Tables",
         ),
     log:
-        LOGS + "/chat_eval/tabulate_chat_eval/{study}.log",
+        f"{LOGS}chat_eval/tabulate_chat_eval/{{study}}.log",
     benchmark:
-        R + "/benchmarks/chat_eval/tabulate_chat_eval/{study}.tsv"
+        f"{R}benchmarks/chat_eval/tabulate_chat_eval/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:

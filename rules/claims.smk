@@ -6,30 +6,29 @@
 
 use rule train_fusion as train_fusion_seeded with:
     output:
-        directory(R + "/{study}/seeds/{seed}/models/{variant}"),
+        directory(f"{R}{{study}}/seeds/{{seed}}/models/{{variant}}"),
     log:
-        LOGS + "/training/train_fusion_seeded/{study}/{seed}/{variant}.log",
+        f"{LOGS}training/train_fusion_seeded/{{study}}/{{seed}}/{{variant}}.log",
     benchmark:
-        R + "/benchmarks/training/train_fusion_seeded/{study}/{seed}/{variant}.tsv"
+        f"{R}benchmarks/training/train_fusion_seeded/{{study}}/{{seed}}/{{variant}}.tsv"
     wildcard_constraints:
         study=one_of(layout.claims_studies(config)),
         seed=r"\d+",
     params:
         seed=lambda w: job_seed("fusion", w.study, w.variant, "claims", w.seed),
-        checkpoints=R + "/{study}/seeds/{seed}/checkpoints/{variant}",
+        checkpoints=f"{R}{{study}}/seeds/{{seed}}/checkpoints/{{variant}}",
 
 
 use rule evaluate_openllm_variant as evaluate_openllm_seeded with:
     input:
-        model=R + "/{study}/seeds/{seed}/models/{variant}",
+        model=f"{R}{{study}}/seeds/{{seed}}/models/{{variant}}",
         tasks=get_openllm_tasks,
     output:
-        R + "/{study}/seeds/{seed}/evaluation/openllm/{variant}.json",
+        f"{R}{{study}}/seeds/{{seed}}/evaluation/openllm/{{variant}}.json",
     log:
-        LOGS + "/evaluation/evaluate_openllm_seeded/{study}/{seed}/{variant}.log",
+        f"{LOGS}evaluation/evaluate_openllm_seeded/{{study}}/{{seed}}/{{variant}}.log",
     benchmark:
-        R
-        + "/benchmarks/evaluation/evaluate_openllm_seeded/{study}/{seed}/{variant}.tsv"
+        f"{R}benchmarks/evaluation/evaluate_openllm_seeded/{{study}}/{{seed}}/{{variant}}.tsv"
     wildcard_constraints:
         study=one_of(layout.claims_studies(config)),
         seed=r"\d+",
@@ -39,11 +38,11 @@ rule tabulate_claims_results:
     input:
         lambda w: [e["path"] for e in layout.claims_evaluations(config, w.study)],
     output:
-        R + "/{study}/claims_results.csv",
+        f"{R}{{study}}/claims_results.csv",
     log:
-        LOGS + "/report/tabulate_claims_results/{study}.log",
+        f"{LOGS}report/tabulate_claims_results/{{study}}.log",
     benchmark:
-        R + "/benchmarks/report/tabulate_claims_results/{study}.tsv"
+        f"{R}benchmarks/report/tabulate_claims_results/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.claims_studies(config)),
     conda:
@@ -59,19 +58,19 @@ rule tabulate_claims_results:
 
 rule tabulate_claims:
     input:
-        R + "/{study}/claims_results.csv",
+        f"{R}{{study}}/claims_results.csv",
     output:
-        table=R + "/{study}/claims.csv",
-        markdown=R + "/{study}/claims.md",
+        table=f"{R}{{study}}/claims.csv",
+        markdown=f"{R}{{study}}/claims.md",
         figure=report(
-            R + "/{study}/figures/claims.png",
+            f"{R}{{study}}/figures/claims.png",
             caption="../report/captions/claims.rst",
             category="Claims",
         ),
     log:
-        LOGS + "/report/tabulate_claims/{study}.log",
+        f"{LOGS}report/tabulate_claims/{{study}}.log",
     benchmark:
-        R + "/benchmarks/report/tabulate_claims/{study}.tsv"
+        f"{R}benchmarks/report/tabulate_claims/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.claims_studies(config)),
     conda:

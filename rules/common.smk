@@ -24,8 +24,9 @@ for _study in layout.claims_studies(config) or []:
 
 SCALE = config["scale"]
 # every output of this scale under its own root: results/ (paper) or results/tiny/ (tiny)
-R = layout.results_root(config)
-LOGS = layout.logs_root(config)
+# (with a trailing slash: f"{R}data/x" is a relative path to the linter)
+R = layout.results_root(config) + "/"
+LOGS = layout.logs_root(config) + "/"
 
 
 def one_of(names):
@@ -148,7 +149,7 @@ def get_dump_map(mode):
     def f(wildcards):
         sources = get_variant(wildcards)["sources"]
         return as_json(
-            {m: f"{R}/{wildcards.study}/{mode}/aligned/{m}.parquet" for m in sources}
+            {m: f"{R}{wildcards.study}/{mode}/aligned/{m}.parquet" for m in sources}
         )
 
     return f
@@ -218,7 +219,7 @@ def get_study_tables(wildcards):
 def get_variant_models(wildcards):
     spec = config["studies"][wildcards.study]
     return [
-        f"{R}/{wildcards.study}/models/{v}" for v in sorted(spec.get("variants", {}))
+        f"{R}{wildcards.study}/models/{v}" for v in sorted(spec.get("variants", {}))
     ]
 
 

@@ -6,11 +6,11 @@ rule prepare_prompts:
     input:
         get_dataset_input,
     output:
-        R + "/data/{dataset}.parquet",
+        f"{R}data/{{dataset}}.parquet",
     log:
-        LOGS + "/data/prepare_prompts/{dataset}.log",
+        f"{LOGS}data/prepare_prompts/{{dataset}}.log",
     benchmark:
-        R + "/benchmarks/data/prepare_prompts/{dataset}.tsv"
+        f"{R}benchmarks/data/prepare_prompts/{{dataset}}.tsv"
     conda:
         "../envs/generation.yaml"
     params:

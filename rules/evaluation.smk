@@ -9,9 +9,9 @@ rule build_openllm_tasks:
     output:
         directory(f"{WORLD}/lm_eval_tasks"),
     log:
-        LOGS + "/evaluation/build_openllm_tasks.log",
+        f"{LOGS}evaluation/build_openllm_tasks.log",
     benchmark:
-        R + "/benchmarks/evaluation/build_openllm_tasks.tsv"
+        f"{R}benchmarks/evaluation/build_openllm_tasks.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -26,11 +26,11 @@ rule evaluate_openllm:
         model=get_model_dir,
         tasks=get_openllm_tasks,
     output:
-        R + "/evaluation/openllm/{model}.json",
+        f"{R}evaluation/openllm/{{model}}.json",
     log:
-        LOGS + "/evaluation/evaluate_openllm/{model}.log",
+        f"{LOGS}evaluation/evaluate_openllm/{{model}}.log",
     benchmark:
-        R + "/benchmarks/evaluation/evaluate_openllm/{model}.tsv"
+        f"{R}benchmarks/evaluation/evaluate_openllm/{{model}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -53,14 +53,14 @@ rule evaluate_openllm:
 
 rule evaluate_openllm_variant:
     input:
-        model=R + "/{study}/models/{variant}",
+        model=f"{R}{{study}}/models/{{variant}}",
         tasks=get_openllm_tasks,
     output:
-        R + "/{study}/evaluation/openllm/{variant}.json",
+        f"{R}{{study}}/evaluation/openllm/{{variant}}.json",
     log:
-        LOGS + "/evaluation/evaluate_openllm_variant/{study}/{variant}.log",
+        f"{LOGS}evaluation/evaluate_openllm_variant/{{study}}/{{variant}}.log",
     benchmark:
-        R + "/benchmarks/evaluation/evaluate_openllm_variant/{study}/{variant}.tsv"
+        f"{R}benchmarks/evaluation/evaluate_openllm_variant/{{study}}/{{variant}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]

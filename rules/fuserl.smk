@@ -6,20 +6,20 @@
 
 rule tabulate_preference_accuracy:
     input:
-        heldout=R + "/{study}/data/heldout.parquet",
+        heldout=f"{R}{{study}}/data/heldout.parquet",
         logps=lambda w: list(layout.fuserl_heldout_logps(config, w.study).values()),
     output:
-        table=R + "/{study}/analysis/preference_accuracy.csv",
+        table=f"{R}{{study}}/analysis/preference_accuracy.csv",
         figure=report(
-            R + "/{study}/figures/preference_accuracy.png",
+            f"{R}{{study}}/figures/preference_accuracy.png",
             caption="../report/captions/fuserl_preference_accuracy.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        LOGS + "/fuserl/tabulate_preference_accuracy/{study}.log",
+        f"{LOGS}fuserl/tabulate_preference_accuracy/{{study}}.log",
     benchmark:
-        R + "/benchmarks/fuserl/tabulate_preference_accuracy/{study}.tsv"
+        f"{R}benchmarks/fuserl/tabulate_preference_accuracy/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.fuserl_analysis_studies(config)),
     conda:
@@ -34,21 +34,21 @@ rule tabulate_preference_accuracy:
 
 rule tabulate_judge_bias_variance:
     input:
-        heldout=R + "/{study}/data/heldout.parquet",
+        heldout=f"{R}{{study}}/data/heldout.parquet",
         logps=lambda w: list(layout.fuserl_heldout_logps(config, w.study).values()),
         judge=lambda w: layout.fuserl_judge_scores(config, w.study),
     output:
-        table=R + "/{study}/analysis/bias_variance.csv",
+        table=f"{R}{{study}}/analysis/bias_variance.csv",
         figure=report(
-            R + "/{study}/figures/bias_variance.png",
+            f"{R}{{study}}/figures/bias_variance.png",
             caption="../report/captions/fuserl_bias_variance.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        LOGS + "/fuserl/tabulate_judge_bias_variance/{study}.log",
+        f"{LOGS}fuserl/tabulate_judge_bias_variance/{{study}}.log",
     benchmark:
-        R + "/benchmarks/fuserl/tabulate_judge_bias_variance/{study}.tsv"
+        f"{R}benchmarks/fuserl/tabulate_judge_bias_variance/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.fuserl_analysis_studies(config)),
     conda:
@@ -70,19 +70,19 @@ rule tabulate_judge_bias_variance:
 
 rule tabulate_fuserl_ablation:
     input:
-        chat=R + "/{study}/chat_eval.csv",
+        chat=f"{R}{{study}}/chat_eval.csv",
     output:
-        table=R + "/{study}/analysis/ablation.csv",
+        table=f"{R}{{study}}/analysis/ablation.csv",
         figure=report(
-            R + "/{study}/figures/ablation.png",
+            f"{R}{{study}}/figures/ablation.png",
             caption="../report/captions/fuserl_ablation.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        LOGS + "/fuserl/tabulate_fuserl_ablation/{study}.log",
+        f"{LOGS}fuserl/tabulate_fuserl_ablation/{{study}}.log",
     benchmark:
-        R + "/benchmarks/fuserl/tabulate_fuserl_ablation/{study}.tsv"
+        f"{R}benchmarks/fuserl/tabulate_fuserl_ablation/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.fuserl_analysis_studies(config)),
     conda:

@@ -6,13 +6,12 @@ rule generate_responses:
         prompts=get_prompts_file,
         model=get_model_dir,
     output:
-        generations=R + "/generations/{dataset}/{model}.parquet",
-        throughput=R
-        + "/benchmarks/generation/generate_responses/{dataset}/{model}.throughput.json",
+        generations=f"{R}generations/{{dataset}}/{{model}}.parquet",
+        throughput=f"{R}benchmarks/generation/generate_responses/{{dataset}}/{{model}}.throughput.json",
     log:
-        LOGS + "/generation/generate_responses/{dataset}/{model}.log",
+        f"{LOGS}generation/generate_responses/{{dataset}}/{{model}}.log",
     benchmark:
-        R + "/benchmarks/generation/generate_responses/{dataset}/{model}.tsv"
+        f"{R}benchmarks/generation/generate_responses/{{dataset}}/{{model}}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]

@@ -4,14 +4,14 @@
 
 rule dump_reference_logits:
     input:
-        prompts=R + "/data/{dataset}.parquet",
+        prompts=f"{R}data/{{dataset}}.parquet",
         model=get_model_dir,
     output:
-        R + "/logits/{dataset}/{model}.parquet",
+        f"{R}logits/{{dataset}}/{{model}}.parquet",
     log:
-        LOGS + "/logits/dump_reference_logits/{dataset}/{model}.log",
+        f"{LOGS}logits/dump_reference_logits/{{dataset}}/{{model}}.log",
     benchmark:
-        R + "/benchmarks/logits/dump_reference_logits/{dataset}/{model}.tsv"
+        f"{R}benchmarks/logits/dump_reference_logits/{{dataset}}/{{model}}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
@@ -42,14 +42,14 @@ rule dump_reference_logits:
 
 rule dump_voted_logits:
     input:
-        votes=R + "/{study}/inference_mode/votes.parquet",
+        votes=f"{R}{{study}}/inference_mode/votes.parquet",
         model=get_model_dir,
     output:
-        R + "/{study}/inference_mode/logits/{model}.parquet",
+        f"{R}{{study}}/inference_mode/logits/{{model}}.parquet",
     log:
-        LOGS + "/logits/dump_voted_logits/{study}/{model}.log",
+        f"{LOGS}logits/dump_voted_logits/{{study}}/{{model}}.log",
     benchmark:
-        R + "/benchmarks/logits/dump_voted_logits/{study}/{model}.tsv"
+        f"{R}benchmarks/logits/dump_voted_logits/{{study}}/{{model}}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
@@ -82,12 +82,12 @@ rule map_vocabulary:
     input:
         get_vocab_map_models,
     output:
-        vocab_map=R + "/vocab_maps/{source}__to__{target}.parquet",
-        report=R + "/vocab_maps/{source}__to__{target}.report.json",
+        vocab_map=f"{R}vocab_maps/{{source}}__to__{{target}}.parquet",
+        report=f"{R}vocab_maps/{{source}}__to__{{target}}.report.json",
     log:
-        LOGS + "/logits/map_vocabulary/{source}__to__{target}.log",
+        f"{LOGS}logits/map_vocabulary/{{source}}__to__{{target}}.log",
     benchmark:
-        R + "/benchmarks/logits/map_vocabulary/{source}__to__{target}.tsv"
+        f"{R}benchmarks/logits/map_vocabulary/{{source}}__to__{{target}}.tsv"
     conda:
         "../envs/training.yaml"
     params:
@@ -106,11 +106,11 @@ rule align_logits:
     input:
         unpack(get_align_inputs),
     output:
-        R + "/{study}/{mode}/aligned/{model}.parquet",
+        f"{R}{{study}}/{{mode}}/aligned/{{model}}.parquet",
     log:
-        LOGS + "/logits/align_logits/{study}/{mode}/{model}.log",
+        f"{LOGS}logits/align_logits/{{study}}/{{mode}}/{{model}}.log",
     benchmark:
-        R + "/benchmarks/logits/align_logits/{study}/{mode}/{model}.tsv"
+        f"{R}benchmarks/logits/align_logits/{{study}}/{{mode}}/{{model}}.tsv"
     conda:
         "../envs/training.yaml"
     params:
@@ -134,11 +134,11 @@ rule select_mince:
     input:
         get_mince_inputs,
     output:
-        R + "/{study}/training_mode/mince.parquet",
+        f"{R}{{study}}/training_mode/mince.parquet",
     log:
-        LOGS + "/logits/select_mince/{study}.log",
+        f"{LOGS}logits/select_mince/{{study}}.log",
     benchmark:
-        R + "/benchmarks/logits/select_mince/{study}.tsv"
+        f"{R}benchmarks/logits/select_mince/{{study}}.tsv"
     conda:
         "../envs/training.yaml"
     shell:
@@ -147,14 +147,14 @@ rule select_mince:
 
 rule tabulate_advantage_by_mode:
     input:
-        mince=R + "/{study}/training_mode/mince.parquet",
-        votes=R + "/{study}/inference_mode/votes.parquet",
+        mince=f"{R}{{study}}/training_mode/mince.parquet",
+        votes=f"{R}{{study}}/inference_mode/votes.parquet",
     output:
-        R + "/{study}/advantage_by_mode.csv",
+        f"{R}{{study}}/advantage_by_mode.csv",
     log:
-        LOGS + "/logits/tabulate_advantage_by_mode/{study}.log",
+        f"{LOGS}logits/tabulate_advantage_by_mode/{{study}}.log",
     benchmark:
-        R + "/benchmarks/logits/tabulate_advantage_by_mode/{study}.tsv"
+        f"{R}benchmarks/logits/tabulate_advantage_by_mode/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:

@@ -8,21 +8,21 @@ rule build_preference_data:
     input:
         unpack(get_preference_data_inputs),
     output:
-        sft=R + "/{study}/data/sft.parquet",
-        dpo=R + "/{study}/data/dpo.parquet",
-        counts=R + "/{study}/data/counts.csv",
-        composition=R + "/{study}/{study}_data_composition.csv",
+        sft=f"{R}{{study}}/data/sft.parquet",
+        dpo=f"{R}{{study}}/data/dpo.parquet",
+        counts=f"{R}{{study}}/data/counts.csv",
+        composition=f"{R}{{study}}/{{study}}_data_composition.csv",
     log:
-        LOGS + "/preference/build_preference_data/{study}.log",
+        f"{LOGS}preference/build_preference_data/{{study}}.log",
     benchmark:
-        R + "/benchmarks/preference/build_preference_data/{study}.tsv"
+        f"{R}benchmarks/preference/build_preference_data/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.fusechat_studies(config)),
     conda:
         "../envs/training.yaml"
     threads: config["threads"]
     params:
-        data_dir=lambda w: f"{R}/{w.study}/data",
+        data_dir=lambda w: f"{R}{w.study}/data",
         rm=lambda w: config["studies"][w.study]["reward_model"],
         domains=lambda w: as_json(config["studies"][w.study]["domains"]),
         seed=lambda w: config["studies"][w.study]["seed"],
@@ -51,21 +51,21 @@ rule build_fuserl_data:
     input:
         unpack(get_preference_data_inputs),
     output:
-        fusesft=R + "/{study}/data/fusesft.parquet",
-        fusepo=R + "/{study}/data/fusepo.parquet",
+        fusesft=f"{R}{{study}}/data/fusesft.parquet",
+        fusepo=f"{R}{{study}}/data/fusepo.parquet",
         # empty without a heldout part in studies.<study>.fuserl.split
-        heldout=R + "/{study}/data/heldout.parquet",
-        counts=R + "/{study}/data/fuserl_counts.csv",
+        heldout=f"{R}{{study}}/data/heldout.parquet",
+        counts=f"{R}{{study}}/data/fuserl_counts.csv",
     log:
-        LOGS + "/preference/build_fuserl_data/{study}.log",
+        f"{LOGS}preference/build_fuserl_data/{{study}}.log",
     benchmark:
-        R + "/benchmarks/preference/build_fuserl_data/{study}.tsv"
+        f"{R}benchmarks/preference/build_fuserl_data/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.fuserl_studies(config)),
     conda:
         "../envs/training.yaml"
     params:
-        data_dir=lambda w: f"{R}/{w.study}/data",
+        data_dir=lambda w: f"{R}{w.study}/data",
         rm=lambda w: config["studies"][w.study]["reward_model"],
         seed=lambda w: config["studies"][w.study]["seed"],
         split=lambda w: as_json(config["studies"][w.study]["fuserl"]["split"]),
@@ -79,14 +79,14 @@ rule build_fuserl_data:
 
 rule score_reference_logps:
     input:
-        data=R + "/{study}/data/{data}.parquet",
+        data=f"{R}{{study}}/data/{{data}}.parquet",
         model=get_init_model,
     output:
-        R + "/{study}/ref_logps/{init}/{data}.parquet",
+        f"{R}{{study}}/ref_logps/{{init}}/{{data}}.parquet",
     log:
-        LOGS + "/preference/score_reference_logps/{study}/{init}/{data}.log",
+        f"{LOGS}preference/score_reference_logps/{{study}}/{{init}}/{{data}}.log",
     benchmark:
-        R + "/benchmarks/preference/score_reference_logps/{study}/{init}/{data}.tsv"
+        f"{R}benchmarks/preference/score_reference_logps/{{study}}/{{init}}/{{data}}.tsv"
     wildcard_constraints:
         study=one_of(PREFERENCE_STUDIES),
         data=r"(%s)(\.[A-Za-z0-9_-]+)?" % "|".join(layout.DATA_SHAPES),
@@ -125,11 +125,11 @@ rule train_preference:
     input:
         unpack(get_preference_inputs),
     output:
-        directory(R + "/{study}/models/{variant}"),
+        directory(f"{R}{{study}}/models/{{variant}}"),
     log:
-        LOGS + "/preference/train_preference/{study}/{variant}.log",
+        f"{LOGS}preference/train_preference/{{study}}/{{variant}}.log",
     benchmark:
-        R + "/benchmarks/preference/train_preference/{study}/{variant}.tsv"
+        f"{R}benchmarks/preference/train_preference/{{study}}/{{variant}}.tsv"
     wildcard_constraints:
         study=one_of(PREFERENCE_STUDIES),
     conda:
@@ -169,7 +169,7 @@ rule train_preference:
             lambda w: as_json(config["studies"][w.study]["training"])
         ),
         seed=lambda w: job_seed("preference", w.study, w.variant),
-        checkpoints=R + "/{study}/checkpoints/{variant}",
+        checkpoints=f"{R}{{study}}/checkpoints/{{variant}}",
         launcher=get_training_launcher,
     shell:
         "{params.launcher} scripts/train_preference.py --variant {params.variant:q} "
@@ -186,19 +186,19 @@ rule build_wrpo_sft_data:
     input:
         unpack(get_preference_data_inputs),
     output:
-        sft=R + "/{study}/data/target_sft.parquet",
-        prompts=R + "/{study}/data/wrpo_prompts.parquet",
-        share=R + "/{study}/best_source_share.csv",
+        sft=f"{R}{{study}}/data/target_sft.parquet",
+        prompts=f"{R}{{study}}/data/wrpo_prompts.parquet",
+        share=f"{R}{{study}}/best_source_share.csv",
     log:
-        LOGS + "/preference/build_wrpo_sft_data/{study}.log",
+        f"{LOGS}preference/build_wrpo_sft_data/{{study}}.log",
     benchmark:
-        R + "/benchmarks/preference/build_wrpo_sft_data/{study}.tsv"
+        f"{R}benchmarks/preference/build_wrpo_sft_data/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
     conda:
         "../envs/training.yaml"
     params:
-        data_dir=lambda w: f"{R}/{w.study}/data",
+        data_dir=lambda w: f"{R}{w.study}/data",
         rm=lambda w: config["studies"][w.study]["reward_model"],
         seed=lambda w: config["studies"][w.study]["seed"],
     shell:
@@ -210,15 +210,15 @@ rule build_wrpo_sft_data:
 
 rule generate_target_samples:
     input:
-        prompts=R + "/{study}/data/wrpo_prompts.parquet",
-        model=R + "/{study}/models/{variant}",
+        prompts=f"{R}{{study}}/data/wrpo_prompts.parquet",
+        model=f"{R}{{study}}/models/{{variant}}",
     output:
-        generations=R + "/{study}/target_samples/{variant}.parquet",
-        throughput=R + "/{study}/target_samples/{variant}.throughput.json",
+        generations=f"{R}{{study}}/target_samples/{{variant}}.parquet",
+        throughput=f"{R}{{study}}/target_samples/{{variant}}.throughput.json",
     log:
-        LOGS + "/preference/generate_target_samples/{study}/{variant}.log",
+        f"{LOGS}preference/generate_target_samples/{{study}}/{{variant}}.log",
     benchmark:
-        R + "/benchmarks/preference/generate_target_samples/{study}/{variant}.tsv"
+        f"{R}benchmarks/preference/generate_target_samples/{{study}}/{{variant}}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
     conda:
@@ -244,14 +244,14 @@ rule generate_target_samples:
 
 rule score_target_samples:
     input:
-        generations=R + "/{study}/target_samples/{variant}.parquet",
+        generations=f"{R}{{study}}/target_samples/{{variant}}.parquet",
         rm=get_study_reward_model_dir,
     output:
-        R + "/{study}/target_samples/{variant}.scores.parquet",
+        f"{R}{{study}}/target_samples/{{variant}}.scores.parquet",
     log:
-        LOGS + "/preference/score_target_samples/{study}/{variant}.log",
+        f"{LOGS}preference/score_target_samples/{{study}}/{{variant}}.log",
     benchmark:
-        R + "/benchmarks/preference/score_target_samples/{study}/{variant}.tsv"
+        f"{R}benchmarks/preference/score_target_samples/{{study}}/{{variant}}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
     conda:
@@ -284,19 +284,19 @@ rule build_wrpo_quadruples:
         unpack(get_wrpo_quadruple_inputs),
     output:
         # {subset}: empty (every source) or ".<name>" of studies.<study>.source_subsets
-        quadruples=R + "/{study}/data/quadruples{subset}.parquet",
-        counts=R + "/{study}/data/quadruple_counts{subset}.csv",
+        quadruples=f"{R}{{study}}/data/quadruples{{subset}}.parquet",
+        counts=f"{R}{{study}}/data/quadruple_counts{{subset}}.csv",
     log:
-        LOGS + "/preference/build_wrpo_quadruples/{study}{subset}.log",
+        f"{LOGS}preference/build_wrpo_quadruples/{{study}}{{subset}}.log",
     benchmark:
-        R + "/benchmarks/preference/build_wrpo_quadruples/{study}{subset}.tsv"
+        f"{R}benchmarks/preference/build_wrpo_quadruples/{{study}}{{subset}}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
         subset=r"(\.[A-Za-z0-9_-]+)?",
     conda:
         "../envs/training.yaml"
     params:
-        data_dir=lambda w: f"{R}/{w.study}/data",
+        data_dir=lambda w: f"{R}{w.study}/data",
         rm=lambda w: config["studies"][w.study]["reward_model"],
         seed=lambda w: config["studies"][w.study]["seed"],
     shell:
@@ -310,31 +310,31 @@ rule build_wrpo_quadruples:
 rule plot_wrpo_figures:
     input:
         models=lambda w: expand(
-            R + "/{study}/models/{variant}",
+            f"{R}{{study}}/models/{{variant}}",
             study=w.study,
             variant=layout.alpha_sweep(config, w.study),
         ),
         chat=lambda w: (
-            f"{R}/{w.study}/chat_eval.csv" if layout.chat_eval_enabled(config) else []
+            f"{R}{w.study}/chat_eval.csv" if layout.chat_eval_enabled(config) else []
         ),
     output:
         dynamics=report(
-            R + "/{study}/figures/reward_dynamics.png",
+            f"{R}{{study}}/figures/reward_dynamics.png",
             caption="../report/captions/reward_dynamics.rst",
             category="{study}",
             subcategory="Figures",
         ),
         sweep=report(
-            R + "/{study}/figures/alpha_sweep.png",
+            f"{R}{{study}}/figures/alpha_sweep.png",
             caption="../report/captions/alpha_sweep.rst",
             category="{study}",
             subcategory="Figures",
         ),
-        csv=R + "/{study}/alpha_sweep.csv",
+        csv=f"{R}{{study}}/alpha_sweep.csv",
     log:
-        LOGS + "/preference/plot_wrpo_figures/{study}.log",
+        f"{LOGS}preference/plot_wrpo_figures/{{study}}.log",
     benchmark:
-        R + "/benchmarks/preference/plot_wrpo_figures/{study}.tsv"
+        f"{R}benchmarks/preference/plot_wrpo_figures/{{study}}.tsv"
     wildcard_constraints:
         study=one_of(layout.wrpo_studies(config)),
     conda:

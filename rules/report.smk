@@ -9,11 +9,11 @@ rule evaluate_suite:
         model=get_model_dir,
         tasks=get_openllm_tasks,
     output:
-        R + "/evaluation/suites/{suite}/{model}.json",
+        f"{R}evaluation/suites/{{suite}}/{{model}}.json",
     log:
-        LOGS + "/evaluation/evaluate_suite/{suite}/{model}.log",
+        f"{LOGS}evaluation/evaluate_suite/{{suite}}/{{model}}.log",
     benchmark:
-        R + "/benchmarks/evaluation/evaluate_suite/{suite}/{model}.tsv"
+        f"{R}benchmarks/evaluation/evaluate_suite/{{suite}}/{{model}}.tsv"
     wildcard_constraints:
         suite=one_of(layout.benchmark_suites(config)),
     conda:
@@ -40,15 +40,14 @@ rule evaluate_suite:
 
 rule evaluate_suite_variant:
     input:
-        model=R + "/{study}/models/{variant}",
+        model=f"{R}{{study}}/models/{{variant}}",
         tasks=get_openllm_tasks,
     output:
-        R + "/{study}/evaluation/suites/{suite}/{variant}.json",
+        f"{R}{{study}}/evaluation/suites/{{suite}}/{{variant}}.json",
     log:
-        LOGS + "/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.log",
+        f"{LOGS}evaluation/evaluate_suite_variant/{{study}}/{{suite}}/{{variant}}.log",
     benchmark:
-        R
-        + "/benchmarks/evaluation/evaluate_suite_variant/{study}/{suite}/{variant}.tsv"
+        f"{R}benchmarks/evaluation/evaluate_suite_variant/{{study}}/{{suite}}/{{variant}}.tsv"
     wildcard_constraints:
         suite=one_of(layout.benchmark_suites(config)),
     conda:
@@ -82,15 +81,15 @@ rule tabulate_paper_table:
         reported=lambda w: get_table_spec(w)["reported"],
     output:
         report(
-            R + "/{study}/{table}.csv",
+            f"{R}{{study}}/{{table}}.csv",
             caption="../report/captions/table.rst",
             category="{study}",
             subcategory="Tables",
         ),
     log:
-        LOGS + "/report/tabulate_paper_table/{study}/{table}.log",
+        f"{LOGS}report/tabulate_paper_table/{{study}}/{{table}}.log",
     benchmark:
-        R + "/benchmarks/report/tabulate_paper_table/{study}/{table}.tsv"
+        f"{R}benchmarks/report/tabulate_paper_table/{{study}}/{{table}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -120,15 +119,15 @@ rule verify_tables:
         chat=lambda w: layout.chat_table_inputs(config, w.study),
     output:
         report(
-            R + "/{study}/verification.md",
+            f"{R}{{study}}/verification.md",
             caption="../report/captions/verification.rst",
             category="{study}",
             subcategory="Verification",
         ),
     log:
-        LOGS + "/report/verify_tables/{study}.log",
+        f"{LOGS}report/verify_tables/{{study}}.log",
     benchmark:
-        R + "/benchmarks/report/verify_tables/{study}.tsv"
+        f"{R}benchmarks/report/verify_tables/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -161,18 +160,17 @@ rule verify_tables:
 
 rule publish_headline_table:
     input:
-        R
-        + "/{study}/{table}.csv".format(
+        f"{R}{{study}}/{{table}}.csv".format(
             study=config["evaluation"]["headline"][0],
             table=config["evaluation"]["headline"][1],
         ),
     output:
-        wide=R + "/{table}.csv",
-        long=R + "/{table}_long.csv",
+        wide=f"{R}{{table}}.csv",
+        long=f"{R}{{table}}_long.csv",
     log:
-        LOGS + "/report/publish_headline_table/{table}.log",
+        f"{LOGS}report/publish_headline_table/{{table}}.log",
     benchmark:
-        R + "/benchmarks/report/publish_headline_table/{table}.tsv"
+        f"{R}benchmarks/report/publish_headline_table/{{table}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:
@@ -182,18 +180,18 @@ rule publish_headline_table:
 
 rule plot_advantage_by_mode:
     input:
-        R + "/{study}/advantage_by_mode.csv",
+        f"{R}{{study}}/advantage_by_mode.csv",
     output:
         report(
-            R + "/{study}/figures/advantage_by_mode.png",
+            f"{R}{{study}}/figures/advantage_by_mode.png",
             caption="../report/captions/advantage_by_mode.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        LOGS + "/report/plot_advantage_by_mode/{study}.log",
+        f"{LOGS}report/plot_advantage_by_mode/{{study}}.log",
     benchmark:
-        R + "/benchmarks/report/plot_advantage_by_mode/{study}.tsv"
+        f"{R}benchmarks/report/plot_advantage_by_mode/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:
@@ -203,19 +201,19 @@ rule plot_advantage_by_mode:
 
 rule plot_advantage_methods:
     input:
-        shares=R + "/{study}/inference_mode/advantage_methods.csv",
-        agreement=R + "/{study}/inference_mode/method_agreement.csv",
+        shares=f"{R}{{study}}/inference_mode/advantage_methods.csv",
+        agreement=f"{R}{{study}}/inference_mode/method_agreement.csv",
     output:
         report(
-            R + "/{study}/figures/advantage_methods.png",
+            f"{R}{{study}}/figures/advantage_methods.png",
             caption="../report/captions/advantage_methods.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        LOGS + "/report/plot_advantage_methods/{study}.log",
+        f"{LOGS}report/plot_advantage_methods/{{study}}.log",
     benchmark:
-        R + "/benchmarks/report/plot_advantage_methods/{study}.tsv"
+        f"{R}benchmarks/report/plot_advantage_methods/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:
@@ -228,15 +226,15 @@ rule plot_loss_curves:
         get_variant_models,
     output:
         report(
-            R + "/{study}/figures/loss_curves.png",
+            f"{R}{{study}}/figures/loss_curves.png",
             caption="../report/captions/loss_curves.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        LOGS + "/report/plot_loss_curves/{study}.log",
+        f"{LOGS}report/plot_loss_curves/{{study}}.log",
     benchmark:
-        R + "/benchmarks/report/plot_loss_curves/{study}.tsv"
+        f"{R}benchmarks/report/plot_loss_curves/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:
@@ -245,18 +243,18 @@ rule plot_loss_curves:
 
 rule plot_table_vs_reported:
     input:
-        R + "/{study}/{table}.csv",
+        f"{R}{{study}}/{{table}}.csv",
     output:
         report(
-            R + "/{study}/figures/{table}_vs_reported.png",
+            f"{R}{{study}}/figures/{{table}}_vs_reported.png",
             caption="../report/captions/table_vs_reported.rst",
             category="{study}",
             subcategory="Figures",
         ),
     log:
-        LOGS + "/report/plot_table_vs_reported/{study}/{table}.log",
+        f"{LOGS}report/plot_table_vs_reported/{{study}}/{{table}}.log",
     benchmark:
-        R + "/benchmarks/report/plot_table_vs_reported/{study}/{table}.tsv"
+        f"{R}benchmarks/report/plot_table_vs_reported/{{study}}/{{table}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:

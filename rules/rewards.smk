@@ -4,14 +4,14 @@
 
 rule score_responses:
     input:
-        generations=R + "/generations/{dataset}/{model}.parquet",
+        generations=f"{R}generations/{{dataset}}/{{model}}.parquet",
         reward_model=get_reward_model_dir,
     output:
-        R + "/scores/{dataset}/{reward_model}/{model}.parquet",
+        f"{R}scores/{{dataset}}/{{reward_model}}/{{model}}.parquet",
     log:
-        LOGS + "/rewards/score_responses/{dataset}/{reward_model}/{model}.log",
+        f"{LOGS}rewards/score_responses/{{dataset}}/{{reward_model}}/{{model}}.log",
     benchmark:
-        R + "/benchmarks/rewards/score_responses/{dataset}/{reward_model}/{model}.tsv"
+        f"{R}benchmarks/rewards/score_responses/{{dataset}}/{{reward_model}}/{{model}}.tsv"
     conda:
         "../envs/generation.yaml"
     threads: config["threads"]
@@ -43,11 +43,11 @@ rule vote_responses:
     input:
         unpack(get_vote_inputs),
     output:
-        R + "/{study}/inference_mode/votes.parquet",
+        f"{R}{{study}}/inference_mode/votes.parquet",
     log:
-        LOGS + "/rewards/vote_responses/{study}.log",
+        f"{LOGS}rewards/vote_responses/{{study}}.log",
     benchmark:
-        R + "/benchmarks/rewards/vote_responses/{study}.tsv"
+        f"{R}benchmarks/rewards/vote_responses/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:
@@ -64,14 +64,14 @@ rule vote_responses:
 
 rule score_against_reference:
     input:
-        generations=R + "/generations/{dataset}/{model}.parquet",
-        prompts=R + "/data/{dataset}.parquet",
+        generations=f"{R}generations/{{dataset}}/{{model}}.parquet",
+        prompts=f"{R}data/{{dataset}}.parquet",
     output:
-        R + "/reference_scores/{dataset}/{model}.parquet",
+        f"{R}reference_scores/{{dataset}}/{{model}}.parquet",
     log:
-        LOGS + "/rewards/score_against_reference/{dataset}/{model}.log",
+        f"{LOGS}rewards/score_against_reference/{{dataset}}/{{model}}.log",
     benchmark:
-        R + "/benchmarks/rewards/score_against_reference/{dataset}/{model}.tsv"
+        f"{R}benchmarks/rewards/score_against_reference/{{dataset}}/{{model}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -88,12 +88,12 @@ rule compare_advantage_methods:
     input:
         unpack(get_method_inputs),
     output:
-        shares=R + "/{study}/inference_mode/advantage_methods.csv",
-        agreement=R + "/{study}/inference_mode/method_agreement.csv",
+        shares=f"{R}{{study}}/inference_mode/advantage_methods.csv",
+        agreement=f"{R}{{study}}/inference_mode/method_agreement.csv",
     log:
-        LOGS + "/rewards/compare_advantage_methods/{study}.log",
+        f"{LOGS}rewards/compare_advantage_methods/{{study}}.log",
     benchmark:
-        R + "/benchmarks/rewards/compare_advantage_methods/{study}.tsv"
+        f"{R}benchmarks/rewards/compare_advantage_methods/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     params:

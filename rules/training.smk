@@ -7,11 +7,11 @@ rule train_fusion:
     input:
         unpack(get_fusion_inputs),
     output:
-        directory(R + "/{study}/models/{variant}"),
+        directory(f"{R}{{study}}/models/{{variant}}"),
     log:
-        LOGS + "/training/train_fusion/{study}/{variant}.log",
+        f"{LOGS}training/train_fusion/{{study}}/{{variant}}.log",
     benchmark:
-        R + "/benchmarks/training/train_fusion/{study}/{variant}.tsv"
+        f"{R}benchmarks/training/train_fusion/{{study}}/{{variant}}.tsv"
     wildcard_constraints:
         study=one_of(layout.inference_mode_studies(config)),
     conda:
@@ -49,7 +49,7 @@ rule train_fusion:
         ),
         votes=lambda w, input: input.votes or "none",
         seed=lambda w: job_seed("fusion", w.study, w.variant),
-        checkpoints=R + "/{study}/checkpoints/{variant}",
+        checkpoints=f"{R}{{study}}/checkpoints/{{variant}}",
         launcher=get_training_launcher,
     shell:
         "{params.launcher} scripts/train_fusion.py --variant {params.variant:q} "

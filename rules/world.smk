@@ -10,9 +10,9 @@ rule build_corpus:
     output:
         f"{WORLD}/corpus.parquet",
     log:
-        LOGS + "/world/build_corpus.log",
+        f"{LOGS}world/build_corpus.log",
     benchmark:
-        R + "/benchmarks/world/build_corpus.tsv"
+        f"{R}benchmarks/world/build_corpus.tsv"
     conda:
         "../envs/training.yaml"
     params:
@@ -29,9 +29,9 @@ rule train_tokenizer:
     output:
         directory(f"{WORLD}/tokenizers/{{name}}"),
     log:
-        LOGS + "/world/train_tokenizer/{name}.log",
+        f"{LOGS}world/train_tokenizer/{{name}}.log",
     benchmark:
-        R + "/benchmarks/world/train_tokenizer/{name}.tsv"
+        f"{R}benchmarks/world/train_tokenizer/{{name}}.tsv"
     conda:
         "../envs/training.yaml"
     params:
@@ -50,9 +50,9 @@ rule train_world_model:
     output:
         directory(f"{WORLD}/models/{{name}}"),
     log:
-        LOGS + "/world/train_world_model/{name}.log",
+        f"{LOGS}world/train_world_model/{{name}}.log",
     benchmark:
-        R + "/benchmarks/world/train_world_model/{name}.tsv"
+        f"{R}benchmarks/world/train_world_model/{{name}}.tsv"
     conda:
         "../envs/training.yaml"
     threads: config["threads"]
@@ -72,9 +72,9 @@ rule train_world_reward_model:
     output:
         directory(f"{WORLD}/reward_models/{{name}}"),
     log:
-        LOGS + "/world/train_world_reward_model/{name}.log",
+        f"{LOGS}world/train_world_reward_model/{{name}}.log",
     benchmark:
-        R + "/benchmarks/world/train_world_reward_model/{name}.tsv"
+        f"{R}benchmarks/world/train_world_reward_model/{{name}}.tsv"
     conda:
         "../envs/training.yaml"
     threads: config["threads"]
@@ -94,9 +94,9 @@ rule evaluate_world_model:
     output:
         f"{WORLD}/eval/models/{{name}}.csv",
     log:
-        LOGS + "/world/evaluate_world_model/{name}.log",
+        f"{LOGS}world/evaluate_world_model/{{name}}.log",
     benchmark:
-        R + "/benchmarks/world/evaluate_world_model/{name}.tsv"
+        f"{R}benchmarks/world/evaluate_world_model/{{name}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -117,9 +117,9 @@ rule evaluate_world_reward_model:
     output:
         f"{WORLD}/eval/reward_models/{{name}}.csv",
     log:
-        LOGS + "/world/evaluate_world_reward_model/{name}.log",
+        f"{LOGS}world/evaluate_world_reward_model/{{name}}.log",
     benchmark:
-        R + "/benchmarks/world/evaluate_world_reward_model/{name}.tsv"
+        f"{R}benchmarks/world/evaluate_world_reward_model/{{name}}.tsv"
     conda:
         "../envs/evaluation.yaml"
     threads: config["threads"]
@@ -139,9 +139,9 @@ rule tabulate_skill_accuracy:
     output:
         f"{WORLD}/skill_accuracy.csv",
     log:
-        LOGS + "/world/tabulate_skill_accuracy.log",
+        f"{LOGS}world/tabulate_skill_accuracy.log",
     benchmark:
-        R + "/benchmarks/world/tabulate_skill_accuracy.tsv"
+        f"{R}benchmarks/world/tabulate_skill_accuracy.tsv"
     conda:
         "../envs/evaluation.yaml"
     shell:

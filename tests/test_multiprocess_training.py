@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -87,7 +88,9 @@ rank = int(os.environ.get("RANK", "0"))
 real_atomic_path = loop.atomic_path
 
 def atomic_path(path, *args, **kwargs):  # every write of the output and `latest` pointer
-    print(f"WRITE {{rank}} {{path}}", flush=True)
+    # one write(2) per line: two processes share the pipe, and print() writes the text and
+    # its newline separately, so their lines could interleave
+    os.write(1, f"WRITE {{rank}} {{path}}\n".encode())
     return real_atomic_path(path, *args, **kwargs)
 
 loop.atomic_path = atomic_path
@@ -98,7 +101,7 @@ if hang_at:
     def save_then_hang(acc, ckpt_dir, step, *args, **kwargs):
         real_save(acc, ckpt_dir, step, *args, **kwargs)
         if step == hang_at:
-            print(f"SAVED {{rank}} {{os.getpid()}}", flush=True)
+            os.write(1, f"SAVED {{rank}} {{os.getpid()}}\n".encode())
             parent, deadline = os.getppid(), time.monotonic() + 120
             while os.getppid() == parent and time.monotonic() < deadline:
                 time.sleep(0.2)  # until killed (or orphaned by a failed test)
@@ -244,9 +247,9 @@ def test_only_the_main_process_writes(one_process, two_processes):
     """Only rank 0 entered atomic_path (one write per output); the output folders hold
     the files a one-process run writes, and no temporary or checkpoint is left."""
     lines, root = two_processes
-    writes = [line.split() for line in lines if line.startswith("WRITE ")]
-    assert {rank for _, rank, _ in writes} == {"0"}
-    assert sorted(path for *_, path in writes) == sorted(
+    writes = [m.groups() for line in lines for m in re.finditer(r"WRITE (\d+) (\S+)", line)]
+    assert {rank for rank, _ in writes} == {"0"}
+    assert sorted(path for _, path in writes) == sorted(
         str(root / case / "model") for case in CASES
     )
     for case in CASES:
@@ -276,8 +279,7 @@ def test_killed_two_process_run_resumes(target, two_processes, tmp_path, caplog)
     saved = {}
     try:
         for line in proc.stdout:
-            if line.startswith("SAVED "):
-                _, rank, pid = line.split()
+            for rank, pid in re.findall(r"SAVED (\d+) (\d+)", line):
                 saved[rank] = int(pid)
                 if len(saved) == 2:
                     break

@@ -263,7 +263,7 @@ def test_cancelled_job_is_retried_and_finishes(gpu_run, cluster):
 
 
 def test_cancelled_training_resumes_from_its_checkpoint(gpu_run):
-    log = (gpu_run["wd"] / "logs/training/train_fusion/profuser/CSFT.log").read_text()
+    log = (gpu_run["wd"] / "logs/tiny/training/train_fusion/profuser/CSFT.log").read_text()
     m = re.search(r"resuming from \S+ at step (\d+) of (\d+)", log)
     assert m, log[-3000:]
     step, total = int(m.group(1)), int(m.group(2))
