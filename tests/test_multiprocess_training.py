@@ -90,7 +90,7 @@ real_atomic_path = loop.atomic_path
 def atomic_path(path, *args, **kwargs):  # every write of the output and `latest` pointer
     # one write(2) per line: two processes share the pipe, and print() writes the text and
     # its newline separately, so their lines could interleave
-    os.write(1, f"WRITE {{rank}} {{path}}\n".encode())
+    os.write(1, f"WRITE {{rank}} {{path}}\\n".encode())
     return real_atomic_path(path, *args, **kwargs)
 
 loop.atomic_path = atomic_path
@@ -101,7 +101,7 @@ if hang_at:
     def save_then_hang(acc, ckpt_dir, step, *args, **kwargs):
         real_save(acc, ckpt_dir, step, *args, **kwargs)
         if step == hang_at:
-            os.write(1, f"SAVED {{rank}} {{os.getpid()}}\n".encode())
+            os.write(1, f"SAVED {{rank}} {{os.getpid()}}\\n".encode())
             parent, deadline = os.getppid(), time.monotonic() + 120
             while os.getppid() == parent and time.monotonic() < deadline:
                 time.sleep(0.2)  # until killed (or orphaned by a failed test)
@@ -281,8 +281,8 @@ def test_killed_two_process_run_resumes(target, two_processes, tmp_path, caplog)
         for line in proc.stdout:
             for rank, pid in re.findall(r"SAVED (\d+) (\d+)", line):
                 saved[rank] = int(pid)
-                if len(saved) == 2:
-                    break
+            if len(saved) == 2:
+                break
         assert sorted(saved) == ["0", "1"], f"the launch ended ({proc.poll()}) before saving"
         owner = (ckpt / OWNER_LOCK).read_text()
         assert owner.startswith(f"pid {saved['0']} on ")
