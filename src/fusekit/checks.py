@@ -234,6 +234,17 @@ def check_same_prompts(
         )
 
 
+def check_same_k(ks: dict[str, int], why: str) -> None:
+    """Raise DataError when the logit dumps ``ks`` (path -> top-k ``k``) do not all keep
+    the same ``k``, naming the first one that differs and, in ``why``, what requires it."""
+    if len(set(ks.values())) > 1:
+        first = next(iter(ks))
+        other = next(p for p in ks if ks[p] != ks[first])
+        raise DataError(
+            f"{other}: top-k k = {ks[other]}, but {first} has k = {ks[first]}; {why} (all: {ks})"
+        )
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON"):
     """A JSON file; a missing, empty, truncated or otherwise invalid file raises
     DataError naming the file, line and column (``FileNotFoundError`` for a missing

@@ -22,7 +22,7 @@ from fusekit.align.distributions import AlignedTopK, map_rows
 from fusekit.align.tokens import tokenizer_scheme
 from fusekit.align.vocab import ROLE_PRECEDENCE, VocabMap, special_pairs, vocab_map_report
 from fusekit.chat import encode_example
-from fusekit.checks import DataError, check_text, read_checked_table
+from fusekit.checks import DataError, check_same_k, check_text, read_checked_table
 from fusekit.data import read_prompts
 from fusekit.io import atomic_path, read_table, write_table
 from fusekit.logits import fits, read_dump, write_dump
@@ -537,13 +537,7 @@ def common_rows(
         dropped |= dropped_prompts(meta)
         ks[path] = int(meta.get("k", 0))
     nonempty = {p: k for p, k in ks.items() if k and rows[_source_of(dumps, p)]}
-    if len(set(nonempty.values())) > 1:
-        first = next(iter(nonempty))
-        other = next(p for p in nonempty if nonempty[p] != nonempty[first])
-        raise DataError(
-            f"{other}: top-k k = {nonempty[other]}, but {first} has k = {nonempty[first]}; "
-            f"dumps of one prompt set must keep the same top-k (all: {nonempty})"
-        )
+    check_same_k(nonempty, "dumps of one prompt set must keep the same top-k")
     everyone = set().union(*(set(r) for r in rows.values())) - dropped
     for source, path in dumps.items():
         missing = sorted(everyone - set(rows[source]))

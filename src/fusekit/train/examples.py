@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fusekit.chat import encode_prompt
-from fusekit.checks import DataError, check_finite, check_same_prompts
+from fusekit.checks import DataError, check_finite, check_same_k, check_same_prompts
 from fusekit.logits import read_dump
 from fusekit.losses import avg_ce_fusion, min_ce_fusion
 
@@ -182,13 +182,7 @@ def _check_dumps(
     """Aligned dumps against the prompt set and the target tokenizer: every row's prompt
     in the prompt set, top-k and token ids below ``n_target``, one ``k`` for all."""
     ks = {p: int(meta.get("k", 0)) for p, (rows, meta) in read.items() if rows}
-    if len(set(ks.values())) > 1:
-        first = next(iter(ks))
-        other = next(p for p in ks if ks[p] != ks[first])
-        raise DataError(
-            f"{other}: top-k k = {ks[other]}, but {first} has k = {ks[first]}; every dump "
-            f"one variant trains on must keep the same top-k (all: {ks})"
-        )
+    check_same_k(ks, "every dump one variant trains on must keep the same top-k")
     for path, (rows, meta) in read.items():
         check_same_prompts([r["prompt_id"] for r in rows], prompts.prompt_id, path, prompts_path)
         if meta.get("vocab", "target") != "target":
