@@ -50,6 +50,7 @@ localrules:
     all,
     tabulate_skill_accuracy,
     vote_responses,
+    tabulate_vote_accuracy,
     compare_advantage_methods,
     select_mince,
     tabulate_advantage_by_mode,

@@ -62,6 +62,27 @@ rule vote_responses:
         "{params.strongest} {params.world} --out {output} > {log} 2>&1"
 
 
+rule tabulate_vote_accuracy:
+    input:
+        votes=f"{R}{{study}}/inference_mode/votes.parquet",
+        corpus=f"{WORLD}/corpus.parquet",
+        world=f"{WORLD}/skill_accuracy.csv",
+    output:
+        f"{R}{{study}}/inference_mode/vote_accuracy.csv",
+    log:
+        f"{LOGS}rewards/tabulate_vote_accuracy/{{study}}.log",
+    benchmark:
+        f"{R}benchmarks/rewards/tabulate_vote_accuracy/{{study}}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        sources=lambda w: " ".join(config["studies"][w.study]["sources"]),
+    shell:
+        "python scripts/tabulate_vote_accuracy.py --votes {input.votes} "
+        "--corpus {input.corpus} --world-table {input.world} --sources {params.sources} "
+        "--study {wildcards.study} --out {output} > {log} 2>&1"
+
+
 rule score_against_reference:
     input:
         generations=f"{R}generations/{{dataset}}/{{model}}.parquet",

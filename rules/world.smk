@@ -65,10 +65,36 @@ rule train_world_model:
         "--seed {params.seed} --out {output} > {log} 2>&1"
 
 
+rule generate_world_outputs:
+    input:
+        model=f"{WORLD}/models/{{name}}",
+        corpus=f"{WORLD}/corpus.parquet",
+    output:
+        f"{WORLD}/outputs/{{name}}.parquet",
+    log:
+        f"{LOGS}world/generate_world_outputs/{{name}}.log",
+    benchmark:
+        f"{R}benchmarks/world/generate_world_outputs/{{name}}.tsv"
+    conda:
+        "../envs/training.yaml"
+    threads: config["threads"]
+    params:
+        split=TINY.get("reward_pairs", {}).get("split", "pretrain"),
+        per_skill=TINY.get("reward_pairs", {}).get("prompts_per_skill"),
+        max_new_tokens=TINY.get("evaluation", {}).get("max_new_tokens"),
+        batch_size=TINY.get("evaluation", {}).get("batch_size"),
+    shell:
+        "python scripts/generate_world_outputs.py --model-dir {input.model} "
+        "--name {wildcards.name} --corpus {input.corpus} --split {params.split} "
+        "--per-skill {params.per_skill} --max-new-tokens {params.max_new_tokens} "
+        "--batch-size {params.batch_size} --out {output} > {log} 2>&1"
+
+
 rule train_world_reward_model:
     input:
         corpus=f"{WORLD}/corpus.parquet",
         tokenizer=get_tokenizer_dir("reward_models"),
+        outputs=lambda w: layout.reward_training_outputs(config, w.name),
     output:
         directory(f"{WORLD}/reward_models/{{name}}"),
     log:
@@ -84,7 +110,7 @@ rule train_world_reward_model:
     shell:
         "python scripts/train_tiny_model.py --kind reward_model --name {wildcards.name} "
         "--corpus {input.corpus} --tokenizer {input.tokenizer} --spec {params.spec:q} "
-        "--seed {params.seed} --out {output} > {log} 2>&1"
+        "--seed {params.seed} --outputs {input.outputs} --out {output} > {log} 2>&1"
 
 
 rule evaluate_world_model:
@@ -92,7 +118,8 @@ rule evaluate_world_model:
         model=f"{WORLD}/models/{{name}}",
         corpus=f"{WORLD}/corpus.parquet",
     output:
-        f"{WORLD}/eval/models/{{name}}.csv",
+        table=f"{WORLD}/eval/models/{{name}}.csv",
+        responses=f"{WORLD}/eval/responses/{{name}}.parquet",
     log:
         f"{LOGS}world/evaluate_world_model/{{name}}.log",
     benchmark:
@@ -107,13 +134,15 @@ rule evaluate_world_model:
     shell:
         "python scripts/evaluate_tiny_model.py --kind causal_lm --model-dir {input.model} "
         "--corpus {input.corpus} --meta {params.meta:q} --max-new-tokens {params.max_new_tokens} "
-        "--batch-size {params.batch_size} --out {output} > {log} 2>&1"
+        "--batch-size {params.batch_size} --responses-out {output.responses} "
+        "--out {output.table} > {log} 2>&1"
 
 
 rule evaluate_world_reward_model:
     input:
         model=f"{WORLD}/reward_models/{{name}}",
         corpus=f"{WORLD}/corpus.parquet",
+        responses=lambda w: layout.world_eval_responses(config),
     output:
         f"{WORLD}/eval/reward_models/{{name}}.csv",
     log:
@@ -130,7 +159,8 @@ rule evaluate_world_reward_model:
     shell:
         "python scripts/evaluate_tiny_model.py --kind reward_model --model-dir {input.model} "
         "--corpus {input.corpus} --meta {params.meta:q} --seed {params.seed} "
-        "--batch-size {params.batch_size} --out {output} > {log} 2>&1"
+        "--batch-size {params.batch_size} --outputs {input.responses} --out {output} "
+        "> {log} 2>&1"
 
 
 rule tabulate_skill_accuracy:

@@ -1,6 +1,7 @@
 """The claims run's long results table (one row per model x training seed x metric) from
-OpenLLM evaluation files: every benchmark and their mean, ``average``
-(fusekit.report.claims.results_from_evaluations)."""
+OpenLLM evaluation files: every benchmark, their mean, ``average``, and its standard error
+within the evaluation, ``average_se`` (fusekit.report.claims.results_from_evaluations;
+the claims table shows it per side)."""
 
 from fusekit.cli import json_arg, parser, setup_logging
 from fusekit.io import write_table

@@ -13,9 +13,18 @@ if __name__ == "__main__":
         "--spec", type=json_arg, required=True, help="the model's tiny_world entry (JSON)"
     )
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument(
+        "--outputs",
+        nargs="*",
+        default=[],
+        help="reward model: world models' output files (generate_world_outputs.py), "
+        "for the spec's source_outputs pairs",
+    )
     p.add_argument("--out", required=True, help="output model directory")
     a = p.parse_args()
     log = setup_logging()
-    make = make_causal_lm if a.kind == "causal_lm" else make_reward_model
-    make(a.corpus, a.tokenizer, a.spec, a.seed, a.out, a.name)
+    if a.kind == "causal_lm":
+        make_causal_lm(a.corpus, a.tokenizer, a.spec, a.seed, a.out, a.name)
+    else:
+        make_reward_model(a.corpus, a.tokenizer, a.spec, a.seed, a.out, a.name, a.outputs)
     log.info("saved %s %s to %s", a.kind, a.name, a.out)

@@ -423,9 +423,9 @@ def test_bad_claims_config_stops_at_plan_time(edit, match):
         check_study_claims(cfg, "profuser")
 
 
-def _evaluation(path, scores):
+def _evaluation(path, scores, stderr=1.0):
     path.write_text(
-        json.dumps({"benchmarks": {k: {"value": v, "stderr": 1.0} for k, v in scores.items()}})
+        json.dumps({"benchmarks": {k: {"value": v, "stderr": stderr} for k, v in scores.items()}})
     )
     return str(path)
 
@@ -449,3 +449,84 @@ def test_results_from_evaluations_average_is_the_benchmark_mean(tmp_path):
     bad = {"model": "A", "seed": 3, "path": _evaluation(tmp_path / "a3.json", {"x": 1})}
     with pytest.raises(DataError, match="a3.json: benchmarks"):
         results_from_evaluations([*entries, bad], "s")
+
+
+def test_results_from_evaluations_add_the_averages_standard_error(tmp_path):
+    entries = [
+        {"model": "A", "seed": 1, "path": _evaluation(tmp_path / "a1.json", {"x": 50, "y": 70})},
+        {
+            "model": "A",
+            "seed": 2,
+            "path": _evaluation(tmp_path / "a2.json", {"x": 40, "y": 60}, stderr=3.0),
+        },
+        # lm-eval gives no standard error with a limit: no average_se row, no error
+        {
+            "model": "T",
+            "seed": None,
+            "path": _evaluation(tmp_path / "t.json", {"x": 30, "y": 30}, stderr=None),
+        },
+    ]
+    df = results_from_evaluations(entries, "s", world_seed=9)
+    se = df[df.metric == "average_se"]
+    assert se.model.tolist() == ["A", "A"]
+    # sqrt(1 + 1) / 2 and sqrt(9 + 9) / 2
+    assert se.value.tolist() == pytest.approx([math.sqrt(2) / 2, math.sqrt(18) / 2])
+    assert df[df.metric == "average"].value.tolist() == [60.0, 50.0, 30.0]
+
+
+def test_claims_show_each_sides_evaluation_standard_error():
+    results = pd.concat(
+        [
+            long(A={0: {1: 52.0, 2: 53.0, 3: 54.0}}, B={0: {1: 50.0, 2: 50.0, 3: 50.0}}),
+            long(
+                metric="average_se",
+                A={0: {1: 0.8, 2: 0.9, 3: 1.0}},
+                B={0: {1: 0.7, 2: 0.7, 3: 0.7}},
+            ),
+        ]
+    )
+    r = one(results)
+    assert (r.eval_se_better, r.eval_se_worse) == pytest.approx((0.9, 0.7))
+    assert r.mean_diff == pytest.approx(3.0)  # the average_se rows are not the metric
+    md = claims_markdown(claims_table(results, [claim()], "s"))
+    assert "eval SE" in md
+    line = next(x for x in md.splitlines() if x.startswith("| c |"))
+    assert "0.9 / 0.7" in line
+    # a claim on a metric with no _se rows, and a results table without any: NaN, shown -
+    old = one(pair([1.0, 2.0]))
+    assert math.isnan(old.eval_se_better) and math.isnan(old.eval_se_worse)
+    old_md = claims_markdown(claims_table(pair([1.0, 2.0]), [claim()], "s"))
+    assert "– / –" in next(x for x in old_md.splitlines() if x.startswith("| c |"))
+    # a claims table written before the columns existed still renders
+    legacy = claims_table(pair([1.0, 2.0]), [claim()], "s").drop(
+        columns=["eval_se_better", "eval_se_worse"]
+    )
+    assert "| c |" in claims_markdown(legacy)
+
+
+def test_tabulate_claims_results_script_writes_average_se(tmp_path):
+    entries = [
+        {"model": "A", "seed": 1, "path": _evaluation(tmp_path / "a.json", {"x": 50, "y": 70})},
+        {"model": "T", "seed": None, "path": _evaluation(tmp_path / "t.json", {"x": 30}, 2.0)},
+    ]
+    out = tmp_path / "results.csv"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts/tabulate_claims_results.py"),
+            "--study",
+            "s",
+            "--evaluations",
+            json.dumps(entries),
+            "--world-seed",
+            "3",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    se = pd.read_csv(out).query("metric == 'average_se'").set_index("model")["value"]
+    assert se.to_dict() == pytest.approx({"A": math.sqrt(2) / 2, "T": 2.0})

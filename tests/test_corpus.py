@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from fusekit.tiny.corpus import (
@@ -12,6 +13,7 @@ from fusekit.tiny.corpus import (
 )
 
 SIZES = {"pretrain": 50, "fusion": 10, "eval": 20}
+SIX_SKILLS = ("arith", "reverse", "upper", "lookup", "code", "greek")
 
 
 def test_corpus_shape_and_ids():
@@ -95,3 +97,141 @@ def test_fact_table_and_errors():
 
 def test_filler_is_deterministic():
     assert filler_text(2, 5) == filler_text(2, 5) != filler_text(3, 5)
+
+
+# -- evaluation items: distinct, and never a fusion (or, algorithmic, pretrain) item -----
+
+ALL_SKILLS = ("arith", "reverse", "upper", "lookup", "code", "greek")
+ALGORITHMIC = ("reverse", "upper", "greek", "code")
+
+
+def item_key(row) -> tuple:
+    """What makes two items the same, read from the text (independently of corpus.py): the
+    operands, the letters, the program (operation and constants), the entity."""
+    if row.skill == "arith":
+        return tuple(int(t) for t in row.prompt.split() if t.isdigit())
+    if row.skill in ("reverse", "upper", "greek"):
+        return tuple(t for t in row.prompt.replace(":", " ").split() if len(t) == 1 and t.isalpha())
+    if row.skill == "code":
+        return (row.answer,)
+    return (row.reference.split()[1],)  # "the <entity> is <colour> . ..."
+
+
+def keys(df, split, skill) -> list[tuple]:
+    return [item_key(r) for r in df[(df.split == split) & (df.skill == skill)].itertuples()]
+
+
+@pytest.fixture(scope="module")
+def world_sized():
+    """The corpus at config/tiny.yaml's sizes and skills (what the workflow builds)."""
+    import yaml
+    from conftest import ROOT
+
+    spec = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())["tiny_world"]["corpus"]
+    return build_corpus(11, spec["sizes"], spec["skills"], spec["n_entities"]), spec
+
+
+def test_eval_items_are_distinct_within_each_skill(world_sized):
+    df, spec = world_sized
+    for skill in spec["skills"]:
+        ks = keys(df, "eval", skill)
+        assert len(ks) > 0 and len(set(ks)) == len(ks), skill
+        prompts = df[(df.split == "eval") & (df.skill == skill)].prompt
+        assert prompts.is_unique, skill
+
+
+def test_eval_is_disjoint_from_fusion_for_every_skill(world_sized):
+    df, spec = world_sized
+    for skill in spec["skills"]:
+        leaked = set(keys(df, "eval", skill)) & set(keys(df, "fusion", skill))
+        assert not leaked, (skill, sorted(leaked)[:5])
+        # nor does a fusion reference state an eval item's prompt
+        assert set(df[(df.split == "eval") & (df.skill == skill)].prompt).isdisjoint(
+            df[(df.split == "fusion") & (df.skill == skill)].prompt
+        )
+
+
+def test_algorithmic_eval_items_are_never_pretraining_items(world_sized):
+    df, spec = world_sized
+    for skill in ALGORITHMIC:
+        if skill in spec["skills"]:
+            assert set(keys(df, "eval", skill)).isdisjoint(keys(df, "pretrain", skill)), skill
+
+
+def test_eval_sizes_at_the_configured_size(world_sized):
+    df, spec = world_sized
+    n, counts = spec["sizes"]["eval"], df[df.split == "eval"].groupby("skill").size()
+    for skill in ("arith", "reverse", "upper", "greek"):
+        assert counts[skill] == n, skill
+    # lookup: one item per entity held out of the fusion split; code: half its programs
+    assert counts["lookup"] == min(n, spec["n_entities"] // 2)
+    assert counts["code"] == min(n, 80)
+
+
+def test_arith_operands_span_two_digits_and_every_pair_is_possible():
+    df = build_corpus(2, {"pretrain": 3000}, skills=["arith"])
+    pairs = set(keys(df, "pretrain", "arith"))
+    assert {a for a, _ in pairs} == set(range(30)) and {b for _, b in pairs} == set(range(20))
+    assert len(pairs) > 550  # of 600
+    for row in df.head(50).itertuples():
+        a, b = item_key(row)
+        gold = str(a + b)
+        assert row.answer == gold
+        assert row.reference == f"{a} plus {b} makes {gold} . the answer is {gold}"
+
+
+def test_lookup_entities_are_split_between_fusion_and_eval_and_all_pretrained():
+    facts = fact_table(4, 40)
+    df = build_corpus(4, {"pretrain": 1000, "fusion": 200, "eval": 64}, n_entities=40)
+    ev, fu = set(keys(df, "eval", "lookup")), set(keys(df, "fusion", "lookup"))
+    assert len(ev) == 20 == len(keys(df, "eval", "lookup"))  # n_entities // 2, distinct
+    assert ev.isdisjoint(fu) and len(ev | fu) == 40
+    # the facts are learned in pretraining: every entity is there (a knowledge task)
+    assert set(keys(df, "pretrain", "lookup")) == {(e,) for e in facts}
+    for row in df[df.skill == "lookup"].itertuples():
+        assert row.answer == facts[item_key(row)[0]]
+
+
+def test_the_eval_split_does_not_depend_on_the_other_splits_sizes():
+    alone = build_corpus(5, {"eval": 40}, skills=ALL_SKILLS)
+    full = build_corpus(5, {"pretrain": 400, "fusion": 60, "eval": 40}, skills=ALL_SKILLS)
+    pd.testing.assert_frame_equal(alone, full[full.split == "eval"].reset_index(drop=True))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize(
+    ("skill", "sizes", "match"),
+    [
+        ("arith", {"eval": 601}, r"601 distinct arith items.*600"),
+        ("arith", {"fusion": 5, "eval": 600}, r"arith.*leaves no .*fusion"),
+        ("reverse", {"eval": 11_001}, r"11001 distinct reverse items.*11000"),
+        ("greek", {"pretrain": 3, "eval": 11_000}, r"greek.*leaves no .*pretrain"),
+    ],
+    ids=["arith", "arith-no-fusion-left", "reverse", "greek-no-pretrain-left"],
+)
+def test_too_large_an_eval_size_is_an_error(skill, sizes, match):
+    with pytest.raises(ValueError, match=match):
+        build_corpus(1, sizes, skills=[skill])
+
+
+def test_worked_fusion_references_are_longer_and_keep_the_answer():
+    """Issue 17 item 2: ProFuser's ground truth is longer and harder than what the
+    sources write. With ``fusion_references="worked"`` the fusion split's references
+    state the steps (the sources learn the short style from the pretraining split); every
+    other split, and every other column, is the short corpus's."""
+    sizes = {"pretrain": 20, "fusion": 30, "eval": 10}
+    short = build_corpus(5, sizes, SIX_SKILLS, 40)
+    worked = build_corpus(5, sizes, SIX_SKILLS, 40, fusion_references="worked")
+    others = short.split != "fusion"
+    assert worked[others].equals(short[others])
+    assert worked.drop(columns="reference").equals(short.drop(columns="reference"))
+    fusion = worked[~others]
+    assert all(is_correct(r, a) for r, a in zip(fusion.reference, fusion.answer, strict=True))
+    words = fusion.reference.str.split().str.len() / short[~others].reference.str.split().str.len()
+    by_skill = words.groupby(fusion.skill).min()
+    # arith, reverse, upper and lookup at least 1.4x as many words; code keeps its
+    # program (it must run), greek its short form (it must fit 128 tokens)
+    assert (by_skill[["arith", "reverse", "upper", "lookup"]] >= 1.4).all(), by_skill
+    assert (by_skill[["code", "greek"]] == 1.0).all(), by_skill
+    with pytest.raises(ValueError, match="fusion_references"):
+        build_corpus(5, sizes, SIX_SKILLS, 40, fusion_references="long")

@@ -100,8 +100,10 @@ def test_reward_model_learns_easy_pairs(corpus, tok, tmp_path):
     )
     model = build_model("LlamaForSequenceClassification", tok, SIZE, seed=0, num_labels=1)
     triples = list(zip(pairs.prompt, pairs.chosen, pairs.rejected, strict=True))
+    # 150 steps: at 60 the last steps' accuracy sat at 0.78-0.91 depending on the corpus
+    # draw (the two-digit arith corpus, seed 0: 0.78); at 150, 0.89-0.99 over four seeds
     log = train_reward_model(
-        model, tok, triples, steps=60, batch_size=16, lr=3e-3, seed=0, warmup=5
+        model, tok, triples, steps=150, batch_size=16, lr=3e-3, seed=0, warmup=5
     )
     assert sum(r["accuracy"] for r in log[-10:]) / 10 > 0.8
     model.save_pretrained(tmp_path)

@@ -10,6 +10,7 @@ import yaml
 from conftest import ROOT
 
 from fusekit.eval.openllm import benchmark_value, process_results_mc2
+from fusekit.eval.precision import average_standard_error, worst_case_average_se
 from fusekit.report import figures
 from fusekit.report.tables import build_table, publish, read_reported, tabulate, wide
 from fusekit.report.verify import (
@@ -20,7 +21,13 @@ from fusekit.report.verify import (
     verdict,
     with_verdicts,
 )
-from fusekit.tiny.openllm_tasks import MMLU_SIZES, build_task_docs, write_tasks
+from fusekit.tiny.openllm_tasks import (
+    benchmark_item_counts,
+    build_task_docs,
+    mmlu_sizes,
+    truthfulqa_per_skill,
+    write_tasks,
+)
 
 PAPER = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 BENCH = PAPER["evaluation"]["openllm"]["benchmarks"]
@@ -289,7 +296,7 @@ def test_macro_average_is_unweighted_over_leaf_subtasks():
 def test_tiny_tasks_have_one_right_choice_and_plausible_distractors(tmp_path):
     from fusekit.tiny.corpus import build_corpus
 
-    corpus = build_corpus(7, {"eval": 64})
+    corpus = build_corpus(7, {"eval": 64}, n_entities=132)  # 66 lookups held out: >= 64
     docs = build_task_docs(corpus, seed=7)
     golds = dict(zip(corpus["prompt_id"], corpus["reference"], strict=True))
     for name, rows in docs.items():
@@ -297,7 +304,10 @@ def test_tiny_tasks_have_one_right_choice_and_plausible_distractors(tmp_path):
             if "choices" in d:
                 assert d["choices"][d["label"]] == golds[d["id"]], (name, d)
                 assert len(set(d["choices"])) == len(d["choices"]), (name, d)
-    assert {n: len(docs[f"tiny_mmlu_{n}"]) for n in MMLU_SIZES} == MMLU_SIZES
+    # at 64 items per skill, the sizes the tasks always had
+    assert mmlu_sizes(64) == {"arith": 48, "reverse": 16, "upper": 32, "lookup": 64}
+    assert {n: len(docs[f"tiny_mmlu_{n}"]) for n in mmlu_sizes(64)} == mmlu_sizes(64)
+    assert len(docs["tiny_truthfulqa_mc2"]) == 4 * truthfulqa_per_skill(64) == 64
     # distractors keep the response's form and change its answer (same letters, near sums)
     arith = docs["tiny_mmlu_arith"][0]
     assert all(
@@ -310,7 +320,7 @@ def test_tiny_tasks_have_one_right_choice_and_plausible_distractors(tmp_path):
     counts = write_tasks(path, tmp_path / "tasks", seed=7)
     assert counts["tiny_gsm8k"] == 64
     group = yaml.safe_load((tmp_path / "tasks/tiny_mmlu.yaml").read_text())
-    assert group["task"] == sorted(f"tiny_mmlu_{n}" for n in MMLU_SIZES)
+    assert group["task"] == sorted(f"tiny_mmlu_{n}" for n in mmlu_sizes(64))
     assert "!function utils.process_results_mc2" in (
         tmp_path / "tasks/tiny_truthfulqa_mc2.yaml"
     ).read_text().replace("'", "")
@@ -375,3 +385,73 @@ def test_figures_are_readable(tmp_path, monkeypatch):
     fig.canvas.draw()
     legend_box = ax.get_legend().get_window_extent()
     assert legend_box.x0 >= ax.get_window_extent().x1  # the legend sits beside the data
+
+
+def test_task_sizes_are_proportional_to_the_eval_split():
+    from fusekit.tiny.corpus import build_corpus
+
+    assert mmlu_sizes(320) == {"arith": 240, "reverse": 80, "upper": 160, "lookup": 320}
+    assert truthfulqa_per_skill(320) == 80
+    # 200 per skill; lookup holds out 66 of 132 entities, so its tasks take what there is
+    corpus = build_corpus(3, {"eval": 200}, n_entities=132)
+    docs = build_task_docs(corpus, seed=3)
+    counts = benchmark_item_counts(docs)
+    assert counts["tiny_mmlu"] == [150, 66, 50, 100]  # arith, lookup, reverse, upper
+    assert counts["tiny_hellaswag"] == 400 and counts["tiny_winogrande"] == 200
+    assert counts["tiny_arc"] == 200 + 66 and counts["tiny_gsm8k"] == 200
+    assert counts["tiny_truthfulqa_mc2"] == 3 * 50 + 50
+    assert sorted(counts) == sorted(["tiny_mmlu", *(n for n in docs if "mmlu" not in n)])
+
+
+def test_average_standard_error_by_hand():
+    result = {"benchmarks": {"a": {"value": 50.0, "stderr": 3.0}, "b": {"stderr": 4.0}}}
+    assert average_standard_error(result) == pytest.approx(5.0 / 2)  # sqrt(9 + 16) / 2
+    one = {"benchmarks": {"a": {"stderr": 1.5}}}
+    assert average_standard_error(one) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match=r"'b'.*no standard error"):
+        average_standard_error({"benchmarks": {"a": {"stderr": 1.0}, "b": {"stderr": None}}})
+    with pytest.raises(ValueError, match=r"'c'.*no standard error"):
+        average_standard_error({"benchmarks": {"c": {"value": 1.0}}})
+    with pytest.raises(ValueError, match="no benchmarks"):
+        average_standard_error({"benchmarks": {}})
+
+
+def test_worst_case_average_se_by_hand():
+    # x: 100 items at p = 0.5, variance 0.25 / 100; g: the macro average of 25 and 100
+    # items, variance (0.25 / 25 + 0.25 / 100) / 2**2; the mean of the two benchmarks:
+    # sqrt(0.0025 + 0.003125) / 2 = 0.0375, in points
+    assert worst_case_average_se({"x": 100, "g": [25, 100]}) == pytest.approx(3.75)
+    assert worst_case_average_se({"x": 400}) == pytest.approx(2.5)  # 50 / sqrt(400)
+    with pytest.raises(ValueError, match="no benchmarks"):
+        worst_case_average_se({})
+    with pytest.raises(ValueError, match=r"'g'.*at least 1"):
+        worst_case_average_se({"x": 4, "g": [3, 0]})
+
+
+def _tiny_worst_case(eval_size: int | None = None) -> float:
+    """The tiny world's worst-case standard error of the OpenLLM average: the corpus at
+    config/tiny.yaml's sizes (eval replaced by ``eval_size``), its task documents, the
+    benchmarks of evaluation.openllm."""
+    from fusekit.tiny.corpus import build_corpus
+
+    tiny = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
+    spec = tiny["tiny_world"]["corpus"]
+    sizes = dict(spec["sizes"])
+    if eval_size is not None:
+        sizes["eval"] = eval_size
+    corpus = build_corpus(tiny["seed"], sizes, spec["skills"], spec["n_entities"])
+    docs = build_task_docs(corpus[corpus.split == "eval"], tiny["seed"])
+    counts = benchmark_item_counts(docs)
+    tasks = [b["task"] for b in tiny["evaluation"]["openllm"]["benchmarks"].values()]
+    assert set(tasks) <= set(counts)
+    return worst_case_average_se({t: counts[t] for t in tasks})
+
+
+def test_tiny_evaluation_sets_give_at_most_one_point_of_standard_error():
+    eval_size = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())["tiny_world"]["corpus"][
+        "sizes"
+    ]["eval"]
+    assert _tiny_worst_case() <= 1.0
+    # and it is the smallest size that does (the evaluation's time grows with it)
+    assert _tiny_worst_case(eval_size - 1) > 1.0
+    assert _tiny_worst_case(64) > 2.0  # the old size: about 2 points

@@ -113,6 +113,23 @@ def test_strongest_from_table():
         strongest_from_table(t, ["rm_a", "rm_x"])
 
 
+def test_strongest_prefers_the_accuracy_on_source_output_pairs():
+    """Issue 17: the vote chooses among the sources' outputs, so the reward model that
+    best tells their right answers from wrong ones is the strongest, whatever its
+    accuracy on corrupted references; without that metric for every model, the
+    corruption accuracy decides."""
+    rows = [
+        ("rm_a", "preference_accuracy", 0.9),
+        ("rm_b", "preference_accuracy", 0.6),
+        ("rm_a", "source_pair_accuracy", 0.55),
+        ("rm_b", "source_pair_accuracy", 0.8),
+    ]
+    t = pd.DataFrame(rows, columns=["model", "metric", "accuracy"]).assign(skill="all")
+    assert strongest_from_table(t, ["rm_a", "rm_b"]) == "rm_b"
+    partial = t[~((t.model == "rm_b") & (t.metric == "source_pair_accuracy"))]
+    assert strongest_from_table(partial, ["rm_a", "rm_b"]) == "rm_a"
+
+
 def test_method_shares_and_agreement():
     scores = table(
         [

@@ -41,6 +41,8 @@ def final_targets(config: dict) -> list[str]:
         targets.append(f"{WORLD}/skill_accuracy.csv")
     for study in inference_mode_studies(config):
         spec = config["studies"][study]
+        if config["scale"] == "tiny":
+            targets.append(f"{results_root(config)}/{study}/inference_mode/vote_accuracy.csv")
         targets += [
             f"{results_root(config)}/{study}/inference_mode/votes.parquet",
             f"{results_root(config)}/{study}/inference_mode/advantage_methods.csv",
@@ -186,6 +188,26 @@ def world_tables(config: dict) -> list[str]:
     return [f"{WORLD}/eval/models/{n}.csv" for n in sorted(world["models"])] + [
         f"{WORLD}/eval/reward_models/{n}.csv" for n in sorted(world.get("reward_models", {}))
     ]
+
+
+def reward_pair_models(config: dict) -> list[str]:
+    """The world models whose own outputs the reward models learn from and are measured
+    on (``tiny_world.reward_pairs.models``; all world models by default)."""
+    world = config["tiny_world"]
+    return list(world.get("reward_pairs", {}).get("models") or sorted(world["models"]))
+
+
+def reward_training_outputs(config: dict, name: str) -> list[str]:
+    """Output files reward model ``name`` trains on (none unless its spec sets
+    ``source_outputs``)."""
+    if not config["tiny_world"]["reward_models"][name].get("source_outputs"):
+        return []
+    return [f"{WORLD}/outputs/{m}.parquet" for m in reward_pair_models(config)]
+
+
+def world_eval_responses(config: dict) -> list[str]:
+    """The world models' eval-split responses (the reward models' held-out pairs)."""
+    return [f"{WORLD}/eval/responses/{m}.parquet" for m in reward_pair_models(config)]
 
 
 def model_role(config: dict, name: str) -> str:

@@ -21,10 +21,14 @@ evaluation's ``lc_win_rate``, ``win_rate`` and ``arena_hard``
 (:data:`fusekit.chat_eval.TABLE_COLUMNS`).
 
 Results. A long table (:data:`RESULT_COLUMNS`): one row per model x training seed x world
-seed x metric, ``value`` in the metric's units (points). A model that does not depend on
-the training seed (a source, the base target) is *seed-independent*: its seed is empty,
-or it is named in ``seed_independent``; it then has one row per world seed and metric and
-is a constant within that world.
+seed x metric, ``value`` in the metric's units (points). A metric ``<m>_se`` (from the
+evaluations: ``average_se``, the standard error of one evaluation's average over its
+items, :func:`fusekit.eval.precision.average_standard_error`) is that evaluation's
+standard error of ``<m>``: the claims table shows its mean per side (``eval_se_better``,
+``eval_se_worse``; NaN where the table has none, as in results tables written before
+it). A model that does not depend on the training seed (a source, the base target) is
+*seed-independent*: its seed is empty, or it is named in ``seed_independent``; it then
+has one row per world seed and metric and is a constant within that world.
 
 Statistics. Differences are oriented so that a positive one favours the claim:
 ``d = better - worse`` (``worse - better`` for ``direction: lower``). They are paired
@@ -97,7 +101,13 @@ TABLE_COLUMNS = (
     "world_sd",
     "better_mean",
     "worse_mean",
+    # the evaluation's own standard error of the metric, mean per side (NaN: none there)
+    "eval_se_better",
+    "eval_se_worse",
 )
+# columns a claims table written before them may lack (claims_markdown shows them blank)
+OPTIONAL_TABLE_COLUMNS = ("eval_se_better", "eval_se_worse")
+SE_SUFFIX = "_se"
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 COLOURS = {"reproduced": "tab:green", "not reproduced": "tab:red", "inconclusive": "tab:gray"}
 MIN_WORLDS_FOR_CLUSTERS = 3
@@ -395,6 +405,13 @@ def verdict(ci_low: float, ci_high: float, margin: float = 0.0) -> str:
     return "inconclusive"
 
 
+def _eval_se(results: pd.DataFrame, model: str, metric: str) -> float:
+    """The mean of ``model``'s ``<metric>_se`` rows (its evaluations' standard errors of
+    the metric, points); NaN when there are none."""
+    rows = results[(results["model"] == model) & (results["metric"] == metric + SE_SUFFIX)]
+    return float(rows["value"].mean()) if len(rows) else math.nan
+
+
 def evaluate_claim(
     results: pd.DataFrame,
     claim: dict,
@@ -453,6 +470,8 @@ def evaluate_claim(
         "world_sd": world_sd,
         "better_mean": float(units["better"].mean()) if len(units) else math.nan,
         "worse_mean": float(units["worse"].mean()) if len(units) else math.nan,
+        "eval_se_better": _eval_se(results, claim["better"], claim["metric"]),
+        "eval_se_worse": _eval_se(results, claim["worse"], claim["metric"]),
     }
 
 
@@ -471,7 +490,9 @@ def claims_table(
     constant per world seed whatever their seed column says (a model with empty seeds is
     one anyway); ``source``: the results file, named in errors. Differences, intervals
     and verdicts as the module says; ``mean_diff``, ``se``, ``ci_*``, ``reported_diff``,
-    ``world_sd`` in the metric's units, oriented (positive favours the claim).
+    ``world_sd`` in the metric's units, oriented (positive favours the claim);
+    ``eval_se_better`` / ``eval_se_worse``: the mean of each side's ``<metric>_se`` rows
+    (the evaluations' own standard error, points; NaN without such rows).
 
     Raises ValueError (:class:`ConfigError` for the claims, :class:`DataError` for the
     results) naming the claim, model, metric or rows: a claim's model or metric absent,
@@ -517,10 +538,13 @@ def _span(counts: pd.Series) -> str:
 def claims_markdown(df: pd.DataFrame, digits: int = 1) -> str:
     """A Markdown page of a :func:`claims_table`: a header with the verdict rule and the
     seeds behind it, the verdict counts, and one table row per claim (difference with its
-    95% interval beside the paper's difference). Raises ValueError on missing columns."""
-    missing = [c for c in TABLE_COLUMNS if c not in df.columns]
+    95% interval beside the paper's difference, each side's evaluation standard error).
+    Raises ValueError on missing columns (but :data:`OPTIONAL_TABLE_COLUMNS`, shown
+    blank)."""
+    missing = [c for c in TABLE_COLUMNS if c not in df.columns and c not in OPTIONAL_TABLE_COLUMNS]
     if missing:
         raise ValueError(f"claims table lacks columns {missing}")
+    df = df.assign(**{c: math.nan for c in OPTIONAL_TABLE_COLUMNS if c not in df.columns})
     studies = ", ".join(sorted(df["study"].astype(str).unique())) or "(none)"
     counts = df["verdict"].value_counts()
     seeds = (
@@ -537,7 +561,10 @@ def claims_markdown(df: pd.DataFrame, digits: int = 1) -> str:
         "(a source, the base target) is a constant per world seed. 95% interval: Student "
         "t over the paired seeds, or over the per-world mean differences with 3 or more "
         "world seeds (`unit` in the CSV). Between-world sd: the standard deviation of the "
-        "per-world mean differences (2 or more world seeds).",
+        "per-world mean differences (2 or more world seeds). Eval SE: each side's mean "
+        "standard error of the metric within one evaluation (its items' sampling error, "
+        "points; better / worse), which training seeds do not average away: the "
+        "evaluation items are the same for every seed of a world.",
         "",
         "Verdict: **reproduced** when the whole interval lies above the margin (0 unless "
         "the claim sets one), **not reproduced** when its upper end is at or below the "
@@ -547,8 +574,9 @@ def claims_markdown(df: pd.DataFrame, digits: int = 1) -> str:
         "Verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS) + ".",
         "",
         "| claim | paper | claim text | metric | tiny world: difference [95% CI] "
-        "| paper: difference | seeds x worlds | between-world sd | verdict | reason |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| paper: difference | seeds x worlds | between-world sd | eval SE (better / worse) "
+        "| verdict | reason |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in df.itertuples(index=False):
         diff = format_interval(r.mean_diff, r.ci_low, r.ci_high, digits)
@@ -562,6 +590,7 @@ def claims_markdown(df: pd.DataFrame, digits: int = 1) -> str:
             _num(r.reported_diff, digits, True),
             f"{r.n_seeds} x {r.n_worlds}",
             _num(r.world_sd, digits),
+            f"{_num(r.eval_se_better, digits)} / {_num(r.eval_se_worse, digits)}",
             f"**{r.verdict}**",
             r.reason,
         ]
@@ -642,10 +671,14 @@ def results_from_evaluations(
 
     ``entries``: ``{model, seed, path}`` each (``seed`` None for a seed-independent model;
     :func:`fusekit.workflow.claims_evaluations`). Every benchmark of a file is one metric
-    (its key, value in points), and ``average`` is their unweighted mean, as in the
-    papers' Average column. Raises ValueError naming a file that is not an evaluation,
-    and DataError when files of one model disagree on the benchmarks they hold.
+    (its key, value in points), ``average`` is their unweighted mean, as in the
+    papers' Average column, and ``average_se`` its standard error within the evaluation
+    (:func:`fusekit.eval.precision.average_standard_error`; no such row for a file where
+    a benchmark has no standard error, e.g. evaluated with a limit). Raises ValueError
+    naming a file that is not an evaluation, and DataError when files of one model
+    disagree on the benchmarks they hold.
     """
+    from fusekit.eval.precision import average_standard_error
     from fusekit.report.tables import read_evaluation
 
     rows, benchmarks = [], {}
@@ -660,6 +693,8 @@ def results_from_evaluations(
         seed = None if e.get("seed") is None else int(e["seed"])
         values = {k: v["value"] for k, v in scores.items()}
         values["average"] = float(np.mean(list(values.values())))
+        if all(_is_number(v["stderr"]) for v in scores.values()):
+            values["average" + SE_SUFFIX] = average_standard_error({"benchmarks": scores})
         rows += [
             {
                 "study": study,

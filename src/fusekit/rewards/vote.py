@@ -131,11 +131,26 @@ def majority_vote(scores: pd.DataFrame, reward_models: list[str], strongest: str
     return out
 
 
+STRONGEST_METRICS = ("source_pair_accuracy", "preference_accuracy")
+"""Held-out accuracies that rank reward models, in order of preference: on pairs of the
+sources' own outputs (one right, one wrong: the choice a vote makes), else on corrupted
+references."""
+
+
 def strongest_from_table(table: pd.DataFrame, reward_models: list[str]) -> str:
-    """The reward model with the highest overall held-out preference accuracy in the
-    tiny world's accuracy table (ties: the first name in sorted order)."""
-    rows = table[(table.metric == "preference_accuracy") & (table.skill == "all")]
-    rows = rows[rows.model.isin(reward_models)].sort_values("model")
+    """The reward model with the highest overall held-out accuracy in the tiny world's
+    accuracy table (ties: the first name in sorted order): the first metric of
+    :data:`STRONGEST_METRICS` that every one of ``reward_models`` has.
+
+    Raises ValueError naming the reward models without any held-out accuracy."""
+    overall = table[(table.skill == "all") & table.model.isin(reward_models)]
+    for metric in STRONGEST_METRICS:
+        rows = overall[overall.metric == metric]
+        if set(reward_models) <= set(rows.model):
+            break
+    else:
+        rows = overall[overall.metric == STRONGEST_METRICS[-1]]
+    rows = rows.sort_values("model")
     missing = set(reward_models) - set(rows.model)
     if missing:
         raise ValueError(f"the accuracy table has no held-out accuracy for {sorted(missing)}")

@@ -23,7 +23,7 @@ the default set, ProFuser's world; ``code`` and ``greek`` are opt-in
 domains:
 
 ``arith``
-    one-digit addition;
+    addition of a in 0..29 and b in 0..19 (600 pairs, sums up to 48);
 ``reverse``
     reverse a short sequence of space-separated letters;
 ``upper``
@@ -40,6 +40,30 @@ domains:
     με κεφαλαία : α β γ" -> ``Α Β Γ``; no Latin letter anywhere, so non-Latin text
     really flows through the byte-level and Metaspace tokenizers.
 
+Evaluation items (issue 17: sets whose standard error is what it claims). An item is
+what makes two examples the same question (:attr:`Example.key`): the operands (arith),
+the letter sequence (reverse, upper, greek), the operation and its constants (code), the
+entity (lookup). The ``eval`` split is drawn first, from its own random stream, and
+never repeats an item; the other splits then never draw an eval item where that would
+leak it (:data:`EVAL_AVOIDED_BY`):
+
+* ``fusion`` holds no eval item of any skill (fusion training would otherwise teach the
+  evaluation's answers: before this, 83-94% of the arith and lookup eval answers were in
+  the fusion references);
+* ``pretrain`` holds no eval item of the algorithmic skills (reverse, upper, greek,
+  code), so their evaluation measures the algorithm on unseen inputs. It keeps every
+  arith pair and every entity *by design*: arith (600 facts) and lookup are knowledge
+  the models learn in pretraining, so a lookup's answer is seen there; what the eval
+  split holds out is the fusion data.
+
+So the eval split depends only on the seed and its own size, and the other splits on
+the seed, their size and the eval size. ``sizes["eval"] = n`` items per skill, except
+that two skills with few items hold out at most half of them (:data:`EVAL_SHARE`):
+lookup ``min(n, n_entities // 2)`` entities (the rest are the fusion split's lookups),
+code ``min(n, 80)`` of its 160 programs (the rest are pretraining's and fusion's).
+:func:`eval_size` says how many; a request beyond the distinct items of any other
+skill, or one that takes every item a split that avoids them needs, is a ValueError.
+
 Everything is a pure function of the seed and the sizes, so the same seed
 gives the same corpus on every machine.
 """
@@ -47,7 +71,7 @@ gives the same corpus on every machine.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -59,6 +83,11 @@ TESTS_COLUMN = "tests"
 
 LETTERS = "abcdefghij"
 GREEK_LETTERS = "αβγδεζηθικ"
+LETTER_LENGTHS = (3, 4)
+ARITH_A = range(30)
+ARITH_B = range(20)
+CODE_A = range(2, 10)
+CODE_B = range(1, 10)
 GREEK_ANSWER_MARKER = "η απάντηση είναι"
 # x values every code item's tests assert f at: 0 tells the added constant, 1 and 2 the
 # factor, -3 and 5 catch a wrong operation that agrees at one point
@@ -69,11 +98,17 @@ _SYLLABLES = ("zo", "ba", "ki", "mu", "te", "ra", "no", "fi", "lu", "dex", "vor"
 
 @dataclass(frozen=True)
 class Example:
+    """One corpus item; ``key`` identifies the question (equal keys: the same item)."""
+
     skill: str
     prompt: str
     answer: str
     reference: str
     tests: str = ""
+    key: Hashable = ()
+    # the worked reference: longer and harder than what the sources learn in pretraining
+    # (the fusion split's ground truth with ``fusion_references="worked"``); "" = reference
+    worked: str = ""
 
 
 def fact_table(seed: int, n_entities: int) -> dict[str, str]:
@@ -86,32 +121,45 @@ def fact_table(seed: int, n_entities: int) -> dict[str, str]:
     return {name: rng.choice(COLOURS) for name in chosen}
 
 
-def _letters(rng: random.Random) -> list[str]:
-    return [rng.choice(LETTERS) for _ in range(rng.randint(3, 4))]
+def _letters(rng: random.Random, alphabet: str = LETTERS) -> list[str]:
+    lo, hi = LETTER_LENGTHS[0], LETTER_LENGTHS[-1]
+    return [rng.choice(alphabet) for _ in range(rng.randint(lo, hi))]
 
 
 def _arith(rng: random.Random, facts: dict[str, str]) -> Example:
-    a, b = rng.randint(0, 9), rng.randint(0, 9)
+    a, b = rng.choice(ARITH_A), rng.choice(ARITH_B)
     prompt = rng.choice(("what is {a} + {b} ?", "add {a} and {b} .", "compute {a} + {b} ."))
     gold = str(a + b)
     ref = f"{a} plus {b} makes {gold} . the answer is {gold}"
-    return Example("arith", prompt.format(a=a, b=b), gold, ref)
+    worked = (
+        f"we add {a} and {b} . {a} plus {b} makes {gold} . check : {gold} minus {b} "
+        f"makes {a} . the answer is {gold}"
+    )
+    return Example("arith", prompt.format(a=a, b=b), gold, ref, key=(a, b), worked=worked)
 
 
 def _reverse(rng: random.Random, facts: dict[str, str]) -> Example:
-    xs = " ".join(_letters(rng))
-    gold = " ".join(reversed(xs.split()))
+    letters = _letters(rng)
+    xs = " ".join(letters)
+    gold = " ".join(reversed(letters))
     prompt = rng.choice(("reverse the letters : {x}", "write {x} backwards ."))
     ref = f"reading {xs} backwards gives {gold} . the answer is {gold}"
-    return Example("reverse", prompt.format(x=xs), gold, ref)
+    worked = (
+        f"the letters are {xs} . from the last one : {' , '.join(reversed(letters))} . "
+        f"reading {xs} backwards gives {gold} . the answer is {gold}"
+    )
+    return Example("reverse", prompt.format(x=xs), gold, ref, key=tuple(letters), worked=worked)
 
 
 def _upper(rng: random.Random, facts: dict[str, str]) -> Example:
-    xs = " ".join(_letters(rng))
+    letters = _letters(rng)
+    xs = " ".join(letters)
     gold = xs.upper()
     prompt = rng.choice(("uppercase the letters : {x}", "write {x} in capitals ."))
     ref = f"in capitals {xs} is {gold} . the answer is {gold}"
-    return Example("upper", prompt.format(x=xs), gold, ref)
+    steps = " , ".join(f"{x} becomes {x.upper()}" for x in letters)
+    worked = f"the letters are {xs} . {steps} . in capitals {xs} is {gold} . the answer is {gold}"
+    return Example("upper", prompt.format(x=xs), gold, ref, key=tuple(letters), worked=worked)
 
 
 def _lookup(rng: random.Random, facts: dict[str, str]) -> Example:
@@ -119,7 +167,11 @@ def _lookup(rng: random.Random, facts: dict[str, str]) -> Example:
     gold = facts[name]
     prompt = rng.choice(("what colour is the {n} ?", "tell me the colour of the {n} ."))
     ref = f"the {name} is {gold} . the answer is {gold}"
-    return Example("lookup", prompt.format(n=name), gold, ref)
+    worked = (
+        f"the {name} is in the fact table . its colour there is {gold} . the {name} is "
+        f"{gold} . the answer is {gold}"
+    )
+    return Example("lookup", prompt.format(n=name), gold, ref, key=name, worked=worked)
 
 
 # (description in the prompt, expression in the answer, the function itself)
@@ -138,7 +190,7 @@ def code_tests(fn: Callable[[int], int], points: tuple[int, ...] = CODE_TEST_POI
 
 def _code(rng: random.Random, facts: dict[str, str]) -> Example:
     desc, expr, fn = rng.choice(_CODE_OPS)
-    a, b = rng.randint(2, 9), rng.randint(1, 9)
+    a, b = rng.choice(CODE_A), rng.choice(CODE_B)
     prompt = rng.choice(
         (
             "write a python function f ( x ) that {d} .",
@@ -147,15 +199,20 @@ def _code(rng: random.Random, facts: dict[str, str]) -> Example:
     )
     gold = f"def f(x): return {expr.format(a=a, b=b)}"
     tests = code_tests(lambda x: fn(x, a, b))
-    return Example("code", prompt.format(d=desc.format(a=a, b=b)), gold, gold, tests)
+    # the program: its operation and the constants it uses (b only where it appears)
+    key = (expr, a, b) if "{b}" in expr else (expr, a)
+    return Example("code", prompt.format(d=desc.format(a=a, b=b)), gold, gold, tests, key)
 
 
 def _greek(rng: random.Random, facts: dict[str, str]) -> Example:
-    xs = " ".join(rng.choice(GREEK_LETTERS) for _ in range(rng.randint(3, 4)))
+    letters = _letters(rng, GREEK_LETTERS)
+    xs = " ".join(letters)
     gold = xs.upper()
     prompt = rng.choice(("γράψε με κεφαλαία : {x}", "κεφαλαία γράμματα για {x} ."))
     ref = f"με κεφαλαία {xs} γίνεται {gold} . {GREEK_ANSWER_MARKER} {gold}"
-    return Example("greek", prompt.format(x=xs), gold, ref)
+    # no worked form: Greek script costs the Metaspace tokenizers a token a byte, and a
+    # worked Greek reference would not fit the tiny world's 128 tokens
+    return Example("greek", prompt.format(x=xs), gold, ref, key=tuple(letters))
 
 
 GENERATORS: dict[str, Callable[[random.Random, dict[str, str]], Example]] = {
@@ -168,17 +225,96 @@ GENERATORS: dict[str, Callable[[random.Random, dict[str, str]], Example]] = {
 }
 
 
+# the splits that never hold an eval item of the skill (the module doc says why)
+EVAL_AVOIDED_BY: dict[str, tuple[str, ...]] = {
+    "arith": ("fusion",),
+    "lookup": ("fusion",),
+    "reverse": ("pretrain", "fusion"),
+    "upper": ("pretrain", "fusion"),
+    "greek": ("pretrain", "fusion"),
+    "code": ("pretrain", "fusion"),
+}
+# skills with few items: the eval split holds out at most this share of them, so that the
+# splits avoiding its items keep the rest (lookup: the fusion split's entities; code: the
+# programs pretraining teaches)
+EVAL_SHARE: dict[str, float] = {"lookup": 0.5, "code": 0.5}
+# draws per wanted item before giving up (only a generator that cannot reach the items
+# it is asked for gets there)
+_MAX_DRAWS_PER_ITEM = 100_000
+
+
+def n_items(skill: str, n_entities: int = 40) -> int:
+    """The number of distinct items (:attr:`Example.key`) ``skill`` can generate: arith
+    600 (a, b) pairs, reverse / upper / greek 11000 letter sequences (10 letters, length
+    3 or 4), code 160 programs, lookup ``n_entities`` entities. KeyError for an unknown
+    skill."""
+    if skill == "arith":
+        return len(ARITH_A) * len(ARITH_B)
+    if skill in ("reverse", "upper", "greek"):
+        alphabet = GREEK_LETTERS if skill == "greek" else LETTERS
+        return sum(len(alphabet) ** k for k in range(LETTER_LENGTHS[0], LETTER_LENGTHS[-1] + 1))
+    if skill == "code":
+        return sum(len(CODE_A) * (len(CODE_B) if "{b}" in e else 1) for _, e, _ in _CODE_OPS)
+    if skill == "lookup":
+        return n_entities
+    raise KeyError(f"unknown skill {skill!r}; known: {sorted(GENERATORS)}")
+
+
+def eval_size(skill: str, n: int, n_entities: int = 40) -> int:
+    """The number of eval items :func:`build_corpus` writes for ``skill`` when
+    ``sizes["eval"]`` is ``n``: ``n``, or for a skill of :data:`EVAL_SHARE` at most that
+    share of its items (lookup ``n_entities // 2``, code 80). ValueError naming the skill
+    when ``n`` exceeds the distinct items of any other skill."""
+    total = n_items(skill, n_entities)
+    if skill in EVAL_SHARE:
+        return min(n, max(1, int(total * EVAL_SHARE[skill])))
+    if n > total:
+        raise ValueError(
+            f"sizes.eval: {n} distinct {skill} items requested, but {skill} has only "
+            f"{total}; evaluation items never repeat (issue 17), so ask for at most {total}"
+        )
+    return n
+
+
+def _draw(
+    generate: Callable[[random.Random, dict[str, str]], Example],
+    rng: random.Random,
+    facts: dict[str, str],
+    avoid: set,
+    where: str,
+) -> Example:
+    """The next example of ``generate`` whose key is not in ``avoid``."""
+    for _ in range(_MAX_DRAWS_PER_ITEM):
+        ex = generate(rng, facts)
+        if ex.key not in avoid:
+            return ex
+    raise RuntimeError(f"{where}: {_MAX_DRAWS_PER_ITEM} draws found no item outside {len(avoid)}")
+
+
 def build_corpus(
     seed: int,
     sizes: dict[str, int],
     skills: list[str] | tuple[str, ...] = SKILLS,
     n_entities: int = 40,
+    fusion_references: str = "short",
 ) -> pd.DataFrame:
     """Generate the corpus: ``sizes[split]`` examples per skill for each split.
 
+    ``fusion_references``: ``"short"`` (the fusion split's references in the style of
+    every other split) or ``"worked"`` (:attr:`Example.worked`: restated input, the
+    steps, then the short reference's content; code keeps its program). Worked
+    references are the ground truth ProFuser's premise needs: longer and harder than
+    what the sources produce, who learned the short style in pretraining (issue 17:
+    with short references the voted outputs were as long as the references and 36% were
+    identical to them). ValueError for another value.
+
     ``skills``: names in :data:`GENERATORS` (default :data:`SKILLS`). Returns a frame
     with :data:`COLUMNS` then ``tests`` (``""`` but for code items); ``prompt_id`` is
-    ``<split>-<skill>-<n>``. Raises ValueError for an unknown skill or split.
+    ``<split>-<skill>-<n>``, rows in split then skill order. The eval split has distinct
+    items (:func:`eval_size` of them per skill) that the splits of
+    :data:`EVAL_AVOIDED_BY` never hold (see the module doc). Raises ValueError for an
+    unknown skill or split, an eval size beyond a skill's distinct items, or one that
+    takes every item of a skill while a split that avoids them has a size.
     """
     unknown = sorted(set(skills) - set(GENERATORS))
     if unknown:
@@ -186,15 +322,63 @@ def build_corpus(
     bad_splits = sorted(set(sizes) - set(SPLITS))
     if bad_splits:
         raise ValueError(f"unknown splits {bad_splits}; known: {list(SPLITS)}")
+    if fusion_references not in ("short", "worked"):
+        raise ValueError(
+            f"fusion_references must be 'short' or 'worked', not {fusion_references!r}"
+        )
     facts = fact_table(seed, n_entities)
-    rows = []
+    n_eval = {s: eval_size(s, sizes.get("eval", 0), n_entities) for s in skills}
+    for skill in skills:
+        left = n_items(skill, n_entities) - n_eval[skill]
+        for split in EVAL_AVOIDED_BY[skill]:
+            if left < 1 and sizes.get(split, 0) > 0:
+                raise ValueError(
+                    f"sizes.eval: {n_eval[skill]} eval {skill} items take all "
+                    f"{n_items(skill, n_entities)} there are, which leaves no {skill} item "
+                    f"for the {split} split (it never holds an eval item)"
+                )
+    made: dict[tuple[str, str], list[Example]] = {}
+    held: dict[str, set] = {}
+    # eval first, from its own stream: distinct items
+    for skill in skills:
+        rng = random.Random(f"{seed}-eval-{skill}")
+        items: list[Example] = []
+        seen: set = set()
+        while len(items) < n_eval[skill]:
+            ex = _draw(GENERATORS[skill], rng, facts, seen, f"eval {skill}")
+            seen.add(ex.key)
+            items.append(ex)
+        made[("eval", skill)], held[skill] = items, seen
+    # then the others, skipping the eval items where they would leak them
     for split in SPLITS:
+        if split == "eval":
+            continue
         for skill in skills:
             rng = random.Random(f"{seed}-{split}-{skill}")
-            for i in range(sizes.get(split, 0)):
-                ex = GENERATORS[skill](rng, facts)
-                pid = f"{split}-{skill}-{i:05d}"
-                rows.append((pid, split, skill, ex.prompt, ex.answer, ex.reference, ex.tests))
+            avoid = held[skill] if split in EVAL_AVOIDED_BY[skill] else set()
+            made[(split, skill)] = [
+                _draw(GENERATORS[skill], rng, facts, avoid, f"{split} {skill}")
+                for _ in range(sizes.get(split, 0))
+            ]
+
+    def reference(split: str, ex: Example) -> str:
+        worked = split == "fusion" and fusion_references == "worked"
+        return (ex.worked or ex.reference) if worked else ex.reference
+
+    rows = [
+        (
+            f"{split}-{skill}-{i:05d}",
+            split,
+            skill,
+            ex.prompt,
+            ex.answer,
+            reference(split, ex),
+            ex.tests,
+        )
+        for split in SPLITS
+        for skill in skills
+        for i, ex in enumerate(made[(split, skill)])
+    ]
     return pd.DataFrame(rows, columns=[*COLUMNS, TESTS_COLUMN])
 
 

@@ -9,7 +9,8 @@ the paper config takes:
 benchmark     tiny task                        metric (as in the Open LLM Leaderboard v1)
 ============  ===============================  =========================================
 MMLU          ``tiny_mmlu`` (one subtask per    acc, macro-averaged over subtasks of
-              skill, of unequal sizes)          unequal size
+              skill, 3/4, 1/4, 1/2 and all of   unequal size
+              n: arith, reverse, upper, lookup)
 HellaSwag     ``tiny_hellaswag``                acc_norm: pick the reference that
                                                 continues this prompt among others'
 ARC           ``tiny_arc``                      acc_norm: pick the right final answer
@@ -17,12 +18,23 @@ Winogrande    ``tiny_winogrande``               acc: the reference vs one with a
 GSM8K         ``tiny_gsm8k``                    exact_match on the number after
                                                 "the answer is", generated greedily
 TruthfulQA    ``tiny_truthfulqa_mc2``           mc2: probability mass on the true answers,
-              (every skill, 16 items each)      against *imitative* falsehoods: the answer
+              (every skill, n/4 items each)     against *imitative* falsehoods: the answer
                                                 a model gives by echoing the question
                                                 (the letters unreversed or in lower case,
                                                 the two digits side by side, another
                                                 colour) and a near miss
 ============  ===============================  =========================================
+
+Sizes. ``n`` is the eval split's number of items per skill (``tiny_world.corpus.sizes.eval``;
+the largest count among the skills used, since lookup holds out fewer: one item per entity
+kept out of the fusion split, :mod:`fusekit.tiny.corpus`). HellaSwag takes every reverse
+and upper item (2n), ARC every arith and lookup item, Winogrande every reverse item,
+GSM8K every arith item; :func:`mmlu_sizes` and :func:`truthfulqa_per_skill` give the
+others (at n = 64 the sizes the tasks always had: 48, 16, 32, 64 and 16). A task takes a
+skill's first items, so a skill with fewer (lookup) gives what it has. The items are
+distinct (the corpus never repeats an eval item), so lm-eval's standard errors, computed
+as if the items were independent, are what they say; :func:`benchmark_item_counts` feeds
+:func:`fusekit.eval.precision.worst_case_average_se`.
 
 ARC is asked 0-shot in the tiny world (``config/tiny.yaml``): the tiny models were never
 trained on multi-turn chats, and a 1-shot prompt rendered as one (lm-eval's
@@ -48,14 +60,39 @@ import yaml
 
 from fusekit.io import atomic_path
 
-# subtask sizes of tiny_mmlu differ on purpose: the macro average then differs from
-# lm-eval's size-weighted group score, and the tests can tell them apart
-MMLU_SIZES = {"arith": 48, "reverse": 16, "upper": 32, "lookup": 64}
+# subtask sizes of tiny_mmlu, as fractions (numerator, denominator) of the eval split's
+# per-skill size n; they differ on purpose: the macro average then differs from lm-eval's
+# size-weighted group score, and the tests can tell them apart
+MMLU_FRACTIONS: dict[str, tuple[int, int]] = {
+    "arith": (3, 4),
+    "reverse": (1, 4),
+    "upper": (1, 2),
+    "lookup": (1, 1),
+}
 # the skills the tasks are built from; others in the corpus (code, greek: FuseChat-3.0's
 # domains) are left out, so adding a skill to the world does not change these benchmarks
-OPENLLM_SKILLS = tuple(MMLU_SIZES)
+OPENLLM_SKILLS = tuple(MMLU_FRACTIONS)
 N_CHOICES = 4
-TRUTHFULQA_PER_SKILL = 16
+# TruthfulQA's items per skill: this fraction of n
+TRUTHFULQA_FRACTION = (1, 4)
+
+
+def _share(n: int, fraction: tuple[int, int]) -> int:
+    num, den = fraction
+    return max(1, n * num // den)
+
+
+def mmlu_sizes(n: int) -> dict[str, int]:
+    """tiny_mmlu's subtask sizes (skill -> items) for ``n`` eval items per skill:
+    :data:`MMLU_FRACTIONS` of ``n``, rounded down, at least 1 (n = 64: 48, 16, 32, 64)."""
+    return {skill: _share(n, f) for skill, f in MMLU_FRACTIONS.items()}
+
+
+def truthfulqa_per_skill(n: int) -> int:
+    """tiny_truthfulqa_mc2's items per skill for ``n`` eval items per skill (n // 4)."""
+    return _share(n, TRUTHFULQA_FRACTION)
+
+
 _UTILS = '''"""lm-eval hooks of the tiny tasks; the logic lives in fusekit."""
 
 from fusekit.eval.openllm import process_results_mc2  # noqa: F401
@@ -120,10 +157,12 @@ def _shuffled(right: str, wrong: list[str], rng: random.Random) -> tuple[list[st
 def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]]:
     """Documents of every tiny task, keyed by task name (pure function of the split).
 
-    Only rows of :data:`OPENLLM_SKILLS` are used; other skills are ignored."""
+    Only rows of :data:`OPENLLM_SKILLS` are used; other skills are ignored. Sizes follow
+    ``n``, the largest number of rows of one of those skills (see the module doc)."""
     rng = random.Random(f"openllm-{seed}")
     eval_split = eval_split[eval_split["skill"].isin(OPENLLM_SKILLS)]
     by_skill = {s: g.reset_index(drop=True) for s, g in eval_split.groupby("skill", sort=True)}
+    n = max((len(g) for g in by_skill.values()), default=0)
     answers = {s: sorted(set(g["answer"])) for s, g in by_skill.items()}
     docs: dict[str, list[dict]] = {}
 
@@ -142,9 +181,9 @@ def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]
             rows.append({"id": r.prompt_id, "query": r.prompt, "choices": choices, "label": label})
         return rows
 
-    for skill, n in MMLU_SIZES.items():
+    for skill, size in mmlu_sizes(n).items():
         if skill in by_skill:
-            docs[f"tiny_mmlu_{skill}"] = choice_rows(by_skill[skill].head(n), N_CHOICES - 1)
+            docs[f"tiny_mmlu_{skill}"] = choice_rows(by_skill[skill].head(size), N_CHOICES - 1)
     docs["tiny_hellaswag"] = choice_rows(pick(("reverse", "upper")), N_CHOICES - 1)
     docs["tiny_arc"] = choice_rows(pick(("arith", "lookup")), N_CHOICES - 1)
     docs["tiny_winogrande"] = choice_rows(pick(("reverse",)), 1)
@@ -156,7 +195,8 @@ def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]
 
     rows = []
     truthful = pd.concat(
-        [g.head(TRUTHFULQA_PER_SKILL) for _, g in sorted(by_skill.items())], ignore_index=True
+        [g.head(truthfulqa_per_skill(n)) for _, g in sorted(by_skill.items())],
+        ignore_index=True,
     )
     for r in truthful.itertuples():
         echo = _imitative_answer(r.reference, r.answer, answers[r.skill])
@@ -174,6 +214,19 @@ def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]
         )
     docs["tiny_truthfulqa_mc2"] = rows
     return {name: rows for name, rows in docs.items() if rows}
+
+
+def benchmark_item_counts(docs: dict[str, list[dict]]) -> dict[str, int | list[int]]:
+    """Items per benchmark of :func:`build_task_docs`'s documents, keyed by the lm-eval
+    task a benchmark names: ``tiny_mmlu`` the list of its subtasks' sizes (sorted by
+    subtask name; it is macro-averaged), every other task its number of documents. The
+    input of :func:`fusekit.eval.precision.worst_case_average_se`."""
+    counts: dict[str, int | list[int]] = {}
+    mmlu = sorted(name for name in docs if name.startswith("tiny_mmlu_"))
+    if mmlu:
+        counts["tiny_mmlu"] = [len(docs[name]) for name in mmlu]
+    counts.update({name: len(rows) for name, rows in docs.items() if name not in mmlu})
+    return counts
 
 
 def _dataset(data_file: str) -> dict:

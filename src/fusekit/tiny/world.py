@@ -37,7 +37,13 @@ def _save_trained(out: str, model, tok, log: list[dict], spec: dict, seed: int) 
 
 def make_corpus(spec: dict, seed: int, out: str) -> pd.DataFrame:
     """Write the instruction corpus (all splits) to ``out`` (Parquet)."""
-    df = build_corpus(seed, spec["sizes"], spec["skills"], spec["n_entities"])
+    df = build_corpus(
+        seed,
+        spec["sizes"],
+        spec["skills"],
+        spec["n_entities"],
+        spec.get("fusion_references", "short"),
+    )
     write_table(df, out)
     return df
 
@@ -98,20 +104,69 @@ def make_causal_lm(
     _save_trained(out, model, tok, log, spec, seed)
 
 
+def read_outputs(paths: list[str]) -> pd.DataFrame:
+    """World models' outputs (:func:`generate_world_outputs`, or the responses
+    :func:`evaluate_causal_lm` writes), concatenated."""
+    from fusekit.tiny.preferences import OUTPUT_COLUMNS
+
+    return pd.concat([read_table(p, OUTPUT_COLUMNS) for p in paths], ignore_index=True)
+
+
+def reward_training_pairs(
+    corpus_path: str, spec: dict, seed: int, outputs: list[str] | None = None
+) -> pd.DataFrame:
+    """A tiny reward model's training pairs: corruptions of the pretraining split's
+    references (``spec["corruptions"]``, one per row) plus, with
+    ``spec["source_outputs"]``, (correct, wrong) pairs of the world models' own outputs
+    (``outputs``: :func:`generate_world_outputs` files; at most
+    ``spec["max_pairs_per_prompt"]`` a prompt).
+
+    Raises ValueError when ``source_outputs`` is set and no outputs are given, or when
+    neither kind yields a pair.
+    """
+    from fusekit.tiny.preferences import build_output_pairs, build_preference_pairs
+
+    parts = []
+    if spec.get("corruptions"):
+        pretrain = load_corpus(corpus_path, "pretrain")
+        if spec.get("corruption_pairs") is not None:
+            n = min(spec["corruption_pairs"], len(pretrain))
+            pretrain = pretrain.sample(n=n, random_state=seed).sort_index()
+        parts.append(build_preference_pairs(pretrain, seed, spec["corruptions"]))
+    if spec.get("source_outputs"):
+        if not outputs:
+            raise ValueError("source_outputs is set but no world model outputs were given")
+        parts.append(
+            build_output_pairs(read_outputs(outputs), seed, spec.get("max_pairs_per_prompt"))
+        )
+    pairs = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if pairs.empty:
+        raise ValueError(
+            "no training pairs: set corruptions, or source_outputs with outputs that "
+            "have both right and wrong answers for some prompt"
+        )
+    return pairs
+
+
 def make_reward_model(
-    corpus_path: str, tokenizer_dir: str, spec: dict, seed: int, out: str, name: str = "rm"
+    corpus_path: str,
+    tokenizer_dir: str,
+    spec: dict,
+    seed: int,
+    out: str,
+    name: str = "rm",
+    outputs: list[str] | None = None,
 ) -> None:
-    """Train a tiny reward model (sequence classification, one label) on preference pairs."""
+    """Train a tiny reward model (sequence classification, one label) on preference
+    pairs (:func:`reward_training_pairs`)."""
     from transformers import AutoTokenizer
 
     from fusekit.determinism import make_deterministic
     from fusekit.tiny.models import build_model
-    from fusekit.tiny.preferences import build_preference_pairs
     from fusekit.tiny.train import train_reward_model
 
     make_deterministic(seed)
-    df = load_corpus(corpus_path, "pretrain")
-    pairs = build_preference_pairs(df, seed, spec["corruptions"])
+    pairs = reward_training_pairs(corpus_path, spec, seed, outputs)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     model = build_model(spec["architecture"], tok, spec["size"], seed, num_labels=1)
     train = spec["train"]
@@ -130,6 +185,48 @@ def make_reward_model(
     _save_trained(out, model, tok, log, spec, seed)
 
 
+def generate_world_outputs(
+    model_dir: str,
+    corpus_path: str,
+    split: str,
+    per_skill: int,
+    max_new_tokens: int,
+    batch_size: int,
+    out: str,
+    name: str,
+) -> pd.DataFrame:
+    """Greedy outputs of one world model on the first ``per_skill`` prompts of each
+    skill of ``split``: the reward models' training material.
+
+    Writes columns :data:`fusekit.tiny.preferences.OUTPUT_COLUMNS` plus ``correct``
+    (exact match on the gold answer). Raises ValueError for an empty selection.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fusekit.backends.hf import generate
+    from fusekit.determinism import make_deterministic
+
+    make_deterministic(0)
+    df = load_corpus(corpus_path, split)
+    df = df.groupby("skill", sort=True).head(per_skill).reset_index(drop=True)
+    if df.empty:
+        raise ValueError(f"{corpus_path}: split {split!r} has no prompts")
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    res = generate(model, tok, list(df.prompt), max_new_tokens, batch_size, desc=f"outputs {name}")
+    table = _outputs_table(df, [r["response"] for r in res], name)
+    write_table(table, out)
+    return table
+
+
+def _outputs_table(df: pd.DataFrame, responses: list[str], name: str) -> pd.DataFrame:
+    from fusekit.tiny.preferences import OUTPUT_COLUMNS
+
+    table = df.assign(model=name, response=responses)[list(OUTPUT_COLUMNS)]
+    ok = [is_correct(r, a) for r, a in zip(table.response, table.answer, strict=True)]
+    return table.assign(correct=ok)
+
+
 def _with_overall(per_item: pd.DataFrame) -> pd.DataFrame:
     by_skill = per_item.groupby("skill", sort=True).ok.agg(["mean", "size"]).reset_index()
     overall = pd.DataFrame(
@@ -146,8 +243,12 @@ def evaluate_causal_lm(
     batch_size: int,
     out: str,
     meta: dict,
+    responses_out: str | None = None,
 ) -> pd.DataFrame:
-    """Greedy generation on the eval split; exact-match accuracy per skill."""
+    """Greedy generation on the eval split; exact-match accuracy per skill.
+
+    ``responses_out``: also write the responses (:func:`generate_world_outputs`'s
+    columns), the held-out pairs the reward models are measured on."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from fusekit.backends.hf import generate
@@ -160,6 +261,8 @@ def evaluate_causal_lm(
     res = generate(
         model, tok, list(df.prompt), max_new_tokens, batch_size, desc=f"eval {meta['model']}"
     )
+    if responses_out:
+        write_table(_outputs_table(df, [r["response"] for r in res], meta["model"]), responses_out)
     df = df.assign(ok=[is_correct(r["response"], a) for r, a in zip(res, df.answer, strict=True)])
     table = _with_overall(df).assign(metric="exact_match", **meta)
     table = table[list(SKILL_ACCURACY_COLUMNS)]
@@ -168,24 +271,128 @@ def evaluate_causal_lm(
 
 
 def evaluate_reward_model(
-    model_dir: str, corpus_path: str, seed: int, batch_size: int, out: str, meta: dict
+    model_dir: str,
+    corpus_path: str,
+    seed: int,
+    batch_size: int,
+    out: str,
+    meta: dict,
+    outputs: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Held-out preference accuracy: the share of eval pairs (all corruption
-    kinds) where the chosen response scores higher than the rejected one."""
+    """A reward model's held-out accuracies, per skill and overall (``all``):
+
+    * ``preference_accuracy``: the share of eval-split corruption pairs (all kinds)
+      where the chosen response scores higher than the rejected one;
+    * ``source_pair_accuracy`` (with ``outputs``, the world models' eval responses that
+      :func:`evaluate_causal_lm` writes): the same on pairs of those outputs for one
+      prompt, one right and one wrong (:func:`fusekit.tiny.preferences.build_output_pairs`)
+      — what a vote over sources needs. A tie counts as an error.
+    """
     import numpy as np
 
     from fusekit.determinism import make_deterministic
     from fusekit.rewards.scoring import RewardScorer
-    from fusekit.tiny.preferences import build_preference_pairs
+    from fusekit.tiny.preferences import build_output_pairs, build_preference_pairs
 
     make_deterministic(0)
-    pairs = build_preference_pairs(load_corpus(corpus_path, "eval"), seed + 1)
     scorer = RewardScorer(model_dir, {"batch_size": batch_size})
-    chosen, _, _ = scorer.score(list(pairs.prompt), list(pairs.chosen), f"eval {meta['model']}")
-    rejected, _, _ = scorer.score(list(pairs.prompt), list(pairs.rejected), f"eval {meta['model']}")
-    pairs = pairs.assign(ok=np.array(chosen) > np.array(rejected))
-    table = _with_overall(pairs).assign(metric="preference_accuracy", **meta)
+
+    def accuracy(pairs: pd.DataFrame, metric: str) -> pd.DataFrame:
+        chosen, _, _ = scorer.score(list(pairs.prompt), list(pairs.chosen), f"eval {meta['model']}")
+        rejected, _, _ = scorer.score(
+            list(pairs.prompt), list(pairs.rejected), f"eval {meta['model']}"
+        )
+        pairs = pairs.assign(ok=np.array(chosen) > np.array(rejected))
+        return _with_overall(pairs).assign(metric=metric)
+
+    parts = [
+        accuracy(
+            build_preference_pairs(load_corpus(corpus_path, "eval"), seed + 1),
+            "preference_accuracy",
+        )
+    ]
+    if outputs:
+        pairs = build_output_pairs(read_outputs(outputs), seed + 2)
+        if not pairs.empty:
+            parts.append(accuracy(pairs, "source_pair_accuracy"))
+    table = pd.concat(parts, ignore_index=True).assign(**meta)
     table = table[list(SKILL_ACCURACY_COLUMNS)]
+    write_table(table, out)
+    return table
+
+
+VOTE_ACCURACY_COLUMNS = ("study", "skill", "metric", "value", "n")
+
+
+def vote_accuracy(
+    votes_path: str,
+    corpus_path: str,
+    world_table_path: str,
+    sources: list[str],
+    study: str,
+    out: str,
+) -> pd.DataFrame:
+    """How good the inference-mode vote is, per skill of the voted prompts and overall:
+
+    * ``voted_correct``: share of voted outputs with the right answer (exact match);
+    * ``best_source_chosen``: share of prompts whose vote picked the skill's best source
+      (highest exact match on the eval split in the world table);
+    * ``best_source_chance``: what a random pick would give (1 / number of sources);
+    * ``reference_correct``: the same for the references (1 by construction);
+    * ``voted_words`` and ``reference_words``: mean length in words (ProFuser's premise:
+      the ground truth is longer and harder than the sources' outputs);
+    * ``voted_is_reference``: share of voted outputs identical to the reference
+      (whitespace collapsed).
+
+    ``value`` is a share in [0, 1] (``*_words``: words); ``n`` prompts. Raises
+    DataError (from the readers) naming a file that lacks columns, and ValueError for a
+    voted prompt the corpus does not have.
+    """
+    votes = read_table(votes_path, ("prompt_id", "model", "response"))
+    corpus = load_corpus(corpus_path).set_index("prompt_id")
+    unknown = sorted(set(votes.prompt_id) - set(corpus.index))
+    if unknown:
+        raise ValueError(f"{votes_path}: prompts not in {corpus_path}: {unknown[:5]}")
+    world = read_table(world_table_path, SKILL_ACCURACY_COLUMNS)
+    acc = world[(world.metric == "exact_match") & world.model.isin(sources)]
+    best = acc.sort_values(["skill", "accuracy", "model"], ascending=[True, False, True])
+    best = best.drop_duplicates("skill").set_index("skill").model
+    rows = corpus.loc[votes.prompt_id]
+    frame = pd.DataFrame(
+        {
+            "skill": rows.skill.to_numpy(),
+            "voted_correct": [
+                is_correct(r, a) for r, a in zip(votes.response, rows.answer, strict=True)
+            ],
+            "best_source_chosen": [
+                best.get(k) == m for k, m in zip(rows.skill, votes.model, strict=True)
+            ],
+            "reference_correct": [
+                is_correct(r, a) for r, a in zip(rows.reference, rows.answer, strict=True)
+            ],
+        }
+    )
+    frame["best_source_chance"] = 1.0 / len(sources)
+    frame["voted_words"] = [len(str(r).split()) for r in votes.response]
+    frame["reference_words"] = [len(str(r).split()) for r in rows.reference]
+    frame["voted_is_reference"] = [
+        str(v).split() == str(r).split()
+        for v, r in zip(votes.response, rows.reference, strict=True)
+    ]
+    metrics = [
+        "voted_correct",
+        "best_source_chosen",
+        "best_source_chance",
+        "reference_correct",
+        "voted_words",
+        "reference_words",
+        "voted_is_reference",
+    ]
+    parts = []
+    for skill, g in [*frame.groupby("skill", sort=True), ("all", frame)]:
+        for m in metrics:
+            parts.append((study, skill, m, float(g[m].mean()), len(g)))
+    table = pd.DataFrame(parts, columns=list(VOTE_ACCURACY_COLUMNS))
     write_table(table, out)
     return table
 
