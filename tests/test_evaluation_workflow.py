@@ -10,6 +10,8 @@ import pytest
 import yaml
 from conftest import snakemake
 
+from fusekit.tiny.corpus import extract_answer
+
 pytestmark = pytest.mark.workflow
 
 
@@ -25,11 +27,12 @@ def _evaluation(tiny_world, row):
 
 
 def test_lm_eval_generation_agrees_with_the_worlds_own_accuracy(tiny_world, cfg):
-    # tiny GSM8K is the eval split's one-digit additions, answered greedily through
-    # lm-eval's generate_until and read by the final-number filter (Open-Instruct's rule);
-    # the world table answered the same prompts greedily through fusekit's generator and
-    # reads the answer after "the answer is": on answers that end "the answer is N" the
-    # two rules agree, so they may differ by an item or two of unusual endings at most
+    # tiny GSM8K is the eval split's additions, answered greedily through lm-eval's
+    # generate_until and read by the final-number filter (Open-Instruct's rule); the world
+    # table answered the same prompts greedily through fusekit's generator and reads the
+    # answer after "the answer is": on answers that end "the answer is N" the two rules
+    # agree, so they may differ on the answers that end otherwise (a colour after a sum:
+    # the filter then reads the sum) and an item or two more
     world = pd.read_csv(tiny_world / "results/tiny/world/skill_accuracy.csv")
     arith = world[(world["skill"] == "arith") & (world["metric"] == "exact_match")]
     arith = arith.set_index("model")["accuracy"]
@@ -38,21 +41,29 @@ def test_lm_eval_generation_agrees_with_the_worlds_own_accuracy(tiny_world, cfg)
     for model in cfg["tiny_world"]["models"]:
         gsm8k = _evaluation(tiny_world, {"model": model})["benchmarks"]["gsm8k"]
         assert gsm8k["key"] == "exact_match,final-number" and gsm8k["filter"] == "final-number"
-        assert abs(gsm8k["value"] - 100 * arith[model]) <= 100 * 2 / n + 1e-6, model
+        answers = pd.read_parquet(tiny_world / f"results/tiny/world/eval/responses/{model}.parquet")
+        finals = answers[answers.skill == "arith"].response.map(extract_answer)
+        other = int((~finals.str.fullmatch(r"-?\d+")).sum())
+        assert abs(gsm8k["value"] - 100 * arith[model]) <= 100 * (other + 2) / n + 1e-6, model
         assert gsm8k["stderr"] is not None
 
 
 def test_tiny_benchmarks_separate_the_models(tiny_world, cfg):
-    # the TruthfulQA analogue is not saturated, and 0-shot ARC credits the arithmetic
-    # specialist for its arithmetic (its ARC half is one-digit sums)
+    # the TruthfulQA analogue is not saturated, and GSM8K credits the arithmetic
+    # specialist for its arithmetic. (0-shot ARC did too while its sums were one-digit;
+    # with two-digit sums and near-miss choices every model scores 28-33, near chance:
+    # issue 17's notes)
     truthful = {
         m: _evaluation(tiny_world, {"model": m})["benchmarks"]["truthfulqa"]["value"]
         for m in cfg["tiny_world"]["models"]
     }
     assert max(truthful.values()) - min(truthful.values()) > 10, truthful
     assert min(truthful.values()) < 85, truthful
-    arc = _evaluation(tiny_world, {"model": "src_llama"})["benchmarks"]["arc"]
-    assert arc["num_fewshot"] == 0 and arc["value"] > 50, arc
+    gsm8k = {
+        m: _evaluation(tiny_world, {"model": m})["benchmarks"]["gsm8k"]["value"]
+        for m in cfg["tiny_world"]["models"]
+    }
+    assert all(gsm8k["src_llama"] > 2 * v for m, v in gsm8k.items() if m != "src_llama"), gsm8k
 
 
 def test_mmlu_is_the_macro_average_over_subjects(tiny_world, cfg):

@@ -356,8 +356,10 @@ def test_training_mode_outputs(tiny_world):
     # split words it keeps whole (n:1); the DP path on the real tokenizers shows both
     tgt = AutoTokenizer.from_pretrained(tiny_world / WORLD / "models/tgt_llama")
     kinds = {m: _alignment_kinds(tiny_world, m, tgt) for m in sources}
-    assert kinds["src_llama"]["1:n"] > 0 and kinds["src_neox"]["1:n"] > 0, kinds
-    assert kinds["src_qwen2"]["n:1"] > 0 and kinds["src_neox"]["n:1"] > 0, kinds
+    # (src_neox's byte-level 1000-token vocabulary has no n:1 cell on these references
+    # since arith became two-digit: measured 0 of 2055 cells)
+    assert kinds["src_llama"].get("1:n", 0) > 0 and kinds["src_neox"].get("1:n", 0) > 0, kinds
+    assert kinds["src_qwen2"].get("n:1", 0) > 0, kinds
     for m in sources:
         aligned, meta = read_dump(
             str(tiny_world / f"results/tiny/profuser/training_mode/aligned/{m}.parquet")
