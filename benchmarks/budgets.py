@@ -119,6 +119,8 @@ def main() -> None:
     if "dag" in skip and "claims" not in skip:
         p.error("the claims run is timed after the default DAG: skip both or neither")
 
+    if a.keep and Path(a.keep).exists() and any(Path(a.keep).iterdir()):
+        p.error(f"--keep {a.keep}: the folder exists and is not empty (timings start from nothing)")
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="fusekit-budgets-"))
     base.mkdir(parents=True, exist_ok=True)
     startup = import_cost()

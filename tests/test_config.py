@@ -334,6 +334,25 @@ def _put(cfg: dict, path: str, value) -> None:
 
 # (case id, config, edits {path: value}, the key path the error starts with, words)
 PLAN_TIME = [
+    # issue 17: a reward-pair model the world does not build
+    (
+        "reward_pairs_unknown_model",
+        "tiny.yaml",
+        {"tiny_world.reward_pairs.models": ["src_llama", "nosuch"]},
+        "tiny_world.reward_pairs.models.1",
+        ["'nosuch' is not a tiny-world model"],
+    ),
+    # a reward model with neither corruptions nor source outputs has no training pairs
+    (
+        "reward_model_without_pairs",
+        "tiny.yaml",
+        {
+            "tiny_world.reward_models.rm_weak.corruptions": [],
+            "tiny_world.reward_models.rm_weak.source_outputs": False,
+        },
+        "tiny_world.reward_models.rm_weak.corruptions",
+        ["should be non-empty"],
+    ),
     # integer-valued floats for integer keys (JSON Schema's integer accepts 16.0)
     (
         "float_global_batch_size",

@@ -447,7 +447,10 @@ def _tiny_worst_case(eval_size: int | None = None) -> float:
     return worst_case_average_se({t: counts[t] for t in tasks})
 
 
-def test_tiny_evaluation_sets_give_at_most_one_point_of_standard_error():
+def test_tiny_evaluation_sets_give_at_most_one_point_of_standard_error_if_independent():
+    """The bound as if the six benchmarks held different items (hand-computed against
+    worst_case_average_se above). They share arith and reverse items, so the real worst
+    case is larger (1.63 points at 393, counted by item weight): issue 17 item 4 is open."""
     eval_size = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())["tiny_world"]["corpus"][
         "sizes"
     ]["eval"]

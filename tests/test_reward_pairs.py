@@ -149,3 +149,59 @@ def test_vote_accuracy_counts_right_answers_and_best_source_picks(tmp_path):
     with pytest.raises(ValueError, match="nope"):
         vote_accuracy(str(bad), corpus, str(world), ["src_a"], "s", str(tmp_path / "x.csv"))
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_output_pairs_refuse_ambiguous_rows():
+    twice = outputs(
+        [
+            ("p1", "arith", "7", "a", "the answer is 7"),
+            ("p1", "arith", "7", "a", "the answer is 8"),
+        ]
+    )
+    with pytest.raises(ValueError, match="'p1' of model 'a' more than once"):
+        build_output_pairs(twice, seed=0)
+    mixed = outputs(
+        [
+            ("p1", "arith", "7", "a", "the answer is 7"),
+            ("p1", "arith", "8", "b", "the answer is 8"),
+        ]
+    )
+    with pytest.raises(ValueError, match="disagree on the prompt or answer of prompt 'p1'"):
+        build_output_pairs(mixed, seed=0)
+
+
+def test_vote_accuracy_counts_tied_best_sources_and_refuses_bad_votes(tmp_path):
+    corpus = corpus_file(tmp_path)
+    world = tmp_path / "skill_accuracy.csv"
+    pd.DataFrame(
+        [
+            ("src_a", "source", "A", "t", "arith", "exact_match", 0.5, 64),
+            ("src_b", "source", "A", "t", "arith", "exact_match", 0.5, 64),
+            ("src_c", "source", "A", "t", "arith", "exact_match", 0.1, 64),
+        ],
+        columns=list(SKILL_ACCURACY_COLUMNS),
+    ).to_csv(world, index=False)
+    votes = tmp_path / "votes.parquet"
+    pd.DataFrame(
+        {
+            "prompt_id": [f"fusion-arith-{i:05d}" for i in range(3)],
+            "model": ["src_a", "src_b", "src_c"],
+            "response": ["x", "y", "z"],
+        }
+    ).to_parquet(votes)
+    sources = ["src_a", "src_b", "src_c"]
+    t = vote_accuracy(str(votes), corpus, str(world), sources, "s", str(tmp_path / "v.csv"))
+    got = t[t.skill == "all"].set_index("metric").value
+    assert got["best_source_chosen"] == pytest.approx(2 / 3)  # src_a and src_b tie
+
+    with pytest.raises(ValueError, match="no exact-match rows for sources \\['src_typo'\\]"):
+        vote_accuracy(
+            str(votes), corpus, str(world), ["src_a", "src_typo"], "s", str(tmp_path / "x.csv")
+        )
+    dup = tmp_path / "dup.parquet"
+    pd.DataFrame(
+        {"prompt_id": ["fusion-arith-00000"] * 2, "model": ["src_a"] * 2, "response": ["1", "1"]}
+    ).to_parquet(dup)
+    with pytest.raises(ValueError, match="'fusion-arith-00000' has more than one vote"):
+        vote_accuracy(str(dup), corpus, str(world), sources, "s", str(tmp_path / "x.csv"))
+    assert not (tmp_path / "x.csv").exists()

@@ -333,6 +333,13 @@ def _check_chat_table(study: dict, key: str, spec: dict) -> None:
 def _check_tiny(config: dict) -> None:
     world = config["tiny_world"]
     toks, skills = world["tokenizers"], set(world["corpus"]["skills"])
+    for i, name in enumerate(world.get("reward_pairs", {}).get("models") or []):
+        _need(
+            name in world.get("models", {}),
+            f"tiny_world.reward_pairs.models.{i}",
+            f"{name!r} is not a tiny-world model (tiny_world.models has "
+            f"{sorted(world.get('models', {}))})",
+        )
     for group, reward in (("models", False), ("reward_models", True)):
         declared = config.get(group, {})
         for name, spec in world.get(group, {}).items():

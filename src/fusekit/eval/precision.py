@@ -42,10 +42,14 @@ def average_standard_error(result: Mapping) -> float:
                 f"benchmark {key!r} has no standard error (lm-eval reports none with a "
                 "limit): the average's standard error is unknown"
             )
-        se = float(se)
+        raw = se
+        try:
+            se = float(se)
+        except (TypeError, ValueError):
+            se = math.nan
         if not math.isfinite(se) or se < 0:
             raise ValueError(
-                f"benchmark {key!r}: standard error {se!r} is not a finite number >= 0"
+                f"benchmark {key!r}: standard error {raw!r} is not a finite number >= 0"
             )
         total += se * se
     return math.sqrt(total) / len(benchmarks)

@@ -86,13 +86,26 @@ def build_output_pairs(
     right or all wrong give no pair.
 
     Returns columns :data:`PAIR_COLUMNS`, ``corruption`` = ``"source_output"``, rows in
-    prompt order. Raises ValueError when a column is missing.
+    prompt order. Raises ValueError when a column is missing, a (prompt, model) has two
+    rows, or the rows of a prompt disagree on its text or answer.
     """
     from fusekit.tiny.corpus import is_correct
 
     missing = [c for c in OUTPUT_COLUMNS if c not in outputs.columns]
     if missing:
         raise ValueError(f"outputs lack columns {missing}; need {list(OUTPUT_COLUMNS)}")
+    twice = outputs[outputs.duplicated(["prompt_id", "model"])]
+    if len(twice):
+        r = twice.iloc[0]
+        raise ValueError(
+            f"outputs hold prompt {r.prompt_id!r} of model {r.model!r} more than once: "
+            "one output per (prompt, model)"
+        )
+    mixed = outputs.groupby("prompt_id")[["prompt", "answer"]].nunique().max(axis=1) > 1
+    if mixed.any():
+        raise ValueError(
+            f"outputs disagree on the prompt or answer of prompt {mixed[mixed].index[0]!r}"
+        )
     rng = random.Random(f"output-pairs-{seed}")
     rows = []
     for pid, group in outputs.groupby("prompt_id", sort=True):

@@ -336,7 +336,7 @@ def vote_accuracy(
 
     * ``voted_correct``: share of voted outputs with the right answer (exact match);
     * ``best_source_chosen``: share of prompts whose vote picked the skill's best source
-      (highest exact match on the eval split in the world table);
+      (highest exact match on the eval split in the world table; any of the tied best);
     * ``best_source_chance``: what a random pick would give (1 / number of sources);
     * ``reference_correct``: the same for the references (1 by construction);
     * ``voted_words`` and ``reference_words``: mean length in words (ProFuser's premise:
@@ -345,18 +345,25 @@ def vote_accuracy(
       (whitespace collapsed).
 
     ``value`` is a share in [0, 1] (``*_words``: words); ``n`` prompts. Raises
-    DataError (from the readers) naming a file that lacks columns, and ValueError for a
-    voted prompt the corpus does not have.
+    ValueError naming the file: one that lacks columns (from the readers), a prompt voted
+    twice or absent from the corpus, a source without rows in the world table.
     """
     votes = read_table(votes_path, ("prompt_id", "model", "response"))
+    twice = votes.prompt_id[votes.prompt_id.duplicated()]
+    if len(twice):
+        raise ValueError(f"{votes_path}: prompt {twice.iloc[0]!r} has more than one vote")
     corpus = load_corpus(corpus_path).set_index("prompt_id")
     unknown = sorted(set(votes.prompt_id) - set(corpus.index))
     if unknown:
         raise ValueError(f"{votes_path}: prompts not in {corpus_path}: {unknown[:5]}")
     world = read_table(world_table_path, SKILL_ACCURACY_COLUMNS)
     acc = world[(world.metric == "exact_match") & world.model.isin(sources)]
-    best = acc.sort_values(["skill", "accuracy", "model"], ascending=[True, False, True])
-    best = best.drop_duplicates("skill").set_index("skill").model
+    absent = sorted(set(sources) - set(acc.model))
+    if absent:
+        raise ValueError(f"{world_table_path}: no exact-match rows for sources {absent}")
+    # every source tied at the skill's highest accuracy counts as its best
+    top = acc.groupby("skill").accuracy.transform("max")
+    best = acc[acc.accuracy == top].groupby("skill").model.apply(set)
     rows = corpus.loc[votes.prompt_id]
     frame = pd.DataFrame(
         {
@@ -365,7 +372,7 @@ def vote_accuracy(
                 is_correct(r, a) for r, a in zip(votes.response, rows.answer, strict=True)
             ],
             "best_source_chosen": [
-                best.get(k) == m for k, m in zip(rows.skill, votes.model, strict=True)
+                m in best.get(k, set()) for k, m in zip(rows.skill, votes.model, strict=True)
             ],
             "reference_correct": [
                 is_correct(r, a) for r, a in zip(rows.reference, rows.answer, strict=True)
