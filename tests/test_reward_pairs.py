@@ -107,17 +107,33 @@ def test_reward_training_pairs_mix_corruptions_and_source_outputs(tmp_path):
         reward_training_pairs(corpus, {"corruptions": []}, seed=3)
 
 
-def test_vote_accuracy_counts_right_answers_and_best_source_picks(tmp_path):
-    corpus = corpus_file(tmp_path)
-    votes = tmp_path / "votes.parquet"
-    # four voted fusion prompts: src_a (the best arith source) picked twice, right once
+def write_world_table(path, accuracies):
+    """A world table with one exact-match row per (source, arith accuracy)."""
+    rows = [(m, "source", "A", "t", "arith", "exact_match", a, 64) for m, a in accuracies]
+    pd.DataFrame(rows, columns=list(SKILL_ACCURACY_COLUMNS)).to_csv(path, index=False)
+    return str(path)
+
+
+def write_votes(path, models, responses):
+    """One vote per fusion arith prompt, in order."""
     pd.DataFrame(
         {
-            "prompt_id": [f"fusion-arith-{i:05d}" for i in range(4)],
-            "model": ["src_a", "src_a", "src_b", "src_b"],
-            "response": ["the answer is 1", "the answer is 9", "the answer is 3", "x"],
+            "prompt_id": [f"fusion-arith-{i:05d}" for i in range(len(models))],
+            "model": models,
+            "response": responses,
         }
-    ).to_parquet(votes)
+    ).to_parquet(path)
+    return str(path)
+
+
+def test_vote_accuracy_counts_right_answers_and_best_source_picks(tmp_path):
+    corpus = corpus_file(tmp_path)
+    # four voted fusion prompts: src_a (the best arith source) picked twice, right once
+    votes = write_votes(
+        tmp_path / "votes.parquet",
+        ["src_a", "src_a", "src_b", "src_b"],
+        ["the answer is 1", "the answer is 9", "the answer is 3", "x"],
+    )
     world = tmp_path / "skill_accuracy.csv"
     pd.DataFrame(
         [
@@ -172,23 +188,10 @@ def test_output_pairs_refuse_ambiguous_rows():
 
 def test_vote_accuracy_counts_tied_best_sources_and_refuses_bad_votes(tmp_path):
     corpus = corpus_file(tmp_path)
-    world = tmp_path / "skill_accuracy.csv"
-    pd.DataFrame(
-        [
-            ("src_a", "source", "A", "t", "arith", "exact_match", 0.5, 64),
-            ("src_b", "source", "A", "t", "arith", "exact_match", 0.5, 64),
-            ("src_c", "source", "A", "t", "arith", "exact_match", 0.1, 64),
-        ],
-        columns=list(SKILL_ACCURACY_COLUMNS),
-    ).to_csv(world, index=False)
-    votes = tmp_path / "votes.parquet"
-    pd.DataFrame(
-        {
-            "prompt_id": [f"fusion-arith-{i:05d}" for i in range(3)],
-            "model": ["src_a", "src_b", "src_c"],
-            "response": ["x", "y", "z"],
-        }
-    ).to_parquet(votes)
+    world = write_world_table(
+        tmp_path / "skill_accuracy.csv", [("src_a", 0.5), ("src_b", 0.5), ("src_c", 0.1)]
+    )
+    votes = write_votes(tmp_path / "votes.parquet", ["src_a", "src_b", "src_c"], ["x", "y", "z"])
     sources = ["src_a", "src_b", "src_c"]
     t = vote_accuracy(str(votes), corpus, str(world), sources, "s", str(tmp_path / "v.csv"))
     got = t[t.skill == "all"].set_index("metric").value

@@ -261,9 +261,10 @@ def evaluate_causal_lm(
     res = generate(
         model, tok, list(df.prompt), max_new_tokens, batch_size, desc=f"eval {meta['model']}"
     )
+    answers = _outputs_table(df, [r["response"] for r in res], meta["model"])
     if responses_out:
-        write_table(_outputs_table(df, [r["response"] for r in res], meta["model"]), responses_out)
-    df = df.assign(ok=[is_correct(r["response"], a) for r, a in zip(res, df.answer, strict=True)])
+        write_table(answers, responses_out)
+    df = df.assign(ok=answers.correct.to_numpy())
     table = _with_overall(df).assign(metric="exact_match", **meta)
     table = table[list(SKILL_ACCURACY_COLUMNS)]
     write_table(table, out)
