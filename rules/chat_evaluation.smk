@@ -33,7 +33,7 @@ rule build_chat_eval_sets:
         ),
         out=lambda w, output: os.path.dirname(os.path.dirname(output.reference)),
     shell:
-        "python scripts/build_chat_eval_sets.py {params.sources} --out {params.out} > {log} 2>&1"
+        "fusekit-python scripts/build_chat_eval_sets.py {params.sources} --out {params.out} > {log} 2>&1"
 
 
 rule build_lc_reference:
@@ -55,7 +55,7 @@ rule build_lc_reference:
         annotator=config["evaluation"].get("alpaca_eval", {}).get("annotator"),
         cache=config["evaluation"]["cache_dir"],
     shell:
-        "python scripts/build_lc_reference.py --reference {input.reference} "
+        "fusekit-python scripts/build_lc_reference.py --reference {input.reference} "
         "--gamed {input.gamed} --judge {params.judge:q} --cache-dir {params.cache} "
         "--annotator {params.annotator} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -87,7 +87,7 @@ rule generate_variant_responses:
         backend=config["backends"]["generation"],
         seed=lambda w: job_seed("generate", w.dataset, w.study, w.variant),
     shell:
-        "python scripts/generate_responses.py --prompts {input.prompts} "
+        "fusekit-python scripts/generate_responses.py --prompts {input.prompts} "
         "--model {wildcards.variant} --model-path {input.model} --spec {params.spec:q} "
         "--backend {params.backend} --seed {params.seed} --threads {threads} "
         "--throughput-out {output.throughput} --out {output.generations} > {log} 2>&1"
@@ -124,7 +124,7 @@ rule evaluate_alpaca:
         seed=config["evaluation"]["alpaca_eval"].get("seed", 0),
         cache=config["evaluation"]["cache_dir"],
     shell:
-        "python scripts/judge_alpaca.py --reference {input.reference} "
+        "fusekit-python scripts/judge_alpaca.py --reference {input.reference} "
         "--generations {input.generations} --judge {params.judge:q} "
         "--cache-dir {params.cache} {params.lc} --annotator {params.annotator} "
         "--lc-bootstrap-rounds {params.rounds} --seed {params.seed} "
@@ -164,7 +164,7 @@ rule evaluate_arena:
             else ""
         ),
     shell:
-        "python scripts/judge_arena.py --questions {input.questions} {params.match} "
+        "fusekit-python scripts/judge_arena.py --questions {input.questions} {params.match} "
         "--baseline-answers {input.baseline} --generations {input.generations} "
         "--judge {params.judge:q} --cache-dir {params.cache} --attempts {params.attempts} "
         "--settings {params.settings:q} --threads {threads} --answers-out {output.answers} "
@@ -221,7 +221,7 @@ rule score_arena:
         seed=config["evaluation"].get("arena_hard", {}).get("seed"),
         weight=config["evaluation"].get("arena_hard", {}).get("strong_weight"),
     shell:
-        "python scripts/score_arena.py --judgments {input} --rounds {params.rounds} "
+        "fusekit-python scripts/score_arena.py --judgments {input} --rounds {params.rounds} "
         "--seed {params.seed} --weight {params.weight} --battles-out {output.battles} "
         "--out {output.scores} > {log} 2>&1"
 
@@ -244,5 +244,5 @@ rule tabulate_chat_eval:
     conda:
         "../envs/evaluation.yaml"
     shell:
-        "python scripts/tabulate_chat_eval.py --alpaca {input.alpaca} --arena {input.arena} "
+        "fusekit-python scripts/tabulate_chat_eval.py --alpaca {input.alpaca} --arena {input.arena} "
         "--out {output} > {log} 2>&1"

@@ -51,7 +51,7 @@ rule tabulate_claims_results:
         evaluations=lambda w: as_json(layout.claims_evaluations(config, w.study)),
         world_seed=config["seed"],
     shell:
-        "python scripts/tabulate_claims_results.py --study {wildcards.study} "
+        "fusekit-python scripts/tabulate_claims_results.py --study {wildcards.study} "
         "--evaluations {params.evaluations:q} --world-seed {params.world_seed} "
         "--out {output} > {log} 2>&1"
 
@@ -79,7 +79,7 @@ rule tabulate_claims:
         claims=lambda w: as_json(config["studies"][w.study]["claims"]),
         seed_independent=lambda w: as_json(layout.claims_names(config, w.study)[1]),
     shell:
-        "python scripts/tabulate_claims.py --results {input} --claims {params.claims:q} "
+        "fusekit-python scripts/tabulate_claims.py --results {input} --claims {params.claims:q} "
         "--study {wildcards.study} --seed-independent {params.seed_independent:q} "
         "--out {output.table} --markdown {output.markdown} --figure {output.figure} "
         "> {log} 2>&1"

@@ -8,6 +8,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from fusekit import forkserver
 from fusekit import workflow as layout
 from fusekit.config import check_references, check_schema
 from fusekit.determinism import derive_seed
@@ -27,6 +28,10 @@ SCALE = config["scale"]
 # (with a trailing slash: f"{R}data/x" is a relative path to the linter)
 R = layout.results_root(config) + "/"
 LOGS = layout.logs_root(config) + "/"
+
+# Every script runs as `fusekit-python scripts/x.py`, which is python itself, or, while a
+# fork server runs (`forkserver: true` with local execution; onstart in the Snakefile), a
+# fork of Python with torch and transformers already imported (fusekit.forkserver).
 
 
 def one_of(names):
@@ -156,11 +161,11 @@ def get_dump_map(mode):
 
 
 def get_training_launcher(wildcards):
-    """python on CPU; accelerate launch over the configured GPUs at paper scale."""
+    """fusekit-python on CPU; accelerate launch over the configured GPUs at paper scale."""
     gpus = config["studies"][wildcards.study]["training"]["gpus"]
     if SCALE == "paper" and gpus > 1:
         return f"accelerate launch --num_processes {gpus}"
-    return "python"
+    return "fusekit-python"
 
 
 def get_resources(kind, key, field=None):
@@ -248,11 +253,27 @@ if workflow.output_settings.dryrun:
         )
 
 
+# Before the first job: the prerequisites of the jobs to run, then, with `forkserver:
+# true` and local execution, the fork server that `fusekit-python` uses (stopped after
+# the last job; it also exits when this process does).
+FORKSERVER = []
+
+
 onstart:
     _rules = {job.rule.name for job in workflow.dag.needrun_jobs()}
     _missing = check_prerequisites(config, rules=_rules)
     if _missing:
         raise WorkflowError(format_missing(_missing))
+    if config["forkserver"] and workflow.local_exec and not workflow.remote_exec:
+        FORKSERVER.append(forkserver.start_local(config["threads"]))
+
+
+onsuccess:
+    forkserver.stop_local(FORKSERVER)
+
+
+onerror:
+    forkserver.stop_local(FORKSERVER)
 
 
 def get_judge(evaluation):

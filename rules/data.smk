@@ -27,5 +27,5 @@ rule prepare_prompts:
             else ""
         ),
     shell:
-        "python scripts/prepare_prompts.py --spec {params.spec:q} --seed {params.seed} "
+        "fusekit-python scripts/prepare_prompts.py --spec {params.spec:q} --seed {params.seed} "
         "{params.corpus} --out {output} > {log} 2>&1"

@@ -17,7 +17,7 @@ rule build_openllm_tasks:
     params:
         seed=job_seed("openllm_tasks"),
     shell:
-        "python scripts/build_openllm_tasks.py --corpus {input} --seed {params.seed} "
+        "fusekit-python scripts/build_openllm_tasks.py --corpus {input} --seed {params.seed} "
         "--out {output} > {log} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule evaluate_openllm:
         benchmarks=as_json(OPENLLM.get("benchmarks", {})),
         settings=get_openllm_settings,
     shell:
-        "python scripts/evaluate_openllm.py --model-path {params.path:q} "
+        "fusekit-python scripts/evaluate_openllm.py --model-path {params.path:q} "
         "--benchmarks {params.benchmarks:q} --settings {params.settings:q} "
         "--out {output} > {log} 2>&1"
 
@@ -75,6 +75,6 @@ rule evaluate_openllm_variant:
         benchmarks=as_json(OPENLLM.get("benchmarks", {})),
         settings=get_openllm_settings,
     shell:
-        "python scripts/evaluate_openllm.py --model-path {input.model} "
+        "fusekit-python scripts/evaluate_openllm.py --model-path {input.model} "
         "--benchmarks {params.benchmarks:q} --settings {params.settings:q} "
         "--out {output} > {log} 2>&1"

@@ -27,7 +27,7 @@ rule tabulate_preference_accuracy:
     params:
         logps=lambda w: as_json(layout.fuserl_heldout_logps(config, w.study)),
     shell:
-        "python scripts/fuserl_analysis.py accuracy --heldout {input.heldout} "
+        "fusekit-python scripts/fuserl_analysis.py accuracy --heldout {input.heldout} "
         "--logps {params.logps:q} --title {wildcards.study:q} --out {output.table} "
         "--figure {output.figure} > {log} 2>&1"
 
@@ -62,7 +62,7 @@ rule tabulate_judge_bias_variance:
             f"--judge-scores {' '.join(input.judge)}" if input.judge else ""
         ),
     shell:
-        "python scripts/fuserl_analysis.py bias --heldout {input.heldout} "
+        "fusekit-python scripts/fuserl_analysis.py bias --heldout {input.heldout} "
         "--logps {params.logps:q} --beta {params.beta} --judge-temperature {params.tau} "
         "--judge {params.judge:q} {params.scores} --title {wildcards.study:q} "
         "--out {output.table} --figure {output.figure} > {log} 2>&1"
@@ -90,6 +90,6 @@ rule tabulate_fuserl_ablation:
     params:
         variants=lambda w: as_json(config["studies"][w.study]["variants"]),
     shell:
-        "python scripts/fuserl_analysis.py ablation --chat-eval {input.chat} "
+        "fusekit-python scripts/fuserl_analysis.py ablation --chat-eval {input.chat} "
         "--variants {params.variants:q} --title {wildcards.study:q} --out {output.table} "
         "--figure {output.figure} > {log} 2>&1"

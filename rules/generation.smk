@@ -28,7 +28,7 @@ rule generate_responses:
         backend=config["backends"]["generation"],
         seed=lambda w: job_seed("generate", w.dataset, w.model),
     shell:
-        "python scripts/generate_responses.py --prompts {input.prompts} --model {wildcards.model} "
+        "fusekit-python scripts/generate_responses.py --prompts {input.prompts} --model {wildcards.model} "
         "--model-path {params.path:q} --spec {params.spec:q} --backend {params.backend} "
         "--seed {params.seed} --threads {threads} --throughput-out {output.throughput} "
         "--out {output.generations} > {log} 2>&1"

@@ -34,7 +34,7 @@ rule dump_reference_logits:
         logits=layout.untracked(lambda w: as_json(config["logits"])),
         backend=config["backends"]["logits"],
     shell:
-        "python scripts/dump_logits.py --mode reference --input {input.prompts} "
+        "fusekit-python scripts/dump_logits.py --mode reference --input {input.prompts} "
         "--model {wildcards.model} --model-path {params.path:q} --spec {params.spec:q} "
         "--logits {params.logits:q} --backend {params.backend} --threads {threads} "
         "--out {output} > {log} 2>&1"
@@ -72,7 +72,7 @@ rule dump_voted_logits:
         logits=layout.untracked(lambda w: as_json(config["logits"])),
         backend=config["backends"]["logits"],
     shell:
-        "python scripts/dump_logits.py --mode voted --input {input.votes} "
+        "fusekit-python scripts/dump_logits.py --mode voted --input {input.votes} "
         "--model {wildcards.model} --model-path {params.path:q} --spec {params.spec:q} "
         "--logits {params.logits:q} --backend {params.backend} --threads {threads} "
         "--out {output} > {log} 2>&1"
@@ -97,7 +97,7 @@ rule map_vocabulary:
             [config["models"][m].get("token_scheme") for m in (w.source, w.target)]
         ),
     shell:
-        "python scripts/map_vocabulary.py --source {params.source:q} "
+        "fusekit-python scripts/map_vocabulary.py --source {params.source:q} "
         "--target {params.target:q} --schemes {params.schemes:q} "
         "--out {output.vocab_map} --report {output.report} > {log} 2>&1"
 
@@ -124,7 +124,7 @@ rule align_logits:
         ),
         max_mismatch=config["logits"]["max_text_mismatch_share"],
     shell:
-        "python scripts/align_logits.py --dump {input.dump} --source {params.source:q} "
+        "fusekit-python scripts/align_logits.py --dump {input.dump} --source {params.source:q} "
         "--target {params.target:q} --vocab-map {input.vocab_map} "
         "--schemes {params.schemes:q} --max-text-mismatch-share {params.max_mismatch} "
         "--out {output} > {log} 2>&1"
@@ -142,7 +142,7 @@ rule select_mince:
     conda:
         "../envs/training.yaml"
     shell:
-        "python scripts/select_mince.py --out {output} {input} > {log} 2>&1"
+        "fusekit-python scripts/select_mince.py --out {output} {input} > {log} 2>&1"
 
 
 rule tabulate_advantage_by_mode:
@@ -160,5 +160,5 @@ rule tabulate_advantage_by_mode:
     params:
         sources=lambda w: as_json(config["studies"][w.study]["sources"]),
     shell:
-        "python scripts/tabulate_advantage_by_mode.py --mince {input.mince} "
+        "fusekit-python scripts/tabulate_advantage_by_mode.py --mince {input.mince} "
         "--votes {input.votes} --sources {params.sources:q} --out {output} > {log} 2>&1"

@@ -34,7 +34,7 @@ rule build_preference_data:
         ),
         coding=lambda w: as_json(config["studies"][w.study].get("coding", {})),
     shell:
-        "python scripts/build_preference_data.py --prompts {input.prompts} "
+        "fusekit-python scripts/build_preference_data.py --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--domains {params.domains:q} --seed {params.seed} --gap {params.gap:q} "
         "--split {params.split:q} --single-source {params.single_source:q} "
@@ -71,7 +71,7 @@ rule build_fuserl_data:
         split=lambda w: as_json(config["studies"][w.study]["fuserl"]["split"]),
         min_gap=lambda w: config["studies"][w.study]["fuserl"]["min_gap"],
     shell:
-        "python scripts/build_fuserl_data.py --prompts {input.prompts} "
+        "fusekit-python scripts/build_fuserl_data.py --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--seed {params.seed} --split {params.split:q} --min-gap {params.min_gap} "
         "--out {params.data_dir} > {log} 2>&1"
@@ -116,7 +116,7 @@ rule score_reference_logps:
         shape=lambda w: layout.data_shape(w.data),
         max_length=lambda w: config["studies"][w.study]["optimizer"]["max_length"],
     shell:
-        "python scripts/score_reference_logps.py --data {input.data} --shape {params.shape} "
+        "fusekit-python scripts/score_reference_logps.py --data {input.data} --shape {params.shape} "
         "--model-path {params.path:q} --spec {params.spec:q} "
         "--max-length {params.max_length} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -202,7 +202,7 @@ rule build_wrpo_sft_data:
         rm=lambda w: config["studies"][w.study]["reward_model"],
         seed=lambda w: config["studies"][w.study]["seed"],
     shell:
-        "python scripts/build_wrpo_data.py sft --prompts {input.prompts} "
+        "fusekit-python scripts/build_wrpo_data.py sft --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--seed {params.seed} --out {params.data_dir} "
         "--share {output.share} > {log} 2>&1"
@@ -236,7 +236,7 @@ rule generate_target_samples:
         backend=config["backends"]["generation"],
         seed=lambda w: job_seed("target_samples", w.study, w.variant),
     shell:
-        "python scripts/generate_responses.py --prompts {input.prompts} --model {wildcards.variant} "
+        "fusekit-python scripts/generate_responses.py --prompts {input.prompts} --model {wildcards.variant} "
         "--model-path {input.model} --spec {params.spec:q} --backend {params.backend} "
         "--seed {params.seed} --threads {threads} --throughput-out {output.throughput} "
         "--out {output.generations} > {log} 2>&1"
@@ -274,7 +274,7 @@ rule score_target_samples:
         ]["path"],
         empty=config["rewards"]["empty_response"],
     shell:
-        "python scripts/score_responses.py --reward-model {params.name} "
+        "fusekit-python scripts/score_responses.py --reward-model {params.name} "
         "--rm-path {params.path:q} --spec {params.spec:q} --generations {input.generations} "
         "--empty {params.empty} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -300,7 +300,7 @@ rule build_wrpo_quadruples:
         rm=lambda w: config["studies"][w.study]["reward_model"],
         seed=lambda w: config["studies"][w.study]["seed"],
     shell:
-        "python scripts/build_wrpo_data.py quadruples --prompts {input.prompts} "
+        "fusekit-python scripts/build_wrpo_data.py quadruples --prompts {input.prompts} "
         "--generations {input.generations} --scores {input.scores} --reward-model {params.rm} "
         "--seed {params.seed} --target-generations {input.target_generations} "
         "--target-scores {input.target_scores} --suffix={wildcards.subset} "
@@ -343,7 +343,7 @@ rule plot_wrpo_figures:
         alphas=lambda w: as_json(layout.alpha_sweep(config, w.study)),
         chat=lambda w, input: f"--chat-eval {input.chat}" if input.chat else "",
     shell:
-        "python scripts/plot_wrpo_figures.py --study {wildcards.study} "
+        "fusekit-python scripts/plot_wrpo_figures.py --study {wildcards.study} "
         "--alphas {params.alphas:q} --models {input.models} {params.chat} "
         "--dynamics-out {output.dynamics} --sweep-out {output.sweep} --out {output.csv} "
         "> {log} 2>&1"

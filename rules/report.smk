@@ -33,7 +33,7 @@ rule evaluate_suite:
         # lm-eval runs generated code only with HF_ALLOW_CODE_EVAL=1 (a suite's opt-in)
         env=lambda w: layout.suite_code_env(config, w.suite),
     shell:
-        "{params.env}python scripts/evaluate_openllm.py --model-path {params.path:q} "
+        "{params.env}fusekit-python scripts/evaluate_openllm.py --model-path {params.path:q} "
         "--benchmarks {params.benchmarks:q} --settings {params.settings:q} "
         "--out {output} > {log} 2>&1"
 
@@ -69,7 +69,7 @@ rule evaluate_suite_variant:
         ),
         env=lambda w: layout.suite_code_env(config, w.suite),
     shell:
-        "{params.env}python scripts/evaluate_openllm.py --model-path {input.model} "
+        "{params.env}fusekit-python scripts/evaluate_openllm.py --model-path {input.model} "
         "--benchmarks {params.benchmarks:q} --settings {params.settings:q} "
         "--out {output} > {log} 2>&1"
 
@@ -106,7 +106,7 @@ rule tabulate_paper_table:
             else ""
         ),
     shell:
-        "python scripts/tabulate_paper_table.py --name {wildcards.table} --spec {params.spec:q} "
+        "fusekit-python scripts/tabulate_paper_table.py --name {wildcards.table} --spec {params.spec:q} "
         "--benchmarks {params.benchmarks:q} --evaluations {params.evaluations:q} "
         "--suites {params.suites:q} --suite-evaluations {params.suite_evaluations:q} "
         "{params.chat_eval} --out {output} > {log} 2>&1"
@@ -150,7 +150,7 @@ rule verify_tables:
         # assumptions listed and the verdict of unreported cells (studies.<study>.verification)
         verification=lambda w: as_json(layout.verification_spec(config, w.study)),
     shell:
-        "python scripts/verify_tables.py --study {wildcards.study} --tables {params.tables:q} "
+        "fusekit-python scripts/verify_tables.py --study {wildcards.study} --tables {params.tables:q} "
         "--titles {params.titles:q} --benchmarks {params.benchmarks:q} "
         "--suites {params.suites:q} --not-run {params.not_run:q} "
         "--tolerance {params.tolerance} --scale {params.scale} {params.chat_eval} "
@@ -174,7 +174,7 @@ rule publish_headline_table:
     conda:
         "../envs/evaluation.yaml"
     shell:
-        "python scripts/publish_table.py {input} --out {output.wide} "
+        "fusekit-python scripts/publish_table.py {input} --out {output.wide} "
         "--long-out {output.long} > {log} 2>&1"
 
 
@@ -195,7 +195,7 @@ rule plot_advantage_by_mode:
     conda:
         "../envs/evaluation.yaml"
     shell:
-        "python scripts/plot_figure.py --kind advantage_by_mode {input} --out {output} "
+        "fusekit-python scripts/plot_figure.py --kind advantage_by_mode {input} --out {output} "
         "> {log} 2>&1"
 
 
@@ -217,7 +217,7 @@ rule plot_advantage_methods:
     conda:
         "../envs/evaluation.yaml"
     shell:
-        "python scripts/plot_figure.py --kind advantage_methods {input.shares} "
+        "fusekit-python scripts/plot_figure.py --kind advantage_methods {input.shares} "
         "{input.agreement} --out {output} > {log} 2>&1"
 
 
@@ -238,7 +238,22 @@ rule plot_loss_curves:
     conda:
         "../envs/evaluation.yaml"
     shell:
-        "python scripts/plot_figure.py --kind loss_curves {input} --out {output} > {log} 2>&1"
+        "fusekit-python scripts/plot_figure.py --kind loss_curves {input} --out {output} > {log} 2>&1"
+
+
+rule tabulate_convergence:
+    input:
+        get_variant_models,
+    output:
+        f"{R}{{study}}/convergence.csv",
+    log:
+        f"{LOGS}report/tabulate_convergence/{{study}}.log",
+    benchmark:
+        f"{R}benchmarks/report/tabulate_convergence/{{study}}.tsv"
+    conda:
+        "../envs/evaluation.yaml"
+    shell:
+        "fusekit-python scripts/tabulate_convergence.py {input} --out {output} > {log} 2>&1"
 
 
 rule plot_table_vs_reported:
@@ -270,6 +285,6 @@ rule plot_table_vs_reported:
         ),
         tolerance=config["evaluation"]["tolerance"],
     shell:
-        "python scripts/plot_figure.py --kind table {input} --title {params.title:q} "
+        "fusekit-python scripts/plot_figure.py --kind table {input} --title {params.title:q} "
         "--highlight {params.highlight:q} --tolerance {params.tolerance} "
         "--out {output} > {log} 2>&1"

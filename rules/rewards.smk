@@ -34,7 +34,7 @@ rule score_responses:
         path=lambda w: config["reward_models"][w.reward_model]["path"],
         empty=config["rewards"]["empty_response"],
     shell:
-        "python scripts/score_responses.py --reward-model {wildcards.reward_model} "
+        "fusekit-python scripts/score_responses.py --reward-model {wildcards.reward_model} "
         "--rm-path {params.path:q} --spec {params.spec:q} --generations {input.generations} "
         "--empty {params.empty} --threads {threads} --out {output} > {log} 2>&1"
 
@@ -57,7 +57,7 @@ rule vote_responses:
         strongest=get_strongest_arg,
         world=lambda w, input: f"--world-table {input.world}" if input.world else "",
     shell:
-        "python scripts/vote_responses.py --scores {input.scores} "
+        "fusekit-python scripts/vote_responses.py --scores {input.scores} "
         "--generations {input.generations} --reward-models {params.rms:q} "
         "{params.strongest} {params.world} --out {output} > {log} 2>&1"
 
@@ -78,7 +78,7 @@ rule tabulate_vote_accuracy:
     params:
         sources=lambda w: " ".join(config["studies"][w.study]["sources"]),
     shell:
-        "python scripts/tabulate_vote_accuracy.py --votes {input.votes} "
+        "fusekit-python scripts/tabulate_vote_accuracy.py --votes {input.votes} "
         "--corpus {input.corpus} --world-table {input.world} --sources {params.sources} "
         "--study {wildcards.study} --out {output} > {log} 2>&1"
 
@@ -100,7 +100,7 @@ rule score_against_reference:
         weights=as_json(config["reference_score"]["weights"]),
         encoder=config["reference_score"]["bertscore_model"],
     shell:
-        "python scripts/score_against_reference.py --generations {input.generations} "
+        "fusekit-python scripts/score_against_reference.py --generations {input.generations} "
         "--prompts {input.prompts} --weights {params.weights:q} "
         "--encoder {params.encoder:q} --out {output} > {log} 2>&1"
 
@@ -120,6 +120,6 @@ rule compare_advantage_methods:
     params:
         sources=lambda w: as_json(config["studies"][w.study]["sources"]),
     shell:
-        "python scripts/compare_advantage_methods.py --scores {input.scores} "
+        "fusekit-python scripts/compare_advantage_methods.py --scores {input.scores} "
         "--reference {input.reference} --votes {input.votes} --sources {params.sources:q} "
         "--agreement-out {output.agreement} --out {output.shares} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule build_corpus:
         spec=as_json(TINY.get("corpus")),
         seed=job_seed("corpus"),
     shell:
-        "python scripts/build_corpus.py --spec {params.spec:q} --seed {params.seed} "
+        "fusekit-python scripts/build_corpus.py --spec {params.spec:q} --seed {params.seed} "
         "--out {output} > {log} 2>&1"
 
 
@@ -39,7 +39,7 @@ rule train_tokenizer:
         seed=lambda w: job_seed("tokenizer", w.name),
         filler=TINY.get("corpus", {}).get("filler_lines"),
     shell:
-        "python scripts/train_tokenizer.py --corpus {input} --spec {params.spec:q} "
+        "fusekit-python scripts/train_tokenizer.py --corpus {input} --spec {params.spec:q} "
         "--seed {params.seed} --filler-lines {params.filler} --out {output} > {log} 2>&1"
 
 
@@ -60,7 +60,7 @@ rule train_world_model:
         spec=lambda w: as_json(TINY["models"][w.name]),
         seed=lambda w: job_seed("model", w.name),
     shell:
-        "python scripts/train_tiny_model.py --kind causal_lm --name {wildcards.name} "
+        "fusekit-python scripts/train_tiny_model.py --kind causal_lm --name {wildcards.name} "
         "--corpus {input.corpus} --tokenizer {input.tokenizer} --spec {params.spec:q} "
         "--seed {params.seed} --out {output} > {log} 2>&1"
 
@@ -84,7 +84,7 @@ rule generate_world_outputs:
         max_new_tokens=TINY.get("evaluation", {}).get("max_new_tokens"),
         batch_size=TINY.get("evaluation", {}).get("batch_size"),
     shell:
-        "python scripts/generate_world_outputs.py --model-dir {input.model} "
+        "fusekit-python scripts/generate_world_outputs.py --model-dir {input.model} "
         "--name {wildcards.name} --corpus {input.corpus} --split {params.split} "
         "--per-skill {params.per_skill} --max-new-tokens {params.max_new_tokens} "
         "--batch-size {params.batch_size} --out {output} > {log} 2>&1"
@@ -108,7 +108,7 @@ rule train_world_reward_model:
         spec=lambda w: as_json(TINY["reward_models"][w.name]),
         seed=lambda w: job_seed("reward_model", w.name),
     shell:
-        "python scripts/train_tiny_model.py --kind reward_model --name {wildcards.name} "
+        "fusekit-python scripts/train_tiny_model.py --kind reward_model --name {wildcards.name} "
         "--corpus {input.corpus} --tokenizer {input.tokenizer} --spec {params.spec:q} "
         "--seed {params.seed} --outputs {input.outputs} --out {output} > {log} 2>&1"
 
@@ -132,7 +132,7 @@ rule evaluate_world_model:
         max_new_tokens=TINY.get("evaluation", {}).get("max_new_tokens"),
         batch_size=TINY.get("evaluation", {}).get("batch_size"),
     shell:
-        "python scripts/evaluate_tiny_model.py --kind causal_lm --model-dir {input.model} "
+        "fusekit-python scripts/evaluate_tiny_model.py --kind causal_lm --model-dir {input.model} "
         "--corpus {input.corpus} --meta {params.meta:q} --max-new-tokens {params.max_new_tokens} "
         "--batch-size {params.batch_size} --responses-out {output.responses} "
         "--out {output.table} > {log} 2>&1"
@@ -157,7 +157,7 @@ rule evaluate_world_reward_model:
         seed=job_seed("heldout_pairs"),
         batch_size=TINY.get("evaluation", {}).get("batch_size"),
     shell:
-        "python scripts/evaluate_tiny_model.py --kind reward_model --model-dir {input.model} "
+        "fusekit-python scripts/evaluate_tiny_model.py --kind reward_model --model-dir {input.model} "
         "--corpus {input.corpus} --meta {params.meta:q} --seed {params.seed} "
         "--batch-size {params.batch_size} --outputs {input.responses} --out {output} "
         "> {log} 2>&1"
@@ -175,4 +175,4 @@ rule tabulate_skill_accuracy:
     conda:
         "../envs/evaluation.yaml"
     shell:
-        "python scripts/tabulate_skill_accuracy.py --out {output} {input} > {log} 2>&1"
+        "fusekit-python scripts/tabulate_skill_accuracy.py --out {output} {input} > {log} 2>&1"

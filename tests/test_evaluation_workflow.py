@@ -194,9 +194,10 @@ def test_changing_one_variant_reruns_its_training_evaluations_and_tables(tiny_wo
         "tabulate_paper_table": "2",
         "plot_table_vs_reported": "2",
         "plot_loss_curves": "1",
+        "tabulate_convergence": "1",
         "verify_tables": "1",
         "all": "1",
-        "total": "9",
+        "total": "10",
     }, proc.stdout
     assert set(re.findall(r"\bvariant=([\w-]+)", proc.stdout)) == {"GTLen"}
     # GTLen is not among chat_eval_variants: no chat evaluation to redo

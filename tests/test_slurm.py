@@ -43,11 +43,17 @@ SAVE_EVERY = 4
 RUN_TIMEOUT = 300  # seconds, one Snakemake run (a tiny job takes ~10-30 s through Slurm)
 
 SHIM = """#!/bin/sh
-# records what a rule's command saw, then runs the real interpreter (exec keeps the pid)
-out=; prev=
-for a in "$@"; do [ "$prev" = "--out" ] && out=$a; prev=$a; done
+# records what a rule's command saw, then runs the real interpreter (exec keeps the pid;
+# the tiny config's `python -m fusekit.forkserver run script.py` finds no server in a
+# Slurm job and execs python in turn, keeping it again)
+out=; prev=; script=
+for a in "$@"; do
+  [ "$prev" = "--out" ] && out=$a
+  case "$a" in *.py) [ -z "$script" ] && script=$a;; esac
+  prev=$a
+done
 {{
-  echo "script=$1"
+  echo "script=$script"
   echo "out=$out"
   echo "pid=$$"
   echo "slurm_job_id=${{SLURM_JOB_ID:-}}"

@@ -184,6 +184,7 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
         "score_target_samples": "1",
         "build_wrpo_quadruples": "3",  # every source, and the subsets (both hold src_llama)
         "plot_loss_curves": "1",
+        "tabulate_convergence": "1",
         "tabulate_judge_bias_variance": "1",
         "tabulate_preference_accuracy": "1",
         "score_arena": "4",
@@ -195,7 +196,7 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
         "verify_tables": "4",
         "plot_wrpo_figures": "1",
         "all": "1",
-        "total": "235",
+        "total": "236",
     }, proc.stdout
     own = {
         "train_world_model",
@@ -291,6 +292,7 @@ def test_one_variants_epochs_rerun_that_variant_and_what_shows_it(tiny_world, tm
         "publish_headline_table": 1,
         "verify_tables": 1,
         "plot_loss_curves": 1,
+        "tabulate_convergence": 1,
         "all": 1,
     }
 

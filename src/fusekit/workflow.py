@@ -512,6 +512,8 @@ def report_targets(config: dict) -> list[str]:
             out.append(f"{results_root(config)}/{study}/verification.md")
         if "inference_mode" in spec:
             out += study_figures(config, study)
+            # its loss curves' verdicts (issue 17 item 3)
+            out.append(f"{results_root(config)}/{study}/convergence.csv")
     headline = config.get("evaluation", {}).get("headline")
     if headline and headline[1] in config.get("studies", {}).get(headline[0], {}).get("tables", {}):
         out.append(f"{results_root(config)}/{headline[1]}.csv")

@@ -108,7 +108,11 @@ def plot_advantage_methods(
 
 def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str = "") -> None:
     """One panel per variant: loss per optimizer step (and its running mean), all panels
-    on one loss scale (shared y axis) so variants can be compared by eye."""
+    on one loss scale (shared y axis) so variants can be compared by eye; the two windows
+    of the convergence test shaded and its verdict in the panel's title
+    (:mod:`fusekit.report.convergence`; none for a final stage too short to judge)."""
+    from fusekit.report.convergence import convergence_table
+
     if not logs:
         raise ValueError("no training logs to plot")
     for name, log in logs.items():
@@ -132,7 +136,21 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str 
         )
         for step in log["step"][log["stage"].diff().fillna(0) != 0]:
             ax.axvline(step, color="grey", ls="--", lw=0.8)
-        ax.set_title(name, fontsize=9)
+        title_text = name
+        try:
+            c = convergence_table({name: log}).iloc[0]
+        except ValueError:
+            c = None
+        if c is not None:
+            last = log["step"].max()
+            w = int(c["window"])
+            ax.axvspan(last - 2 * w + 0.5, last - w + 0.5, color="tab:orange", alpha=0.12)
+            ax.axvspan(last - w + 0.5, last + 0.5, color="tab:green", alpha=0.12)
+            title_text = (
+                f"{name}: {c['verdict']}\ndrop {100 * c['drop']:+.1f}% "
+                f"[{100 * c['drop_lo']:+.1f}, {100 * c['drop_hi']:+.1f}]"
+            )
+        ax.set_title(title_text, fontsize=8)
         ax.set_xlabel("optimizer step", fontsize=8)
         if i % cols == 0:
             ax.set_ylabel("training loss", fontsize=8)
@@ -140,7 +158,10 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str 
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(
-        title or "Fusion training loss, one scale for all variants (dashed: stage boundaries)"
+        title
+        or "Fusion training loss, one scale for all variants (dashed: stage boundaries; "
+        "shaded: the convergence test's windows, drop of the last against the one before, "
+        "95% interval)"
     )
     fig.tight_layout()
     save_png(fig, out)
