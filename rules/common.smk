@@ -265,7 +265,9 @@ onstart:
     if _missing:
         raise WorkflowError(format_missing(_missing))
     if config["forkserver"] and workflow.local_exec and not workflow.remote_exec:
-        FORKSERVER.append(forkserver.start_local(config["threads"]))
+        FORKSERVER.extend(
+            filter(None, [forkserver.try_start_local(config["threads"])])
+        )
 
 
 onsuccess:

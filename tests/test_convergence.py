@@ -23,7 +23,8 @@ def test_window_drop_interval_is_welch():
     previous = [1.0, 1.2, 0.8, 1.1, 0.9]  # mean 1.0, sample variance 0.025
     last = [0.9, 0.9, 0.9, 0.9, 0.9]  # mean 0.9, variance 0
     d = window_drop(np.array(previous + last), 0.5)
-    half = 1.96 * (0.025 / 5) ** 0.5 / 1.0
+    # Welch-Satterthwaite: one side has no spread, so df = w - 1 = 4; t(0.975, 4) = 2.7764
+    half = 2.7764451 * (0.025 / 5) ** 0.5 / 1.0
     assert d["drop"] == pytest.approx(0.1)
     assert (d["drop_lo"], d["drop_hi"]) == pytest.approx((0.1 - half, 0.1 + half))
 
@@ -76,3 +77,7 @@ def test_bad_logs_name_the_variant():
         convergence_table({"Y": _log([[1.0] * 50, [1.0] * 6])})
     with pytest.raises(ValueError, match="no training logs"):
         convergence_table({})
+    with pytest.raises(ValueError, match="training log of Z: 1 non-finite losses"):
+        convergence_table({"Z": _log([[1.0] * 19 + [float("nan")]])})
+    with pytest.raises(ValueError, match="training log of S: mean loss -0.5 .* signed"):
+        convergence_table({"S": _log([[-0.5] * 20])})

@@ -28,8 +28,28 @@ JOB = textwrap.dedent(
         open("draw.bin", "wb").write(torch.randn(64).numpy().tobytes())
     if mode == "raise":
         raise ValueError("boom in the job")
+    if mode == "noexit":
+        sys.exit(0)
     if mode == "message":
         sys.exit("a message exit")
+    if mode == "os_exit":
+        sys.stdout.flush()
+        os._exit(7)
+    if mode == "killed":
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "thread":
+        import threading, time
+        def late():
+            time.sleep(0.3)
+            open("late.txt", "w").write("written by a thread")
+        threading.Thread(target=late).start()
+    if mode == "fork":
+        import time
+        if os.fork() == 0:
+            sys.exit(0)  # a child of the script ends first, through sys.exit
+        time.sleep(0.5)
+        open("result.txt", "w").write("parent finished")
     if mode == "sleep":
         open("started", "w").close()
         import time
@@ -92,6 +112,63 @@ def test_failures_exit_as_python_would(server, tmp_path):
     assert "Traceback" in err and "ValueError: boom in the job" in err
     rc, _, err = finish(*client(tmp_path, "message", socket_path=server))
     assert (rc, err.splitlines()[-1]) == (1, "a message exit")
+
+
+@pytest.mark.parametrize(
+    "mode, status, written",
+    [
+        ("os_exit", 7, None),  # os._exit: no Python exit path, the supervisor sees it
+        ("killed", 128 + 9, None),  # SIGKILL: as the shell reports it
+        ("thread", 3, "late.txt"),  # a non-daemon thread finishes before the exit
+        ("fork", 3, "result.txt"),  # the script's own child does not report for the job
+    ],
+)
+def test_exit_paths_report_what_python_would(server, tmp_path, mode, status, written):
+    rc, _, err = finish(*client(tmp_path, mode, socket_path=server))
+    assert rc == status, err
+    if written:
+        assert (tmp_path / written).exists(), err
+
+
+def test_a_failed_flush_exits_120_as_python_does(server, tmp_path):
+    (tmp_path / "job.py").write_text(JOB)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST",)}
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]])
+    env.pop("PYTHONUNBUFFERED", None)
+    rcs = []
+    for sock in (None, server):
+        e = dict(env, **({forkserver.ENV: sock} if sock else {}))
+        e.pop(forkserver.ENV, None) if sock is None else None
+        with open("/dev/full", "w") as full:
+            rcs.append(
+                subprocess.run(
+                    [
+                        os.path.join(os.path.dirname(sys.executable), "fusekit-python"),
+                        "job.py",
+                        "noexit",
+                    ],
+                    cwd=tmp_path,
+                    env=e,
+                    stdout=full,
+                    stderr=subprocess.DEVNULL,
+                ).returncode  # fmt: skip
+            )
+    assert rcs == [120, 120]
+
+
+def test_a_server_that_cannot_start_leaves_the_run_to_python(tmp_path, monkeypatch, capsys):
+    """A socket path longer than a Unix socket allows: no server, a warning, no folder
+    left behind; the workflow goes on (its jobs run python)."""
+    long_tmp = tmp_path / ("x" * 120)
+    long_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    monkeypatch.delenv(forkserver.ENV, raising=False)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert forkserver.try_start_local(threads=1) is None
+    assert "socket path too long" in capsys.readouterr().err
+    assert list(long_tmp.iterdir()) == [] and forkserver.ENV not in os.environ
 
 
 def test_seeded_results_match_a_fresh_python(server, tmp_path):
@@ -199,7 +276,7 @@ def test_another_python_on_path_runs_itself(server, tmp_path):
     path = os.pathsep.join([str(shim_dir), os.path.dirname(sys.executable), os.environ["PATH"]])
     rc, out, err = finish(*client(tmp_path, socket_path=server, extra_env={"PATH": path}))
     assert rc == 3 and out.startswith("argv [] ")
-    assert f"python on PATH is {shim}, the server's" in err
+    assert f"python on PATH is {shim}, not {sys.executable}" in err
     assert "shim ran" in err
 
 

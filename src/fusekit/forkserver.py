@@ -68,6 +68,7 @@ THREAD_VARIABLES = (
 )  # fmt: skip
 TMPDIR_VARIABLES = ("TMPDIR", "TMP", "TEMPDIR", "TEMP")
 _HEADER = struct.Struct("!I")
+MAX_SOCKET_PATH = 107  # bytes in sockaddr_un.sun_path, less the terminating NUL (Linux)
 
 
 def _send_message(sock: socket.socket, payload: dict, fds: list[int] | None = None) -> None:
@@ -118,34 +119,35 @@ def _preload(spec: str) -> None:
 # ---------------------------------------------------------------------------- server
 
 
-def _exit_with_client(conn: socket.socket) -> None:
-    """End this job process when its client goes away (killed by Snakemake, by Ctrl-C):
-    a job forked by the server is not in the client's process group, so a signal to the
-    group does not reach it, and it must not go on writing the outputs of a failed job."""
-    import threading
-
-    def watch():
-        try:
-            while conn.recv(1):
-                pass
-        except OSError:
-            pass
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="forkserver-client-watch", daemon=True).start()
+def _same_python(path_python: str | None) -> bool:
+    """Whether ``path_python`` (the ``python`` a rule's shell would run) is this
+    interpreter: the same file in the same folder (a virtual environment is its folder;
+    ``python`` and ``python3`` there are the same)."""
+    if not path_python:
+        return False
+    mine = os.path.abspath(sys.executable)
+    try:
+        return os.path.samefile(path_python, mine) and os.path.samefile(
+            os.path.dirname(path_python), os.path.dirname(mine)
+        )
+    except OSError:
+        return False
 
 
-def _run_job(conn: socket.socket, base_env: dict[str, str]) -> None:
-    """In the forked child: become the job, run it, report its exit status, exit.
-    ``base_env`` is the server's environment before its imports: the job's must match it;
-    what the imports added (torch sets ``KMP_INIT_AT_FORK``) stays, as in a fresh
-    process that imports them."""
+def _supervise(conn: socket.socket, base_env: dict[str, str]) -> None:
+    """In the server's child, one per job: check that the job may be forked from here,
+    fork the job's process, tell the client its pid, wait for it and report its exit
+    status as ``python`` would give it (``128 + N`` after signal N); kill it when the
+    client goes away (Snakemake killed it, Ctrl-C). A process the script itself forks
+    never reaches the client's connection: only this supervisor writes to it.
+    ``base_env`` is the server's environment before its imports: the job's must match it."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # waitpid needs the job's status
     request, fds = _recv_message(conn, want_fds=3)
-    server_python = os.path.abspath(sys.executable)
-    if request["python"] != server_python:
+    if not _same_python(request["python"]):
+        for fd in fds:
+            os.close(fd)
         _send_message(
-            conn,
-            {"fallback": f"python on PATH is {request['python']}, the server's {server_python}"},
+            conn, {"fallback": f"python on PATH is {request['python']}, not {sys.executable}"}
         )
         os._exit(0)
     env = request["env"]
@@ -154,32 +156,76 @@ def _run_job(conn: socket.socket, base_env: dict[str, str]) -> None:
         for k in set(env) ^ set(base_env) | {k for k in env if env[k] != base_env.get(k)}
         if k not in PER_PROCESS_VARIABLES
     )
-    if differ:
-        detail = "; ".join(
-            f"{k}={env.get(k, '(unset)')[:120]!r} against {base_env.get(k, '(unset)')[:120]!r}"
-            for k in differ[:3]
-        )
-        _send_message(
-            conn, {"fallback": f"environment differs from the server's: {differ} ({detail})"}
-        )
+    if differ:  # names only: values may be secrets (API keys)
+        for fd in fds:
+            os.close(fd)
+        _send_message(conn, {"fallback": f"environment differs from the server's: {differ}"})
         os._exit(0)
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        try:
+            _become_job(request, fds, base_env)
+        finally:
+            os._exit(1)
+    for fd in fds:
+        os.close(fd)
+    _send_message(conn, {"pid": pid})
+
+    import threading
+
+    def watch():  # the client's end closes: it is gone, and so must the job be
+        try:
+            while conn.recv(1):
+                pass
+        except OSError:
+            pass
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    threading.Thread(target=watch, name="forkserver-client-watch", daemon=True).start()
+    _, wait_status = os.waitpid(pid, 0)
+    status = os.waitstatus_to_exitcode(wait_status)
+    status = 128 - status if status < 0 else status  # a signal, as a shell reports it
+    try:
+        _send_message(conn, {"status": status})
+    finally:
+        os._exit(0)
+
+
+def _reseed_unseeded_generators() -> None:
+    """A fresh interpreter seeds numpy's and torch's global generators from the OS; a
+    fork inherits the server's. Draw new seeds, as a fresh process would (scripts seed
+    what they use; this keeps an unseeded draw from repeating across jobs)."""
+    if "numpy.random" in sys.modules:
+        sys.modules["numpy.random"].seed()
+    if "torch" in sys.modules:
+        sys.modules["torch"].seed()
+
+
+def _become_job(request: dict, fds: list[int], base_env: dict[str, str]) -> None:
+    """In the job's process: take the client's streams, working directory, environment
+    and argv, run the script as ``__main__`` and exit as ``python script.py`` does
+    (threads joined, atexit run, streams flushed: 120 when that fails)."""
+    os.setpgrp()  # not in the terminal's group: Ctrl-C reaches it once, from the client
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
     added = {k: v for k, v in os.environ.items() if k not in base_env}
     os.environ.clear()
-    os.environ.update(env)
+    os.environ.update(request["env"])
     for k, v in added.items():
         os.environ.setdefault(k, v)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _send_message(conn, {"pid": os.getpid()})
-    _exit_with_client(conn)
+    _reseed_unseeded_generators()
 
     import atexit
     import runpy
+    import threading
     import traceback
 
     script = request["argv"][0]
@@ -197,31 +243,39 @@ def _run_job(conn: socket.socket, base_env: dict[str, str]) -> None:
         else:
             print(code, file=sys.stderr)
             status = 1
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        status = 128 + signal.SIGINT
     except BaseException:  # noqa: BLE001 - reported as python would, then exit 1
         traceback.print_exc()
         status = 1
     try:
+        threading._shutdown()  # non-daemon threads finish, as at interpreter exit
         atexit._run_exitfuncs()
+        import gc
+
+        gc.collect()  # the script's globals, freed: their files flush and close
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
-            except Exception:  # noqa: BLE001 - a closed stream has nothing left to flush
-                pass
-        try:
-            _send_message(conn, {"status": status})
-        finally:
-            os._exit(status & 0xFF)
+            except Exception as err:  # noqa: BLE001 - python exits 120 on this
+                try:
+                    os.write(2, f"Exception ignored on flushing {stream.name}: {err!r}\n".encode())
+                except OSError:
+                    pass
+                status = status or 120
+        os._exit(status & 0xFF)
 
 
-def serve(path: str, preload: tuple[str, ...] = DEFAULT_PRELOAD) -> None:
-    """Import ``preload``, listen on the Unix socket ``path`` and fork a job process per
-    connection until the parent process exits or SIGTERM arrives. Writes ``path.ready``
-    once listening (what :func:`start` waits for)."""
+def serve(path: str, preload: tuple[str, ...] = DEFAULT_PRELOAD, parent: int | None = None) -> None:
+    """Import ``preload``, listen on the Unix socket ``path`` and fork a supervisor per
+    connection until the process ``parent`` (default: this one's parent now) is gone or
+    SIGTERM arrives. Writes ``path.ready`` once listening (what :func:`start` waits for)."""
+    parent = parent or os.getppid()
     base_env = dict(os.environ)
     for spec in preload:
         _preload(spec)
-    parent = os.getppid()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps finished jobs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # leave through `finally`
     if os.path.exists(path):
@@ -244,7 +298,11 @@ def serve(path: str, preload: tuple[str, ...] = DEFAULT_PRELOAD) -> None:
                 server.close()
                 conn.settimeout(None)
                 try:
-                    _run_job(conn, base_env)
+                    _supervise(conn, base_env)
+                except BaseException:  # noqa: BLE001 - the client falls back or fails
+                    import traceback
+
+                    traceback.print_exc()
                 finally:
                     os._exit(1)
             conn.close()
@@ -278,22 +336,35 @@ def start(
     import subprocess
     import tempfile
 
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise RuntimeError(
+            f"fork server socket path too long for a Unix socket "
+            f"({len(os.fsencode(path))} > {MAX_SOCKET_PATH} bytes): {path}"
+        )
+    for stale in (path, path + ".ready"):
+        if os.path.exists(stale):
+            os.unlink(stale)
     log = tempfile.TemporaryFile()
+    # its own session: the terminal's Ctrl-C reaches Snakemake and the clients, which
+    # forward it to their jobs once; the server is stopped by stop() or its parent's exit
     proc = subprocess.Popen(
         [sys.executable, "-m", "fusekit.forkserver", "serve", "--socket", path,
-         "--preload", *preload],
+         "--parent", str(os.getpid()), "--preload", *preload],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, start_new_session=True,
     )  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path + ".ready"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            log.seek(0)
-            output = log.read().decode(errors="replace")[-4000:]
-            raise RuntimeError(f"fork server on {path} did not start:\n{output}")
-        time.sleep(0.05)
+    try:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path + ".ready"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                output = log.read().decode(errors="replace")[-4000:]
+                raise RuntimeError(f"fork server on {path} did not start:\n{output}")
+            time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     return proc
 
 
@@ -308,14 +379,30 @@ def start_local(threads: int) -> tuple:
     """Start a server for Snakemake's local jobs with ``threads`` threads (and the default
     tmpdir resource, the system's temporary folder) on a socket in a new private
     temporary folder, and point this process's jobs at it ($FUSEKIT_FORKSERVER); returns
-    the handle for :func:`stop_local`."""
+    the handle for :func:`stop_local`. Raises RuntimeError when the server does not
+    start (its folder removed)."""
+    import shutil
     import tempfile
 
     folder = tempfile.mkdtemp(prefix="fusekit-forkserver-")
     path = os.path.join(folder, "sock")
-    proc = start(path, env=job_environment(threads, tempfile.gettempdir()))
+    try:
+        proc = start(path, env=job_environment(threads, tempfile.gettempdir()))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     os.environ[ENV] = path
     return proc, folder
+
+
+def try_start_local(threads: int) -> tuple | None:
+    """:func:`start_local`, or None with a warning on stderr when the server cannot
+    start (the jobs then run python themselves: slower, the same results)."""
+    try:
+        return start_local(threads)
+    except Exception as err:  # noqa: BLE001 - the server is an optimisation
+        print(f"fusekit.forkserver: not started, jobs run python: {err}", file=sys.stderr)
+        return None
 
 
 def stop_local(handles: list) -> None:
@@ -347,9 +434,10 @@ def _path_python() -> str | None:
 
 def run(argv: list[str]) -> int:
     """Run ``python *argv`` in a process forked by the server named by $FUSEKIT_FORKSERVER;
-    without one, or when the server declines, replace this process by ``python *argv``.
-    Returns the job's exit status (128 + N for a job killed by signal N is not knowable
-    here: a job process that dies without reporting gives 1 and a message)."""
+    without one, when the server declines or goes away before taking the job, replace
+    this process by ``python *argv``. Returns the job's exit status (128 + N for a job
+    killed by signal N, as a shell reports it; 1 with a message when its supervisor dies
+    without reporting)."""
     path = os.environ.get(ENV)
     sock = None
     if path and os.path.exists(path):
@@ -361,15 +449,15 @@ def run(argv: list[str]) -> int:
             sock = None
     if sock is None:
         _exec_python(argv)
-    _send_message(
-        sock,
-        {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "python": _path_python()},
-        fds=[0, 1, 2],
-    )
     try:
+        _send_message(
+            sock,
+            {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "python": _path_python()},
+            fds=[0, 1, 2],
+        )
         reply, _ = _recv_message(sock)
-    except EOFError:
-        reply = {"fallback": "the server closed the connection"}
+    except (EOFError, OSError) as err:  # the server went away before taking the job
+        reply = {"fallback": f"the server closed the connection ({err})"}
     if "fallback" in reply:
         print(f"fusekit.forkserver: running python itself: {reply['fallback']}", file=sys.stderr)
         sock.close()
@@ -386,7 +474,7 @@ def run(argv: list[str]) -> int:
         signal.signal(signum, forward)
     try:
         reply, _ = _recv_message(sock)
-    except EOFError:
+    except (EOFError, OSError):
         print(
             f"fusekit.forkserver: job process {pid} ended without an exit status (killed?)",
             file=sys.stderr,
@@ -412,6 +500,7 @@ def main(args: list[str] | None = None) -> None:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="import the preload modules and serve jobs")
     s.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
+    s.add_argument("--parent", type=int, help="exit when this process is gone")
     s.add_argument(
         "--preload",
         nargs="*",
@@ -422,7 +511,7 @@ def main(args: list[str] | None = None) -> None:
     r.add_argument("argv", nargs=argparse.REMAINDER, help="the script and its arguments")
     a = p.parse_args(args)
     if a.command == "serve":
-        serve(a.socket, tuple(a.preload))
+        serve(a.socket, tuple(a.preload), a.parent)
     else:
         if not a.argv:
             p.error("run needs a script")

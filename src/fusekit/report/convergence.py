@@ -6,8 +6,10 @@ steps) is compared with the window before it. The relative drop
     drop = (mean(previous window) - mean(last window)) / mean(previous window)
 
 gets a 95% interval from the two windows' step-to-step spread (Welch's standard error of
-a difference of means, divided by the previous window's mean; the steps of a window are
-treated as independent draws, so the interval is approximate). Verdict, with ``t`` the
+a difference of means and Student's t with Welch-Satterthwaite degrees of freedom,
+divided by the previous window's mean; the steps of a window are treated as independent
+draws, so the interval is approximate). A loss that is not positive (a signed objective)
+or not finite is refused with ValueError. Verdict, with ``t`` the
 tolerance: ``converged`` when the whole interval lies within (-t, t) (the last window is
 neither lower nor higher by more than that share), ``falling`` when it lies above t (the
 loss was still falling: more steps would lower it), ``rising`` when it lies below -t (the
@@ -44,20 +46,33 @@ MIN_WINDOW = 5
 def window_drop(loss: np.ndarray, window: float = 0.2) -> dict:
     """The last window of ``loss`` (a 1-D array of per-step losses) against the one
     before: the window length in steps, both means, the relative drop and its 95%
-    interval. Raises ValueError for fewer than ``2 * MIN_WINDOW`` steps."""
+    interval. Raises ValueError for fewer than ``2 * MIN_WINDOW`` steps, a non-finite
+    loss or a previous window whose mean loss is not positive."""
+    from scipy.stats import t as student_t
+
     loss = np.asarray(loss, dtype=float)
     n = len(loss)
     if n < 2 * MIN_WINDOW:
         raise ValueError(
             f"{n} steps in the final stage; the convergence test needs {2 * MIN_WINDOW}"
         )
+    if not np.isfinite(loss).all():
+        raise ValueError(f"{int((~np.isfinite(loss)).sum())} non-finite losses (diverged)")
     w = max(MIN_WINDOW, int(n * window))
     w = min(w, n // 2)
     previous, last = loss[n - 2 * w : n - w], loss[n - w :]
     mp, ml = previous.mean(), last.mean()
-    se = np.sqrt(previous.var(ddof=1) / w + last.var(ddof=1) / w)
+    if mp <= 0:
+        raise ValueError(
+            f"mean loss {mp:.4g} in the previous window: a relative drop needs a positive "
+            "loss (a signed objective, such as RLOO's, has none)"
+        )
+    vp, vl = previous.var(ddof=1) / w, last.var(ddof=1) / w
+    se = np.sqrt(vp + vl)
+    # Welch-Satterthwaite degrees of freedom (w - 1 each side); Student t quantile
+    df = (vp + vl) ** 2 / ((vp**2 + vl**2) / (w - 1)) if se > 0 else np.inf
     drop = (mp - ml) / mp
-    half = 1.96 * se / mp
+    half = student_t.ppf(0.975, df) * se / mp
     return {
         "window": w,
         "loss_previous": mp,

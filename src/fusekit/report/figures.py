@@ -141,11 +141,12 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str 
             c = convergence_table({name: log}).iloc[0]
         except ValueError:
             c = None
-        if c is not None:
-            last = log["step"].max()
+        if c is not None:  # the table's windows: the final stage's last 2w logged steps
+            steps = log[log["stage"] == log["stage"].max()].sort_values("step")["step"]
             w = int(c["window"])
-            ax.axvspan(last - 2 * w + 0.5, last - w + 0.5, color="tab:orange", alpha=0.12)
-            ax.axvspan(last - w + 0.5, last + 0.5, color="tab:green", alpha=0.12)
+            prev, last = steps.iloc[-2 * w : -w], steps.iloc[-w:]
+            ax.axvspan(prev.iloc[0], prev.iloc[-1], color="tab:orange", alpha=0.12)
+            ax.axvspan(last.iloc[0], last.iloc[-1], color="tab:green", alpha=0.12)
             title_text = (
                 f"{name}: {c['verdict']}\ndrop {100 * c['drop']:+.1f}% "
                 f"[{100 * c['drop_lo']:+.1f}, {100 * c['drop_hi']:+.1f}]"
