@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from conftest import copy_workflow  # noqa: E402
+from job_startup import forked_startup  # noqa: E402
 
 BUDGETS_S = {"dag": 12 * 60.0, "claims": 30 * 60.0, "ci": 30 * 60.0}
 CLAIMS_TARGET = "results/tiny/profuser/claims.md"
@@ -68,15 +69,6 @@ def job_times(bench_dir: Path, since: float = 0.0) -> pd.DataFrame:
         )
         rows.append({"rule": rule, "s": float(pd.read_csv(tsv, sep="\t").s.iloc[0])})
     return pd.DataFrame(rows, columns=["rule", "s"])
-
-
-def import_cost() -> float:
-    """Median seconds of one job's start-up as the tiny world runs it (through the fork
-    server; ``benchmarks/job_startup.py`` compares it with plain python)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from job_startup import startup_costs
-
-    return statistics.median(startup_costs(3)["forked"])
 
 
 def report(name: str, wall: float, jobs: pd.DataFrame | None, startup: float) -> dict:
@@ -125,7 +117,7 @@ def main() -> None:
         p.error(f"--keep {a.keep}: the folder exists and is not empty (timings start from nothing)")
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="fusekit-budgets-"))
     base.mkdir(parents=True, exist_ok=True)
-    startup = import_cost()
+    startup = forked_startup()
     print(
         f"{a.cores} cores; one job's start-up (through the fork server, imports done): "
         f"{startup:.2f} s"

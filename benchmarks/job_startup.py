@@ -65,6 +65,12 @@ def startup_costs(runs: int = 5) -> dict[str, list[float]]:
     return out
 
 
+def forked_startup(runs: int = 3) -> float:
+    """Median seconds of one job's start-up as the tiny world's jobs start (through the
+    fork server): the fixed cost per job that the budget benchmarks print."""
+    return statistics.median(startup_costs(runs)["forked"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -26,18 +25,11 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 from conftest import copy_workflow, snakemake  # noqa: E402
+from job_startup import forked_startup  # noqa: E402
 
 TARGET_S = 180.0
-
-
-def import_cost() -> float:
-    """Median seconds of one job's start-up through the fork server, as the tiny world's
-    jobs start (``benchmarks/job_startup.py``)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from job_startup import startup_costs
-
-    return statistics.median(startup_costs(3)["forked"])
 
 
 def main() -> None:
@@ -73,7 +65,7 @@ def main() -> None:
     per_rule = (
         jobs.groupby("rule").s.agg(["count", "sum", "max"]).sort_values("sum", ascending=False)
     )
-    startup = import_cost()
+    startup = forked_startup()
     total = jobs.s.sum()
 
     print(

@@ -30,8 +30,8 @@ R = layout.results_root(config) + "/"
 LOGS = layout.logs_root(config) + "/"
 
 # Every script runs as `fusekit-python scripts/x.py`, which is python itself, or, while a
-# fork server runs (`forkserver: true` with local execution; onstart in the Snakefile), a
-# fork of Python with torch and transformers already imported (fusekit.forkserver).
+# fork server runs (`forkserver: true` with local execution; onstart below), a fork of
+# Python with torch and transformers already imported (fusekit.forkserver).
 
 
 def one_of(names):

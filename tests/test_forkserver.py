@@ -136,9 +136,9 @@ def test_a_failed_flush_exits_120_as_python_does(server, tmp_path):
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]])
     env.pop("PYTHONUNBUFFERED", None)
     rcs = []
+    env.pop(forkserver.ENV, None)
     for sock in (None, server):
-        e = dict(env, **({forkserver.ENV: sock} if sock else {}))
-        e.pop(forkserver.ENV, None) if sock is None else None
+        e = dict(env, **{forkserver.ENV: sock}) if sock else env
         with open("/dev/full", "w") as full:
             rcs.append(
                 subprocess.run(
@@ -222,13 +222,13 @@ def _children_of_server(cwd: Path):
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.readlink(f"/proc/{entry}/cwd") == str(cwd) and _is_python(entry):
+                if os.readlink(f"/proc/{entry}/cwd") == str(cwd) and _is_forked_from_server(entry):
                     yield entry
             except OSError:
                 continue
 
 
-def _is_python(pid: str) -> bool:
+def _is_forked_from_server(pid: str) -> bool:
     cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     return b"serve" in cmd
 

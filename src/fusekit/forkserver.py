@@ -143,23 +143,21 @@ def _supervise(conn: socket.socket, base_env: dict[str, str]) -> None:
     ``base_env`` is the server's environment before its imports: the job's must match it."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # waitpid needs the job's status
     request, fds = _recv_message(conn, want_fds=3)
-    if not _same_python(request["python"]):
-        for fd in fds:
-            os.close(fd)
-        _send_message(
-            conn, {"fallback": f"python on PATH is {request['python']}, not {sys.executable}"}
-        )
-        os._exit(0)
     env = request["env"]
     differ = sorted(
         k
-        for k in set(env) ^ set(base_env) | {k for k in env if env[k] != base_env.get(k)}
-        if k not in PER_PROCESS_VARIABLES
+        for k in set(env) | set(base_env)
+        if env.get(k) != base_env.get(k) and k not in PER_PROCESS_VARIABLES
     )
-    if differ:  # names only: values may be secrets (API keys)
+    reason = None
+    if not _same_python(request["python"]):
+        reason = f"python on PATH is {request['python']}, not {sys.executable}"
+    elif differ:  # names only: values may be secrets (API keys)
+        reason = f"environment differs from the server's: {differ}"
+    if reason:
         for fd in fds:
             os.close(fd)
-        _send_message(conn, {"fallback": f"environment differs from the server's: {differ}"})
+        _send_message(conn, {"fallback": reason})
         os._exit(0)
     pid = os.fork()
     if pid == 0:
@@ -341,9 +339,8 @@ def start(
             f"fork server socket path too long for a Unix socket "
             f"({len(os.fsencode(path))} > {MAX_SOCKET_PATH} bytes): {path}"
         )
-    for stale in (path, path + ".ready"):
-        if os.path.exists(stale):
-            os.unlink(stale)
+    if os.path.exists(path + ".ready"):  # a stale one (serve() replaces a stale socket)
+        os.unlink(path + ".ready")
     log = tempfile.TemporaryFile()
     # its own session: the terminal's Ctrl-C reaches Snakemake and the clients, which
     # forward it to their jobs once; the server is stopped by stop() or its parent's exit
