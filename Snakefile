@@ -75,9 +75,16 @@ localrules:
     plot_wrpo_figures,
     tabulate_claims_results,
     tabulate_claims,
+    claims,
 
 
 rule all:
     default_target: True
     input:
         get_final_targets(),
+
+
+# the claims run (rules/claims.smk), not in the default target: every study's claims.md
+rule claims:
+    input:
+        layout.claims_targets(config),

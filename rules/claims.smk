@@ -1,7 +1,18 @@
 # The claims run (issue 17): every variant a study's claims name, trained and evaluated
 # once per training seed (studies.<study>.claims_seeds) under <root>/<study>/seeds/<seed>/,
-# then each claim's paired difference over seeds, its 95% interval and a verdict. Not in
-# the default target: snakemake --profile profiles/tiny results/tiny/profuser/claims.md
+# then each claim's paired difference over seeds, its 95% interval and a verdict. A
+# preference study also trains, per seed, the variants the named ones start from (its
+# data are shared). Not in the default target: snakemake --profile profiles/tiny claims
+# builds every study's claims.md (the target is in the Snakefile).
+
+FUSION_CLAIMS = [
+    s
+    for s in layout.claims_studies(config)
+    if s in layout.inference_mode_studies(config)
+]
+PREFERENCE_CLAIMS = [
+    s for s in layout.claims_studies(config) if s in PREFERENCE_STUDIES
+]
 
 
 use rule train_fusion as train_fusion_seeded with:
@@ -12,11 +23,81 @@ use rule train_fusion as train_fusion_seeded with:
     benchmark:
         f"{R}benchmarks/training/train_fusion_seeded/{{study}}/{{seed}}/{{variant}}.tsv"
     wildcard_constraints:
-        study=one_of(layout.claims_studies(config)),
+        study=one_of(FUSION_CLAIMS),
         seed=r"\d+",
     params:
         seed=lambda w: job_seed("fusion", w.study, w.variant, "claims", w.seed),
         checkpoints=f"{R}{{study}}/seeds/{{seed}}/checkpoints/{{variant}}",
+
+
+use rule train_preference as train_preference_seeded with:
+    input:
+        unpack(lambda w: layout.preference_inputs(config, w.study, w.variant, w.seed)),
+    output:
+        directory(f"{R}{{study}}/seeds/{{seed}}/models/{{variant}}"),
+    log:
+        f"{LOGS}preference/train_preference_seeded/{{study}}/{{seed}}/{{variant}}.log",
+    benchmark:
+        f"{R}benchmarks/preference/train_preference_seeded/{{study}}/{{seed}}/{{variant}}.tsv"
+    wildcard_constraints:
+        study=one_of(PREFERENCE_CLAIMS),
+        seed=r"\d+",
+    params:
+        variant=lambda w: as_json(get_preference_variant(w)),
+        init=lambda w: layout.seeded_model_dir(
+            config, w.study, get_preference_variant(w)["init"], w.seed
+        ),
+        reference=lambda w, input: (
+            f"--reference {input.reference}" if "reference" in input.keys() else ""
+        ),
+        target_result=lambda w: as_json(
+            layout.result_settings(
+                config["models"][config["studies"][w.study]["target"]],
+                drop=("generation",),
+            )
+        ),
+        spec=layout.untracked(
+            lambda w: as_json(config["models"][config["studies"][w.study]["target"]])
+        ),
+        optim=lambda w: as_json(get_preference_optim(w)),
+        training_result=lambda w: as_json(
+            layout.result_settings(config["studies"][w.study]["training"])
+        ),
+        training_cfg=layout.untracked(
+            lambda w: as_json(config["studies"][w.study]["training"])
+        ),
+        seed=lambda w: job_seed("preference", w.study, w.variant, "claims", w.seed),
+        checkpoints=f"{R}{{study}}/seeds/{{seed}}/checkpoints/{{variant}}",
+        launcher=get_training_launcher,
+
+
+use rule score_reference_logps as score_reference_logps_seeded with:
+    input:
+        data=f"{R}{{study}}/data/{{data}}.parquet",
+        model=lambda w: layout.preference_init_inputs(config, w.study, w.init, w.seed),
+    output:
+        f"{R}{{study}}/seeds/{{seed}}/ref_logps/{{init}}/{{data}}.parquet",
+    log:
+        f"{LOGS}preference/score_reference_logps_seeded/{{study}}/{{seed}}/{{init}}/{{data}}.log",
+    benchmark:
+        f"{R}benchmarks/preference/score_reference_logps_seeded/{{study}}/{{seed}}/{{init}}/{{data}}.tsv"
+    wildcard_constraints:
+        study=one_of(PREFERENCE_CLAIMS),
+        seed=r"\d+",
+        data=r"(%s)(\.[A-Za-z0-9_-]+)?" % "|".join(layout.DATA_SHAPES),
+    params:
+        path=lambda w: layout.seeded_model_dir(config, w.study, w.init, w.seed),
+        target_result=lambda w: as_json(
+            layout.result_settings(
+                config["models"][config["studies"][w.study]["target"]],
+                drop=("generation",),
+            )
+        ),
+        spec=layout.untracked(
+            lambda w: as_json(config["models"][config["studies"][w.study]["target"]])
+        ),
+        shape=lambda w: layout.data_shape(w.data),
+        max_length=lambda w: config["studies"][w.study]["optimizer"]["max_length"],
 
 
 use rule evaluate_openllm_variant as evaluate_openllm_seeded with:
@@ -29,6 +110,65 @@ use rule evaluate_openllm_variant as evaluate_openllm_seeded with:
         f"{LOGS}evaluation/evaluate_openllm_seeded/{{study}}/{{seed}}/{{variant}}.log",
     benchmark:
         f"{R}benchmarks/evaluation/evaluate_openllm_seeded/{{study}}/{{seed}}/{{variant}}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.claims_studies(config)),
+        seed=r"\d+",
+
+
+# the chat evaluation of a seeded variant: its answers, then both judges (as for the tables)
+
+
+use rule generate_variant_responses as generate_variant_responses_seeded with:
+    input:
+        prompts=get_prompts_file,
+        model=f"{R}{{study}}/seeds/{{seed}}/models/{{variant}}",
+    output:
+        generations=f"{R}{{study}}/seeds/{{seed}}/generations/{{dataset}}/{{variant}}.parquet",
+        throughput=f"{R}benchmarks/generation/generate_variant_responses_seeded/{{study}}/{{seed}}/{{dataset}}/{{variant}}.throughput.json",
+    log:
+        f"{LOGS}generation/generate_variant_responses_seeded/{{study}}/{{seed}}/{{dataset}}/{{variant}}.log",
+    benchmark:
+        f"{R}benchmarks/generation/generate_variant_responses_seeded/{{study}}/{{seed}}/{{dataset}}/{{variant}}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.claims_studies(config)),
+        seed=r"\d+",
+
+
+use rule evaluate_alpaca as evaluate_alpaca_seeded with:
+    input:
+        reference=CHAT_FILES.get("reference", []),
+        generations=lambda w: layout.seeded_chat_generations(
+            config, w.study, "alpaca_eval", w.entry, w.seed
+        ),
+        lc_reference=layout.lc_reference(config) if CHAT_FILES else [],
+        judge=layout.judge_inputs(config, "alpaca_eval") if CHAT_FILES else [],
+    output:
+        judgments=f"{R}{{study}}/seeds/{{seed}}/chat_eval/alpaca_eval/{{entry}}.parquet",
+        metrics=f"{R}{{study}}/seeds/{{seed}}/chat_eval/alpaca_eval/{{entry}}.json",
+    log:
+        f"{LOGS}chat_eval/evaluate_alpaca_seeded/{{study}}/{{seed}}/{{entry}}.log",
+    benchmark:
+        f"{R}benchmarks/chat_eval/evaluate_alpaca_seeded/{{study}}/{{seed}}/{{entry}}.tsv"
+    wildcard_constraints:
+        study=one_of(layout.claims_studies(config)),
+        seed=r"\d+",
+
+
+use rule evaluate_arena as evaluate_arena_seeded with:
+    input:
+        questions=CHAT_FILES.get("questions", []),
+        baseline=CHAT_FILES.get("baseline", []),
+        generations=lambda w: layout.seeded_chat_generations(
+            config, w.study, "arena_hard", w.entry, w.seed
+        ),
+        judge=layout.judge_inputs(config, "arena_hard") if CHAT_FILES else [],
+    output:
+        judgments=f"{R}{{study}}/seeds/{{seed}}/chat_eval/arena_hard/{{entry}}.parquet",
+        answers=f"{R}{{study}}/seeds/{{seed}}/chat_eval/arena_hard/model_answer/{{entry}}.jsonl",
+    log:
+        f"{LOGS}chat_eval/evaluate_arena_seeded/{{study}}/{{seed}}/{{entry}}.log",
+    benchmark:
+        f"{R}benchmarks/chat_eval/evaluate_arena_seeded/{{study}}/{{seed}}/{{entry}}.tsv"
     wildcard_constraints:
         study=one_of(layout.claims_studies(config)),
         seed=r"\d+",
@@ -50,10 +190,11 @@ rule tabulate_claims_results:
     params:
         evaluations=lambda w: as_json(layout.claims_evaluations(config, w.study)),
         world_seed=config["seed"],
+        weight=config["evaluation"].get("arena_hard", {}).get("strong_weight", 3),
     shell:
         "fusekit-python scripts/tabulate_claims_results.py --study {wildcards.study} "
         "--evaluations {params.evaluations:q} --world-seed {params.world_seed} "
-        "--out {output} > {log} 2>&1"
+        "--arena-strong-weight {params.weight} --out {output} > {log} 2>&1"
 
 
 rule tabulate_claims:

@@ -17,9 +17,7 @@ from scipy import stats
 from fusekit.checks import DataError
 from fusekit.config import ConfigError
 from fusekit.report.claims import (
-    DEFAULT_CLAIMS,
     RESULT_COLUMNS,
-    SCHEMA_FRAGMENT,
     TABLE_COLUMNS,
     check_claims,
     check_study_claims,
@@ -304,25 +302,65 @@ def _roles(study: dict) -> set[str]:
     return {*study["sources"], study["target"], *study["variants"]}
 
 
-@pytest.mark.parametrize("study", sorted(DEFAULT_CLAIMS))
-def test_default_claims_name_the_tiny_models_and_validate(study):
+CLAIMS_STUDIES = sorted(s for s, spec in TINY["studies"].items() if spec.get("claims"))
+
+
+@pytest.mark.parametrize("study", CLAIMS_STUDIES)
+def test_the_tiny_claims_name_the_tiny_models_and_validate(study):
     spec = TINY["studies"][study]
     names = _roles(spec)
-    claims = check_claims(DEFAULT_CLAIMS[study], f"studies.{study}.claims")
+    claims = check_claims(spec["claims"], f"studies.{study}.claims")
     for c in claims:
         assert {c["better"], c["worse"]} <= names, c["id"]
-    assert "claims:" in SCHEMA_FRAGMENT and "additionalProperties: false" in SCHEMA_FRAGMENT
 
 
-def test_default_profuser_reported_values_are_table1s():
+def test_the_profuser_claims_reported_values_are_table1s():
     reported = pd.read_csv(ROOT / "config/reported/profuser_table1.csv").set_index("model")
     rows = TINY["studies"]["profuser"]["tables"]["table1"]["rows"]
     role = {r.get("model") or r["variant"]: r.get("reported") for r in rows}
-    for c in DEFAULT_CLAIMS["profuser"]:
-        for side in ("better", "worse"):
-            name = role[c[side]]
-            want = None if name is None else reported.loc[name, "Average"]
-            assert c[f"reported_{side}"] == want, (c["id"], side)
+    for c in TINY["studies"]["profuser"]["claims"]:
+        names = {side: role[c[side]] for side in ("better", "worse")}
+        for side, name in names.items():
+            # a side without a reported row leaves the claim without a reported difference
+            want = None if None in names.values() else reported.loc[name, "Average"]
+            assert c.get(f"reported_{side}") == want, (c["id"], side)
+
+
+def test_the_preference_claims_reported_values_are_the_papers_cells():
+    """WRPO Table 2 (rows by role, as its table2), FuseRL's two recovered Arena-Hard cells
+    and the FuseChat-3.0 card's Arena-Hard (its SFT and Instruct columns)."""
+    column = {"win_rate": "AlpacaEval-2 WR", "arena_hard": "Arena-Hard WR"}
+    wrpo = pd.read_csv(ROOT / "config/reported/wrpo_table2.csv", comment="#").set_index("model")
+
+    def rows(study, table):
+        return TINY["studies"][study]["tables"][table]["rows"]
+
+    role = {r["variant"]: r["reported"] for r in rows("wrpo", "table2") if "variant" in r}
+    fuserl = pd.read_csv(ROOT / "config/reported/fuserl_table1_partial.csv", comment="#")
+    fuserl_role = {
+        r["variant"]: r.get("reported") for r in rows("fuserl", "table1") if "variant" in r
+    }
+    card = pd.read_csv(ROOT / "config/reported/fusechat3_llama31_8b.csv").set_index("benchmark")
+    card_role = {
+        r.get("model") or r["variant"]: r["reported"] for r in rows("fusechat3", "llama31_8b")
+    }
+    checked = 0
+    for study in ("wrpo", "fuserl", "fusechat3"):
+        for c in TINY["studies"][study]["claims"]:
+            for side in ("better", "worse"):
+                got, col = c.get(f"reported_{side}"), column[c["metric"]]
+                if study == "wrpo":
+                    want = wrpo.loc[role[c[side]], col]
+                elif study == "fuserl":
+                    name = fuserl_role.get(c[side])
+                    cell = fuserl.set_index("model")[col].get(name) if name else None
+                    want = None if cell is None or pd.isna(cell) else float(cell)
+                else:
+                    want = None if col not in card.index else card.loc[col, card_role[c[side]]]
+                    want = None if c["metric"] == "win_rate" else want  # the card has LC only
+                assert got == want, (study, c["id"], side)
+                checked += got is not None
+    assert checked == 8  # WRPO 4, FuseRL 2, FuseChat-3.0 2
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
@@ -389,20 +427,67 @@ def test_the_claims_run_reads_seeded_variants_and_shared_model_evaluations():
     from fusekit import workflow as layout
 
     cfg = _tiny()
-    assert layout.claims_studies(cfg) == ["profuser"]
+    assert layout.claims_studies(cfg) == ["fusechat3", "fuserl", "profuser", "wrpo"]
     variants, models = layout.claims_names(cfg, "profuser")
     assert variants == ["CSFT", "Fuse", "ProFuser", "ReverseFuse", "SimulFuse"]
     assert models == ["src_llama", "src_neox", "src_qwen2", "tgt_llama"]
     evals = layout.claims_evaluations(cfg, "profuser")
     seeds = cfg["studies"]["profuser"]["claims_seeds"]
     assert len(evals) == len(variants) * len(seeds) + len(models)
-    assert {"model": "CSFT", "seed": seeds[0], "path": "results/tiny/profuser/seeds/"
-            f"{seeds[0]}/evaluation/openllm/CSFT.json"} in evals  # fmt: skip
-    assert {"model": "tgt_llama", "seed": None,
+    assert {"model": "CSFT", "seed": seeds[0], "kind": "openllm", "path": "results/tiny/"
+            f"profuser/seeds/{seeds[0]}/evaluation/openllm/CSFT.json"} in evals  # fmt: skip
+    assert {"model": "tgt_llama", "seed": None, "kind": "openllm",
             "path": "results/tiny/evaluation/openllm/tgt_llama.json"} in evals  # fmt: skip
     # the claims run is not part of the default target
     assert layout.claims_files(cfg, "profuser")["markdown"] not in layout.final_targets(cfg)
-    check_study_claims(cfg, "profuser")
+    for study in layout.claims_studies(cfg):
+        check_study_claims(cfg, study)
+        assert layout.claims_files(cfg, study)["markdown"] in layout.claims_targets(cfg)
+
+
+def test_a_preference_claims_run_trains_the_whole_chain_per_seed():
+    """FuseRL_DPO starts from FuseSFT: in the claims run from that seed's FuseSFT, and its
+    DPO reference log-probs are that model's; the data are the study's, shared."""
+    from fusekit import workflow as layout
+
+    cfg = _tiny()
+    inputs = layout.preference_inputs(cfg, "fuserl", "FuseRL_DPO", 3)
+    assert inputs == {
+        "data": ["results/tiny/fuserl/data/fusepo.parquet"],
+        "init": ["results/tiny/fuserl/seeds/3/models/FuseSFT"],
+        "reference": ["results/tiny/fuserl/seeds/3/ref_logps/FuseSFT/fusepo.parquet"],
+    }
+    # the DAG's own variant is unchanged by the seed argument's default
+    assert layout.preference_inputs(cfg, "fuserl", "FuseRL_DPO")["init"] == [
+        "results/tiny/fuserl/models/FuseSFT"
+    ]
+    # a variant that starts from the target starts from the one built target, every seed
+    target = cfg["models"]["tgt_llama"]["path"]
+    assert layout.preference_inputs(cfg, "fuserl", "SFT", 3)["init"] == [target]
+    assert layout.seeded_model_dir(cfg, "fuserl", "target", 3) == target
+    # chat claims read AlpacaEval-2 metrics and Arena-Hard judgments: seeded for a variant,
+    # the shared ones for a model
+    evals = layout.claims_evaluations(cfg, "fusechat3")
+    assert {e["kind"] for e in evals} == {"alpaca_eval", "arena_hard"}
+    path = "results/tiny/fusechat3/seeds/2/chat_eval/arena_hard/DPO.parquet"
+    assert {"model": "DPO", "seed": 2, "kind": "arena_hard", "path": path} in evals
+    assert layout.claims_evaluation_file(cfg, "wrpo", "alpaca_eval", "tgt_llama", None) == (
+        "results/tiny/chat_eval/alpaca_eval/judged/tgt_llama.json"
+    )
+    # the tiny sets share their prompts: a seeded variant's Arena-Hard answers are its
+    # AlpacaEval-2 answers
+    assert layout.seeded_chat_generations(cfg, "wrpo", "arena_hard", "WRPO", 4) == (
+        "results/tiny/wrpo/seeds/4/generations/alpaca_eval/WRPO.parquet"
+    )
+
+
+@pytest.mark.bad_input
+def test_a_chat_claim_needs_the_chat_evaluation():
+    cfg = _tiny()
+    check_study_claims(cfg, "wrpo")
+    del cfg["evaluation"]["arena_hard"]
+    with pytest.raises(ConfigError, match=r"studies\.wrpo\.claims\[0\]\.metric: 'win_rate'"):
+        check_study_claims(cfg, "wrpo")
 
 
 @pytest.mark.bad_input
@@ -447,7 +532,7 @@ def test_results_from_evaluations_average_is_the_benchmark_mean(tmp_path):
     table = claims_table(pd.read_csv(path), claims, "s")
     assert table.n_seeds.iloc[0] == 2 and table.mean_diff.iloc[0] == pytest.approx(25.0)
     bad = {"model": "A", "seed": 3, "path": _evaluation(tmp_path / "a3.json", {"x": 1})}
-    with pytest.raises(DataError, match="a3.json: benchmarks"):
+    with pytest.raises(DataError, match="a3.json: metrics"):
         results_from_evaluations([*entries, bad], "s")
 
 
@@ -472,6 +557,62 @@ def test_results_from_evaluations_add_the_averages_standard_error(tmp_path):
     # sqrt(1 + 1) / 2 and sqrt(9 + 9) / 2
     assert se.value.tolist() == pytest.approx([math.sqrt(2) / 2, math.sqrt(18) / 2])
     assert df[df.metric == "average"].value.tolist() == [60.0, 50.0, 30.0]
+
+
+def _judgments(path, games, model="M"):
+    """Arena-Hard judgments of ``model`` against "base": ``games`` maps a question to its
+    (game 1, game 2) verdicts (in game 1 the baseline is assistant A)."""
+    rows = [
+        {"question_id": q, "model": model, "baseline": "base", "judge": "j", "game": g,
+         "user_prompt": "", "judgment": "", "score": verdict}
+        for q, verdicts in games.items()
+        for g, verdict in zip((1, 2), verdicts, strict=True)
+    ]  # fmt: skip
+    pd.DataFrame(rows).to_parquet(path)
+    return str(path)
+
+
+def test_results_from_chat_evaluations(tmp_path):
+    alpaca = tmp_path / "a.json"
+    alpaca.write_text(json.dumps({"length_controlled_winrate": 50.0, "win_rate": 44.1,
+                                  "standard_error": 4.5, "lc_standard_error": None}))  # fmt: skip
+    # per question the model wins 2, 0, 1 (two ties) and 1 of its 2 games: 50%, and the
+    # questions' win rates 1, 0, 1/2, 1/2 have standard error sd / sqrt(4) (equal games
+    # per question: the ratio estimator's SE is the plain SE of the per-question rates)
+    even = {"q1": ("B>A", "A>B"), "q2": ("A>B", "B>A"), "q3": ("A=B", "A=B"),
+            "q4": ("B>A", "B>A")}  # fmt: skip
+    entries = [
+        {"model": "M", "seed": 1, "kind": "alpaca_eval", "path": str(alpaca)},
+        {"model": "M", "seed": 1, "kind": "arena_hard",
+         "path": _judgments(tmp_path / "even.parquet", even)},
+    ]  # fmt: skip
+    df = results_from_evaluations(entries, "s", world_seed=0).set_index("metric").value
+    assert df["lc_win_rate"] == 50.0 and df["win_rate"] == 44.1 and df["win_rate_se"] == 4.5
+    assert "lc_win_rate_se" not in df  # unknown, not 0
+    assert df["arena_hard"] == pytest.approx(50.0, abs=0.01)
+    assert df["arena_hard_se"] == pytest.approx(100 * np.std([1, 0, 0.5, 0.5], ddof=1) / 2)
+    # a strong win counts arena_weight times: 4 + 0 + 1 + 1 wins of 4 + 2 + 2 + 2 battles
+    strong = {**even, "q1": ("B>>A", "A>B")}
+    path = _judgments(tmp_path / "strong.parquet", strong)
+    entry = {"model": "M", "seed": 1, "kind": "arena_hard", "path": path}
+    df = results_from_evaluations([entry], "s", arena_weight=3).set_index("metric").value
+    assert df["arena_hard"] == pytest.approx(60.0, abs=0.01)
+
+
+@pytest.mark.bad_input
+def test_results_from_chat_evaluations_name_the_bad_file(tmp_path):
+    wrong = _judgments(tmp_path / "other.parquet", {"q1": ("A>B", "A>B")}, model="X")
+    with pytest.raises(DataError, match=r"other\.parquet: judgments of \['X'\], expected only 'M'"):
+        results_from_evaluations([{"model": "M", "seed": 1, "kind": "arena_hard",
+                                   "path": wrong}], "s")  # fmt: skip
+    lc_only = tmp_path / "lc.json"
+    lc_only.write_text(json.dumps({"length_controlled_winrate": 50.0}))
+    with pytest.raises(DataError, match=r"lc\.json: not an AlpacaEval metrics object"):
+        results_from_evaluations([{"model": "M", "seed": 1, "kind": "alpaca_eval",
+                                   "path": str(lc_only)}], "s")  # fmt: skip
+    with pytest.raises(ValueError, match="unknown evaluation kind 'mtbench'"):
+        results_from_evaluations([{"model": "M", "seed": 1, "kind": "mtbench",
+                                   "path": str(lc_only)}], "s")  # fmt: skip
 
 
 def test_claims_show_each_sides_evaluation_standard_error():

@@ -1,11 +1,12 @@
-"""The claims run on the tiny world, reduced for CI (issue 17 item 5): one claim over two
-training seeds, through the real rules (seeded training and evaluation, the long results
-table, the claims table, its page and its forest plot). Pairing two trained variants by
-seed is tested on tables in tests/test_claims.py (CI's 30 minutes leave room for two
-trainings here)."""
+"""The claims run on the tiny world, reduced for CI (issue 17 item 5): one ProFuser claim
+and two FuseChat-3.0 claims over two training seeds, through the real rules (seeded
+training and evaluation, OpenLLM and chat, the long results table, the claims table, its
+page and its forest plot). Pairing two trained variants by seed is tested on tables in
+tests/test_claims.py (CI's 30 minutes leave room for these trainings here)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pandas as pd
@@ -13,21 +14,29 @@ import pytest
 import yaml
 from conftest import snakemake
 
+from fusekit.arena import VERDICTS as ARENA_VERDICTS
 from fusekit.report.claims import VERDICTS
 
 pytestmark = pytest.mark.workflow
 CLAIMS = ("profuser_vs_target",)
 
 
-def test_reduced_claims_run(tiny_world, tmp_path):
+def run_reduced_claims(tiny_world, tmp_path, study: str, claims) -> dict:
+    """The claims run of ``study`` with only ``claims`` (ids) over seeds 1 and 2; the
+    config it ran with."""
     cfg = json.loads(json.dumps(yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())))
-    spec = cfg["studies"]["profuser"]
-    spec["claims"] = [c for c in spec["claims"] if c["id"] in CLAIMS]
+    spec = cfg["studies"][study]
+    spec["claims"] = [c for c in spec["claims"] if c["id"] in claims]
     spec["claims_seeds"] = [1, 2]
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    target = "results/tiny/profuser/claims.md"
+    target = f"results/tiny/{study}/claims.md"
     snakemake("--profile", "profiles/tiny", target, "--configfile", str(path), cwd=tiny_world)
+    return cfg
+
+
+def test_reduced_claims_run(tiny_world, tmp_path):
+    run_reduced_claims(tiny_world, tmp_path, "profuser", CLAIMS)
 
     base = tiny_world / "results/tiny/profuser"
     results = pd.read_csv(base / "claims_results.csv")
@@ -54,3 +63,59 @@ def test_reduced_claims_run(tiny_world, tmp_path):
     page = (base / "claims.md").read_text()
     assert all(c in page for c in CLAIMS)
     assert (base / "figures/claims.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+PREFERENCE_CLAIMS = ("lndpo_vs_sft_wr", "lndpo_vs_sft_arena")
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_reduced_preference_claims_run(tiny_world, tmp_path):
+    """FuseChat-3.0's LN-DPO above SFT on AlpacaEval-2 and Arena-Hard: per seed the SFT
+    model, its reference log-probs, the DPO model started from it, and both chat
+    evaluations; the results table reads the seeded judgments."""
+    cfg = run_reduced_claims(tiny_world, tmp_path, "fusechat3", PREFERENCE_CLAIMS)
+
+    base = tiny_world / "results/tiny/fusechat3"
+    seeds = [base / f"seeds/{s}" for s in (1, 2)]
+    # the whole chain per seed: two SFT models, two reference log-prob tables (each the
+    # DPO's reference, from its seed's SFT model), two DPO models, all different
+    for part in ("models/SFT/model.safetensors", "ref_logps/SFT/dpo.parquet",
+                 "models/DPO/model.safetensors"):  # fmt: skip
+        assert _sha(seeds[0] / part) != _sha(seeds[1] / part), part
+    assert _sha(seeds[0] / "models/SFT/model.safetensors") != _sha(
+        base / "models/SFT/model.safetensors"
+    )
+
+    results = pd.read_csv(base / "claims_results.csv")
+    runs = results[results.metric == "win_rate"].groupby("model").seed.apply(sorted).to_dict()
+    assert runs == {"DPO": [1, 2], "SFT": [1, 2]}
+    # the values are the seeded evaluations' own: AlpacaEval-2's metrics file, and
+    # Arena-Hard's tie-adjusted win rate counted by hand from the judgments
+    for s in (1, 2):
+        metrics = json.loads((seeds[s - 1] / "chat_eval/alpaca_eval/DPO.json").read_text())
+        row = results[(results.model == "DPO") & (results.seed == s)].set_index("metric").value
+        assert row["win_rate"] == pytest.approx(metrics["win_rate"], abs=1e-4)  # CSV: 4 places
+        judged = pd.read_parquet(seeds[s - 1] / "chat_eval/arena_hard/DPO.parquet")
+        weight = cfg["evaluation"]["arena_hard"].get("strong_weight", 3)
+        won = n = 0.0
+        for r in judged.itertuples():
+            if r.score not in ARENA_VERDICTS:  # a game without a verdict is dropped
+                continue
+            model_first = r.game == 2  # game 2: the model is assistant A
+            w = weight if ">>" in r.score else 1
+            if r.score == "A=B":
+                won += 0.5
+            elif (r.score.startswith("A") and model_first) or (
+                r.score.startswith("B") and not model_first
+            ):
+                won += w
+            n += w
+        assert row["arena_hard"] == pytest.approx(100 * won / n, abs=0.05)
+
+    table = pd.read_csv(base / "claims.csv").set_index("claim")
+    assert set(table.index) == set(PREFERENCE_CLAIMS)
+    assert (table.n_seeds == 2).all() and table.verdict.isin(VERDICTS).all()
+    assert table.eval_se_better.gt(0).all()  # both metrics carry their evaluation's SE

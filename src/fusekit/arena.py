@@ -304,6 +304,38 @@ def bradley_terry_scores(
     return out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def win_rate_standard_error(battles: pd.DataFrame, model: str) -> float:
+    """The standard error (percentage points) of ``model``'s tie-adjusted win rate
+    against the baseline, ``100 * sum(a_q) / sum(n_q)``, over its battles' questions.
+
+    ``battles``: :data:`BATTLE_COLUMNS` rows (:func:`battles_from_judgments`, strong
+    verdicts repeated). Per question ``q``: ``a_q`` the model's wins (a tie counts 1/2),
+    ``n_q`` its battles. The battles of one question (both games, the repeats of a strong
+    verdict) are not independent, so the question is the sampling unit: the ratio
+    estimator's linearised (delta-method) variance ``Q / (Q - 1) * sum((a_q - p n_q)^2) /
+    (sum n_q)^2`` (Cochran, *Sampling Techniques*, 3rd ed., eq. 6.13, with the usual
+    finite-sample factor). With only battles against the baseline the Bradley-Terry
+    score of :func:`bradley_terry_scores` is this win rate, so this is its standard error.
+    Raises ValueError for a model with battles on fewer than 2 questions."""
+    mine = battles[(battles.model_a == model) | (battles.model_b == model)]
+    if mine.question_id.nunique() < 2:
+        raise ValueError(f"arena: {model!r} has battles on fewer than 2 questions")
+    won = np.where(
+        mine.winner == "tie",
+        0.5,
+        np.where(
+            ((mine.winner == "model_b") & (mine.model_b == model))
+            | ((mine.winner == "model_a") & (mine.model_a == model)),
+            1.0,
+            0.0,
+        ),
+    )
+    per_q = pd.DataFrame({"q": mine.question_id.to_numpy(), "a": won}).groupby("q")["a"]
+    a, n = per_q.sum().to_numpy(), per_q.size().to_numpy().astype(float)
+    p, q = a.sum() / n.sum(), len(a)
+    return float(100.0 * math.sqrt(q / (q - 1) * np.sum((a - p * n) ** 2)) / n.sum())
+
+
 # ---------------------------------------------------------------- files and judging
 
 

@@ -779,21 +779,33 @@ def preference_model_dir(config: dict, study: str, name: str) -> str:
     return f"{results_root(config)}/{study}/models/{name}"
 
 
-def preference_init_inputs(config: dict, study: str, init: str) -> list[str]:
+def preference_init_inputs(
+    config: dict, study: str, init: str, seed: int | str | None = None
+) -> list[str]:
     """The model a variant starts from as a file dependency: the built target (nothing for
-    a hub model), or another variant's output folder."""
+    a hub model), or another variant's output folder (with ``seed``: the claims run's
+    variant of that seed)."""
     if init == "target":
         return built_model(config, config["studies"][study]["target"])
+    if seed is not None:
+        return [seeded_model_dir(config, study, init, seed)]
     return [preference_model_dir(config, study, init)]
 
 
-def reference_logps_file(config: dict, study: str, init: str, data: str) -> str:
-    return f"{results_root(config)}/{study}/ref_logps/{init}/{data}.parquet"
+def reference_logps_file(
+    config: dict, study: str, init: str, data: str, seed: int | str | None = None
+) -> str:
+    """The reference log-probs of ``init`` on ``data`` (with ``seed``: that seed's model)."""
+    base = f"{results_root(config)}/{study}" if seed is None else seeded_dir(config, study, seed)
+    return f"{base}/ref_logps/{init}/{data}.parquet"
 
 
-def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[str]]:
+def preference_inputs(
+    config: dict, study: str, variant: str, seed: int | str | None = None
+) -> dict[str, list[str]]:
     """A preference variant's data, its starting model and, when an objective needs one,
-    the reference log-probs of that model on that data."""
+    the reference log-probs of that model on that data. With ``seed`` (the claims run) the
+    starting model and its log-probs are that seed's; the data are the study's, shared."""
     from fusekit.train.preference import needs_reference
 
     spec = config["studies"][study]
@@ -801,10 +813,10 @@ def preference_inputs(config: dict, study: str, variant: str) -> dict[str, list[
     init = v["init"]
     out = {
         "data": [preference_data_file(config, study, v["data"])],
-        "init": preference_init_inputs(config, study, init),
+        "init": preference_init_inputs(config, study, init, seed),
     }
     if needs_reference(v["stages"]):
-        out["reference"] = [reference_logps_file(config, study, init, v["data"])]
+        out["reference"] = [reference_logps_file(config, study, init, v["data"], seed)]
     return out
 
 
@@ -957,19 +969,36 @@ def verification_spec(config: dict, study: str) -> dict:
 
 # --- the claims run (issue 17) -----------------------------------------------
 #
-# A study's ``claims`` compare variants and models on an OpenLLM metric over the training
-# seeds ``claims_seeds``: every variant a claim names is trained and evaluated once per
-# seed under <root>/<study>/seeds/<seed>/; a model (source, base target) is evaluated
-# once, as for the tables. Not part of the default target.
+# A study's ``claims`` compare variants and models on a metric over the training seeds
+# ``claims_seeds``: every variant a claim names is trained and evaluated once per seed
+# under <root>/<study>/seeds/<seed>/ (in a preference study also the variants it starts
+# from, so that a seed reaches the whole chain); a model (source, base target) is
+# evaluated once, as for the tables. Metrics: OpenLLM (a benchmark key or ``average``)
+# or the chat evaluation (:data:`CLAIM_CHAT_METRICS`). Not part of the default target.
+
+#: chat-evaluation metrics a claim can name -> the evaluation that measures them
+#: (fusekit.chat_eval.TABLE_COLUMNS' names: AlpacaEval-2 LC and raw win rate, Arena-Hard)
+CLAIM_CHAT_METRICS = {
+    "lc_win_rate": "alpaca_eval",
+    "win_rate": "alpaca_eval",
+    "arena_hard": "arena_hard",
+}
 
 
 def claims_studies(config: dict) -> list[str]:
-    """Studies with claims and seeds (fusion studies: their variants train in the DAG)."""
-    return [
+    """Studies with claims and seeds whose variants train in the DAG: fusion studies
+    (ProFuser) and preference studies (FuseChat-3.0, WRPO, FuseRL)."""
+    trainable = {*inference_mode_studies(config), *preference_studies(config)}
+    return sorted(
         s
-        for s in inference_mode_studies(config)
+        for s in trainable
         if config["studies"][s].get("claims") and config["studies"][s].get("claims_seeds")
-    ]
+    )
+
+
+def claims_targets(config: dict) -> list[str]:
+    """Every claims study's Markdown page (``snakemake claims`` builds them all)."""
+    return [claims_files(config, s)["markdown"] for s in claims_studies(config)]
 
 
 def claims_names(config: dict, study: str) -> tuple[list[str], list[str]]:
@@ -985,25 +1014,62 @@ def seeded_dir(config: dict, study: str, seed: int | str) -> str:
     return f"{results_root(config)}/{study}/seeds/{seed}"
 
 
+def seeded_model_dir(config: dict, study: str, name: str, seed: int | str) -> str:
+    """A preference variant's starting model in the claims run: the study's target, or
+    another variant trained with the same seed."""
+    if name == "target":
+        return preference_model_dir(config, study, name)
+    return f"{seeded_dir(config, study, seed)}/models/{name}"
+
+
+def claims_metric_kinds(config: dict, study: str) -> list[str]:
+    """The evaluations the study's claims read, sorted: ``openllm``, ``alpaca_eval``,
+    ``arena_hard``."""
+    claims = config["studies"][study].get("claims", [])
+    return sorted({CLAIM_CHAT_METRICS.get(c["metric"], "openllm") for c in claims})
+
+
+def claims_evaluation_file(
+    config: dict, study: str, kind: str, model: str, seed: int | str | None
+) -> str:
+    """One evaluation a claim reads: a seeded variant's (``seed`` set) or a seed-independent
+    model's shared one (an OpenLLM JSON, AlpacaEval-2 metrics JSON or Arena-Hard
+    judgments)."""
+    if kind == "openllm":
+        if seed is None:
+            return openllm_file(config, study, {"model": model})
+        return f"{seeded_dir(config, study, seed)}/evaluation/openllm/{model}.json"
+    ext = {"alpaca_eval": "json", "arena_hard": "parquet"}[kind]
+    if seed is None:
+        return f"{chat_root(config)}/{kind}/judged/{model}.{ext}"
+    return f"{seeded_dir(config, study, seed)}/chat_eval/{kind}/{model}.{ext}"
+
+
+def seeded_chat_generations(
+    config: dict, study: str, dataset: str, entry: str, seed: int | str
+) -> str:
+    """A seeded variant's answers to a chat-evaluation set (:func:`chat_answer_set`)."""
+    answers = chat_answer_set(config, dataset)
+    return f"{seeded_dir(config, study, seed)}/generations/{answers}/{entry}.parquet"
+
+
 def claims_evaluations(config: dict, study: str) -> list[dict]:
-    """Every evaluation the claims read: ``{model, seed, path}``; ``seed`` is None for a
-    seed-independent model (its shared OpenLLM evaluation)."""
+    """Every evaluation the claims read: ``{model, seed, kind, path}``; ``seed`` is None
+    for a seed-independent model (its shared evaluation), ``kind`` one of
+    :func:`claims_metric_kinds`."""
     variants, models = claims_names(config, study)
     seeds = config["studies"][study]["claims_seeds"]
-    out = [
+    units = [(v, s) for s in seeds for v in variants] + [(m, None) for m in models]
+    return [
         {
-            "model": v,
-            "seed": s,
-            "path": f"{seeded_dir(config, study, s)}/evaluation/openllm/{v}.json",
+            "model": name,
+            "seed": seed,
+            "kind": kind,
+            "path": claims_evaluation_file(config, study, kind, name, seed),
         }
-        for s in seeds
-        for v in variants
+        for kind in claims_metric_kinds(config, study)
+        for name, seed in units
     ]
-    out += [
-        {"model": m, "seed": None, "path": openllm_file(config, study, {"model": m})}
-        for m in models
-    ]
-    return out
 
 
 def claims_files(config: dict, study: str) -> dict[str, str]:

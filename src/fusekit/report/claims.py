@@ -14,11 +14,11 @@ Claims (config). A study lists its claims under ``studies.<study>.claims``; each
      reported_better: 55.11,          # optional: the paper's numbers, so the table
      reported_worse: 54.20}           #   shows the tiny world beside the paper
 
-:data:`SCHEMA_FRAGMENT` is the proposed schema entry; :data:`DEFAULT_CLAIMS` one list per
-study, naming the models and variants of ``config/tiny.yaml``. Metrics are the names the
-results table uses: the OpenLLM benchmark keys and ``average`` (their mean), and the chat
-evaluation's ``lc_win_rate``, ``win_rate`` and ``arena_hard``
-(:data:`fusekit.chat_eval.TABLE_COLUMNS`).
+:func:`check_claims` validates such a list (config/schema.yaml's ``$defs.claims`` is its
+schema); config/tiny.yaml lists each study's. Metrics are the names the results table
+uses: the OpenLLM benchmark keys and ``average`` (their mean), and the chat evaluation's
+``lc_win_rate``, ``win_rate`` and ``arena_hard`` (:data:`fusekit.chat_eval.TABLE_COLUMNS`,
+:data:`fusekit.workflow.CLAIM_CHAT_METRICS`).
 
 Results. A long table (:data:`RESULT_COLUMNS`): one row per model x training seed x world
 seed x metric, ``value`` in the metric's units (points). A metric ``<m>_se`` (from the
@@ -121,99 +121,6 @@ _OPTIONAL = {
     "margin": 0.0,
     "reported_better": None,
     "reported_worse": None,
-}
-
-SCHEMA_FRAGMENT = """\
-# config/schema.yaml, under each study's properties (profuser, fusechat3, wrpo, fuserl):
-claims:
-  type: array
-  default: []
-  description: "The paper's claims tested by the claims run (results/<study>/claims.csv,
-    .md, .png; fusekit.report.claims): each compares two models or variants of the study
-    on one metric over training seeds (and world seeds)."
-  items:
-    type: object
-    additionalProperties: false
-    required: [id, better, worse, metric]
-    properties:
-      id: {type: string, pattern: "^[A-Za-z0-9_.-]+$", description: "Unique in the study."}
-      paper: {type: string, default: "", description: "The paper making the claim."}
-      text: {type: string, default: "", description: "The claim in words."}
-      better: {type: string, description: "A model of the config or a variant of the study,
-        claimed better."}
-      worse: {type: string, description: "The model or variant it is compared with."}
-      metric: {type: string, description: "A metric of the results table: an OpenLLM
-        benchmark key, average, lc_win_rate, win_rate or arena_hard."}
-      direction: {type: string, enum: [higher, lower], default: higher, description:
-        "Which way is better on the metric."}
-      margin: {type: number, default: 0.0, description: "Reproduced only when the whole 95%
-        interval of the advantage lies above it (metric units)."}
-      reported_better: {type: [number, "null"], default: null, description: "The paper's
-        value of better (its table), shown beside the tiny world's difference."}
-      reported_worse: {type: [number, "null"], default: null, description: "The paper's
-        value of worse."}
-"""
-
-
-# (id, paper, text, better, worse, metric, reported better, reported worse) per study.
-# ProFuser: Table 1's Average (config/reported/profuser_table1.csv), sources by role
-# (src_neox = mpt-7b-8k-chat, src_qwen2 = Llama-2-7b-chat, tgt_llama = vicuna-7b-v1.5;
-# src_llama has no reported row). FuseRL: Table 1's AlpacaEval-2 LC cells were not
-# recovered (config/reported/fuserl_table1_partial.csv), so no reported values. WRPO:
-# Table 2's Target-SFT-WRPO and Target-SFT-DPO. FuseChat-3.0: the card's Instruct (the
-# length-normalised DPO, tiny variant DPO) and SFT.
-_P, _F, _W, _C = "ProFuser", "FuseRL", "WRPO", "FuseChat-3.0"
-_DEFAULT_ROWS: dict[str, list[tuple]] = {
-    "profuser": [
-        ("profuser_vs_target", _P, "ProFuser above the target", "ProFuser", "tgt_llama",
-         "average", 55.11, 53.46),
-        ("profuser_vs_csft", _P, "ProFuser above CSFT", "ProFuser", "CSFT", "average",
-         55.11, 54.20),
-        ("profuser_vs_fuse", _P, "ProFuser above Fuse (training mode only)", "ProFuser",
-         "Fuse", "average", 55.11, 54.53),
-        ("profuser_vs_src_neox", _P, "ProFuser above the source src_neox", "ProFuser",
-         "src_neox", "average", 55.11, 48.68),
-        ("profuser_vs_src_qwen2", _P, "ProFuser above the source src_qwen2", "ProFuser",
-         "src_qwen2", "average", 55.11, 51.83),
-        ("profuser_vs_src_llama", _P, "ProFuser above the source src_llama", "ProFuser",
-         "src_llama", "average", 55.11, None),
-        ("progressive_vs_simultaneous", _P, "progressive (ProFuser) above simultaneous "
-         "(SimulFuse)", "ProFuser", "SimulFuse", "average", 55.11, 54.56),
-        ("progressive_vs_reverse", _P, "progressive (ProFuser) above reverse (ReverseFuse)",
-         "ProFuser", "ReverseFuse", "average", 55.11, 54.30),
-    ],
-    "fuserl": [
-        ("fusesft_vs_sft", _F, "FuseSFT above single-source SFT", "FuseSFT", "SFT",
-         "lc_win_rate", None, None),
-        ("fuserl_dpo_vs_sft_dpo", _F, "FuseRL_DPO above SFT+DPO", "FuseRL_DPO", "SFT+DPO",
-         "lc_win_rate", None, None),
-        ("fuserl_simpo_vs_sft_simpo", _F, "FuseRL_SimPO above SFT+SimPO", "FuseRL_SimPO",
-         "SFT+SimPO", "lc_win_rate", None, None),
-        ("fuserl_rloo_vs_sft_rloo", _F, "FuseRL_RLOO above SFT+RLOO", "FuseRL_RLOO",
-         "SFT+RLOO", "lc_win_rate", None, None),
-    ],
-    "wrpo": [
-        ("wrpo_vs_dpo_lc", _W, "WRPO above Target-SFT-DPO", "WRPO", "Target-SFT-DPO",
-         "lc_win_rate", 55.9, 50.7),
-        ("wrpo_vs_dpo_arena", _W, "WRPO above Target-SFT-DPO", "WRPO", "Target-SFT-DPO",
-         "arena_hard", 46.2, 40.2),
-    ],
-    "fusechat3": [
-        ("lndpo_vs_sft_lc", _C, "LN-DPO above SFT", "DPO", "SFT", "lc_win_rate", 65.4, 41.3),
-        ("lndpo_vs_sft_arena", _C, "LN-DPO above SFT", "DPO", "SFT", "arena_hard", 58.2, 38.7),
-    ],
-}  # fmt: skip
-_ROW_KEYS = ("id", "paper", "text", "better", "worse", "metric", "reported_better",
-             "reported_worse")  # fmt: skip
-
-#: One claims list per study, naming config/tiny.yaml's models and variants (a proposal
-#: for ``studies.<study>.claims``; the reported values are the papers' table cells).
-DEFAULT_CLAIMS: dict[str, list[dict]] = {
-    study: [
-        {**dict(zip(_ROW_KEYS, row, strict=True)), "direction": "higher", "margin": 0.0}
-        for row in rows
-    ]
-    for study, rows in _DEFAULT_ROWS.items()
 }
 
 
@@ -664,37 +571,100 @@ def write_claims(
         plot_claims(df, figure)
 
 
-def results_from_evaluations(
-    entries: list[dict], study: str, world_seed: int | None = None
-) -> pd.DataFrame:
-    """The long results table (:data:`RESULT_COLUMNS`) from OpenLLM evaluation files.
-
-    ``entries``: ``{model, seed, path}`` each (``seed`` None for a seed-independent model;
-    :func:`fusekit.workflow.claims_evaluations`). Every benchmark of a file is one metric
-    (its key, value in points), ``average`` is their unweighted mean, as in the
-    papers' Average column, and ``average_se`` its standard error within the evaluation
-    (:func:`fusekit.eval.precision.average_standard_error`; no such row for a file where
-    a benchmark has no standard error, e.g. evaluated with a limit). Raises ValueError
-    naming a file that is not an evaluation, and DataError when files of one model
-    disagree on the benchmarks they hold.
-    """
+def _openllm_metrics(path: str) -> dict[str, float]:
+    """Every benchmark of an OpenLLM evaluation file, ``average`` and ``average_se``."""
     from fusekit.eval.precision import average_standard_error
     from fusekit.report.tables import read_evaluation
 
-    rows, benchmarks = [], {}
+    scores = read_evaluation(path)
+    values = {k: v["value"] for k, v in scores.items()}
+    values["average"] = float(np.mean(list(values.values())))
+    if all(_is_number(v["stderr"]) for v in scores.values()):
+        values["average" + SE_SUFFIX] = average_standard_error({"benchmarks": scores})
+    return values
+
+
+def _alpaca_metrics(path: str) -> dict[str, float]:
+    """AlpacaEval-2's LC and raw win rates (points) of a metrics JSON
+    (:func:`fusekit.chat_eval.judge_alpaca`), with their standard errors where known."""
+    from fusekit.checks import read_json
+
+    m = read_json(path, "AlpacaEval metrics")
+    keys = {"length_controlled_winrate": "lc_win_rate", "win_rate": "win_rate"}
+    if not isinstance(m, dict) or any(k not in m for k in keys):
+        raise DataError(f"{path}: not an AlpacaEval metrics object (needs {sorted(keys)})")
+    values = {name: float(m[k]) for k, name in keys.items()}
+    for k, name in (("lc_standard_error", "lc_win_rate"), ("standard_error", "win_rate")):
+        if _is_number(m.get(k)):
+            values[name + SE_SUFFIX] = float(m[k])
+    return values
+
+
+def _arena_metrics(path: str, model: str, weight: int) -> dict[str, float]:
+    """Arena-Hard's win rate against the baseline (points) of one model's judgments
+    (:func:`fusekit.arena.bradley_terry_scores` on them alone, which with only battles
+    against the baseline is the model's own tie-adjusted win rate, the number the
+    study's table shows) and its standard error over questions
+    (:func:`fusekit.arena.win_rate_standard_error`)."""
+    from fusekit import arena
+    from fusekit.io import read_table
+
+    judgments = read_table(path, arena.JUDGMENT_COLUMNS)
+    models = sorted(map(str, judgments.model.unique()))
+    if models != [model]:
+        raise DataError(f"{path}: judgments of {models}, expected only {model!r}")
+    baselines = judgments.baseline.unique()
+    if len(baselines) != 1:
+        raise DataError(f"{path}: judgments against several baselines {sorted(baselines)}")
+    battles = arena.battles_from_judgments(judgments, weight)
+    scores = arena.bradley_terry_scores(battles, baselines[0], rounds=0).set_index("model")
+    return {
+        "arena_hard": float(scores.loc[model, "score"]),
+        "arena_hard" + SE_SUFFIX: arena.win_rate_standard_error(battles, model),
+    }
+
+
+def results_from_evaluations(
+    entries: list[dict], study: str, world_seed: int | None = None, arena_weight: int = 3
+) -> pd.DataFrame:
+    """The long results table (:data:`RESULT_COLUMNS`) from evaluation files.
+
+    ``entries``: ``{model, seed, path, kind}`` each (``seed`` None for a seed-independent
+    model; :func:`fusekit.workflow.claims_evaluations`). ``kind``:
+
+    * ``openllm`` (the default): every benchmark of the file is one metric (its key, value
+      in points), ``average`` is their unweighted mean, as in the papers' Average column,
+      and ``average_se`` its standard error within the evaluation
+      (:func:`fusekit.eval.precision.average_standard_error`; no such row for a file
+      where a benchmark has no standard error, e.g. evaluated with a limit);
+    * ``alpaca_eval``: ``lc_win_rate`` and ``win_rate`` with ``*_se`` rows;
+    * ``arena_hard``: ``arena_hard`` with ``arena_hard_se`` from the model's judgments
+      (strong verdicts counted ``arena_weight`` times, as the study's scores).
+
+    Raises ValueError naming a file that is not such an evaluation or an unknown kind,
+    and DataError when files of one model and kind disagree on the metrics they hold.
+    """
+    rows, metrics = [], {}
     for e in entries:
-        scores = read_evaluation(e["path"])
-        keys = tuple(sorted(scores))
-        if benchmarks.setdefault(e["model"], keys) != keys:
+        kind = e.get("kind", "openllm")
+        if kind == "openllm":
+            values = _openllm_metrics(e["path"])
+        elif kind == "alpaca_eval":
+            values = _alpaca_metrics(e["path"])
+        elif kind == "arena_hard":
+            values = _arena_metrics(e["path"], e["model"], arena_weight)
+        else:
+            raise ValueError(
+                f"{e['path']}: unknown evaluation kind {kind!r} "
+                "(openllm, alpaca_eval or arena_hard)"
+            )
+        keys = tuple(sorted(k for k in values if not k.endswith(SE_SUFFIX)))
+        if metrics.setdefault((e["model"], kind), keys) != keys:
             raise DataError(
-                f"{e['path']}: benchmarks {list(keys)} differ from another evaluation of "
-                f"{e['model']} ({list(benchmarks[e['model']])})"
+                f"{e['path']}: metrics {list(keys)} differ from another {kind} evaluation "
+                f"of {e['model']} ({list(metrics[(e['model'], kind)])})"
             )
         seed = None if e.get("seed") is None else int(e["seed"])
-        values = {k: v["value"] for k, v in scores.items()}
-        values["average"] = float(np.mean(list(values.values())))
-        if all(_is_number(v["stderr"]) for v in scores.values()):
-            values["average" + SE_SUFFIX] = average_standard_error({"benchmarks": scores})
         rows += [
             {
                 "study": study,
@@ -713,8 +683,12 @@ def check_study_claims(config: dict, study: str) -> None:
     """Plan-time checks of ``studies.<study>.claims`` and ``claims_seeds`` (raises
     :class:`fusekit.config.ConfigError` naming the key): the claims themselves
     (:func:`check_claims`); each side a variant of the study or a model of the config;
-    each metric ``average`` or a benchmark of ``evaluation.openllm.benchmarks``; at least
-    two seeds (an interval needs two)."""
+    each metric ``average``, a benchmark of ``evaluation.openllm.benchmarks`` or, where
+    the chat evaluation is configured, one of
+    :data:`fusekit.workflow.CLAIM_CHAT_METRICS`; at least two seeds (an interval needs
+    two)."""
+    from fusekit.workflow import CLAIM_CHAT_METRICS, chat_eval_enabled
+
     spec = config["studies"][study]
     key = f"config key studies.{study}"
     claims = check_claims(spec.get("claims", []), f"{key}.claims")
@@ -722,6 +696,8 @@ def check_study_claims(config: dict, study: str) -> None:
         return
     known = set(spec.get("variants", {})) | set(config.get("models", {}))
     metrics = {"average", *config.get("evaluation", {}).get("openllm", {}).get("benchmarks", {})}
+    if chat_eval_enabled(config):
+        metrics |= set(CLAIM_CHAT_METRICS)
     for i, c in enumerate(claims):
         for side in ("better", "worse"):
             if c[side] not in known:
