@@ -288,3 +288,25 @@ def test_python_options_go_to_python(server, tmp_path):
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert (out.stdout, out.stderr) == ("42\n", "")
+
+
+def test_the_gpu_check_passes_on_cpu(tmp_path):
+    """benchmarks/forkserver_gpu_check.py, run on CPU here (on a GPU machine with
+    --device cuda): the forked job found its modules preloaded, did not fall back, and
+    computed the plain job's sum exactly."""
+    import json
+
+    out = tmp_path / "check.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks/forkserver_gpu_check.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--device", "cpu", "--jobs", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = json.loads(out.read_text())
+    (forked,) = runs["forked"]
+    assert forked["preloaded"] and not forked["fell_back"] and not runs["plain"]["preloaded"]
+    assert forked["sum"] == runs["plain"]["sum"] and forked["pid"] != runs["plain"]["pid"]
+    assert runs["failures"] == []
