@@ -47,8 +47,11 @@ def _run(cmd: list[str]) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     wall = time.perf_counter() - t
     out = {"returncode": proc.returncode, "wall_s": wall, "fell_back": False}
-    if proc.returncode == 0:
-        out |= json.loads(proc.stdout.strip().splitlines()[-1])
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode == 0 and lines:
+        out |= json.loads(lines[-1])
+    elif proc.returncode == 0:  # a job that printed nothing: report it as failed
+        out["returncode"] = -1
     out["fell_back"] = "running python itself" in proc.stderr
     if proc.returncode != 0:
         out["stderr"] = proc.stderr[-2000:]

@@ -1,7 +1,9 @@
 # AlpacaEval-2 and Arena-Hard v0.1 for every model a study names (sources, target,
 # trained variants). Models answer the sets with the ordinary generation step; a judge
 # (an OpenAI-compatible API, or in the tiny world a reward model) compares answers.
-# Judge calls are cached under evaluation.cache_dir, outside every output.
+# Judge calls are cached under evaluation.cache_dir, outside every output: a source's or
+# target's in it, a study variant's in <cache_dir>/<study> (variants of two studies can
+# share a name, and two jobs must never write one cache file at once).
 rule build_chat_eval_sets:
     input:
         f"{WORLD}/corpus.parquet" if SCALE == "tiny" else [],
@@ -122,7 +124,7 @@ rule evaluate_alpaca:
         ),
         rounds=config["evaluation"]["alpaca_eval"].get("lc_bootstrap_rounds", 50),
         seed=config["evaluation"]["alpaca_eval"].get("seed", 0),
-        cache=config["evaluation"]["cache_dir"],
+        cache=lambda w: f"{config['evaluation']['cache_dir']}/{w.study}",
     shell:
         "fusekit-python scripts/judge_alpaca.py --reference {input.reference} "
         "--generations {input.generations} --judge {params.judge:q} "
@@ -157,7 +159,7 @@ rule evaluate_arena:
         judge=lambda w: get_judge("arena_hard"),
         attempts=config["evaluation"].get("arena_hard", {}).get("attempts"),
         settings=as_json(config["evaluation"].get("arena_hard", {}).get("settings")),
-        cache=config["evaluation"]["cache_dir"],
+        cache=lambda w: f"{config['evaluation']['cache_dir']}/{w.study}",
         match=(
             "--match-prompts"
             if config["evaluation"].get("arena_hard", {}).get("answers_from")
@@ -185,6 +187,8 @@ use rule evaluate_alpaca as evaluate_alpaca_model with:
         f"{LOGS}chat_eval/evaluate_alpaca_model/{{model}}.log",
     benchmark:
         f"{R}benchmarks/chat_eval/evaluate_alpaca_model/{{model}}.tsv"
+    params:
+        cache=config["evaluation"]["cache_dir"],
 
 
 use rule evaluate_arena as evaluate_arena_model with:
@@ -202,6 +206,8 @@ use rule evaluate_arena as evaluate_arena_model with:
         f"{LOGS}chat_eval/evaluate_arena_model/{{model}}.log",
     benchmark:
         f"{R}benchmarks/chat_eval/evaluate_arena_model/{{model}}.tsv"
+    params:
+        cache=config["evaluation"]["cache_dir"],
 
 
 rule score_arena:

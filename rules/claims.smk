@@ -13,6 +13,7 @@ FUSION_CLAIMS = [
 PREFERENCE_CLAIMS = [
     s for s in layout.claims_studies(config) if s in PREFERENCE_STUDIES
 ]
+WRPO_CLAIMS = [s for s in PREFERENCE_CLAIMS if s in layout.wrpo_studies(config)]
 
 
 use rule train_fusion as train_fusion_seeded with:
@@ -43,37 +44,16 @@ use rule train_preference as train_preference_seeded with:
         study=one_of(PREFERENCE_CLAIMS),
         seed=r"\d+",
     params:
-        variant=lambda w: as_json(get_preference_variant(w)),
         init=lambda w: layout.seeded_model_dir(
             config, w.study, get_preference_variant(w)["init"], w.seed
         ),
-        reference=lambda w, input: (
-            f"--reference {input.reference}" if "reference" in input.keys() else ""
-        ),
-        target_result=lambda w: as_json(
-            layout.result_settings(
-                config["models"][config["studies"][w.study]["target"]],
-                drop=("generation",),
-            )
-        ),
-        spec=layout.untracked(
-            lambda w: as_json(config["models"][config["studies"][w.study]["target"]])
-        ),
-        optim=lambda w: as_json(get_preference_optim(w)),
-        training_result=lambda w: as_json(
-            layout.result_settings(config["studies"][w.study]["training"])
-        ),
-        training_cfg=layout.untracked(
-            lambda w: as_json(config["studies"][w.study]["training"])
-        ),
         seed=lambda w: job_seed("preference", w.study, w.variant, "claims", w.seed),
         checkpoints=f"{R}{{study}}/seeds/{{seed}}/checkpoints/{{variant}}",
-        launcher=get_training_launcher,
 
 
 use rule score_reference_logps as score_reference_logps_seeded with:
     input:
-        data=f"{R}{{study}}/data/{{data}}.parquet",
+        data=lambda w: layout.preference_data_file(config, w.study, w.data, w.seed),
         model=lambda w: layout.preference_init_inputs(config, w.study, w.init, w.seed),
     output:
         f"{R}{{study}}/seeds/{{seed}}/ref_logps/{{init}}/{{data}}.parquet",
@@ -87,17 +67,59 @@ use rule score_reference_logps as score_reference_logps_seeded with:
         data=r"(%s)(\.[A-Za-z0-9_-]+)?" % "|".join(layout.DATA_SHAPES),
     params:
         path=lambda w: layout.seeded_model_dir(config, w.study, w.init, w.seed),
-        target_result=lambda w: as_json(
-            layout.result_settings(
-                config["models"][config["studies"][w.study]["target"]],
-                drop=("generation",),
-            )
-        ),
-        spec=layout.untracked(
-            lambda w: as_json(config["models"][config["studies"][w.study]["target"]])
-        ),
-        shape=lambda w: layout.data_shape(w.data),
-        max_length=lambda w: config["studies"][w.study]["optimizer"]["max_length"],
+
+
+# WRPO: each seed's Target-SFT samples the WRPO prompts and builds its own quadruples, so
+# that its preference stage learns from its own samples, as in the default DAG
+
+
+use rule generate_target_samples as generate_target_samples_seeded with:
+    input:
+        prompts=f"{R}{{study}}/data/wrpo_prompts.parquet",
+        model=f"{R}{{study}}/seeds/{{seed}}/models/{{variant}}",
+    output:
+        generations=f"{R}{{study}}/seeds/{{seed}}/target_samples/{{variant}}.parquet",
+        throughput=f"{R}{{study}}/seeds/{{seed}}/target_samples/{{variant}}.throughput.json",
+    log:
+        f"{LOGS}preference/generate_target_samples_seeded/{{study}}/{{seed}}/{{variant}}.log",
+    benchmark:
+        f"{R}benchmarks/preference/generate_target_samples_seeded/{{study}}/{{seed}}/{{variant}}.tsv"
+    wildcard_constraints:
+        study=one_of(WRPO_CLAIMS),
+        seed=r"\d+",
+    params:
+        seed=lambda w: job_seed("target_samples", w.study, w.variant, "claims", w.seed),
+
+
+use rule score_target_samples as score_target_samples_seeded with:
+    input:
+        generations=f"{R}{{study}}/seeds/{{seed}}/target_samples/{{variant}}.parquet",
+        rm=get_study_reward_model_dir,
+    output:
+        f"{R}{{study}}/seeds/{{seed}}/target_samples/{{variant}}.scores.parquet",
+    log:
+        f"{LOGS}preference/score_target_samples_seeded/{{study}}/{{seed}}/{{variant}}.log",
+    benchmark:
+        f"{R}benchmarks/preference/score_target_samples_seeded/{{study}}/{{seed}}/{{variant}}.tsv"
+    wildcard_constraints:
+        study=one_of(WRPO_CLAIMS),
+        seed=r"\d+",
+
+
+use rule build_wrpo_quadruples as build_wrpo_quadruples_seeded with:
+    output:
+        quadruples=f"{R}{{study}}/seeds/{{seed}}/data/quadruples{{subset}}.parquet",
+        counts=f"{R}{{study}}/seeds/{{seed}}/data/quadruple_counts{{subset}}.csv",
+    log:
+        f"{LOGS}preference/build_wrpo_quadruples_seeded/{{study}}/{{seed}}{{subset}}.log",
+    benchmark:
+        f"{R}benchmarks/preference/build_wrpo_quadruples_seeded/{{study}}/{{seed}}{{subset}}.tsv"
+    wildcard_constraints:
+        study=one_of(WRPO_CLAIMS),
+        seed=r"\d+",
+        subset=r"(\.[A-Za-z0-9_-]+)?",
+    params:
+        data_dir=lambda w: f"{layout.seeded_dir(config, w.study, w.seed)}/data",
 
 
 use rule evaluate_openllm_variant as evaluate_openllm_seeded with:
@@ -132,6 +154,10 @@ use rule generate_variant_responses as generate_variant_responses_seeded with:
     wildcard_constraints:
         study=one_of(layout.claims_studies(config)),
         seed=r"\d+",
+    params:
+        seed=lambda w: job_seed(
+            "generate", w.dataset, w.study, w.variant, "claims", w.seed
+        ),
 
 
 use rule evaluate_alpaca as evaluate_alpaca_seeded with:
@@ -152,6 +178,9 @@ use rule evaluate_alpaca as evaluate_alpaca_seeded with:
     wildcard_constraints:
         study=one_of(layout.claims_studies(config)),
         seed=r"\d+",
+    params:
+        # one cache folder per seed: two seeds of a variant are judged at the same time
+        cache=lambda w: f"{config['evaluation']['cache_dir']}/{w.study}/seeds/{w.seed}",
 
 
 use rule evaluate_arena as evaluate_arena_seeded with:
@@ -172,6 +201,9 @@ use rule evaluate_arena as evaluate_arena_seeded with:
     wildcard_constraints:
         study=one_of(layout.claims_studies(config)),
         seed=r"\d+",
+    params:
+        # one cache folder per seed: two seeds of a variant are judged at the same time
+        cache=lambda w: f"{config['evaluation']['cache_dir']}/{w.study}/seeds/{w.seed}",
 
 
 rule tabulate_claims_results:

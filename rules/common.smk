@@ -330,7 +330,8 @@ def get_study_reward_model_dir(wildcards):
 
 
 def get_wrpo_quadruple_inputs(wildcards):
-    samples = layout.target_sample_files(config, wildcards.study)
+    seed = wildcards.get("seed")  # the claims run's seeded copy of the rule
+    samples = layout.target_sample_files(config, wildcards.study, seed)
     sources = layout.source_subset(
         config, wildcards.study, f"quadruples{wildcards.subset}"
     )

@@ -465,6 +465,19 @@ def test_a_preference_claims_run_trains_the_whole_chain_per_seed():
     target = cfg["models"]["tgt_llama"]["path"]
     assert layout.preference_inputs(cfg, "fuserl", "SFT", 3)["init"] == [target]
     assert layout.seeded_model_dir(cfg, "fuserl", "target", 3) == target
+    # WRPO learns from its init's own samples: per seed, that seed's Target-SFT samples and
+    # quadruples; the SFT data (its best source responses) are the study's
+    wrpo = layout.preference_inputs(cfg, "wrpo", "WRPO", 2)
+    assert wrpo["data"] == ["results/tiny/wrpo/seeds/2/data/quadruples.parquet"]
+    assert wrpo["reference"] == [
+        "results/tiny/wrpo/seeds/2/ref_logps/Target-SFT/quadruples.parquet"
+    ]
+    assert layout.target_sample_files(cfg, "wrpo", 2)["generations"] == (
+        "results/tiny/wrpo/seeds/2/target_samples/Target-SFT.parquet"
+    )
+    assert layout.preference_inputs(cfg, "wrpo", "Target-SFT", 2)["data"] == [
+        "results/tiny/wrpo/data/target_sft.parquet"
+    ]
     # chat claims read AlpacaEval-2 metrics and Arena-Hard judgments: seeded for a variant,
     # the shared ones for a model
     evals = layout.claims_evaluations(cfg, "fusechat3")
@@ -574,7 +587,7 @@ def _judgments(path, games, model="M"):
 
 def test_results_from_chat_evaluations(tmp_path):
     alpaca = tmp_path / "a.json"
-    alpaca.write_text(json.dumps({"length_controlled_winrate": 50.0, "win_rate": 44.1,
+    alpaca.write_text(json.dumps({"model": "M", "length_controlled_winrate": 50.0, "win_rate": 44.1,
                                   "standard_error": 4.5, "lc_standard_error": None}))  # fmt: skip
     # per question the model wins 2, 0, 1 (two ties) and 1 of its 2 games: 50%, and the
     # questions' win rates 1, 0, 1/2, 1/2 have standard error sd / sqrt(4) (equal games
@@ -597,6 +610,9 @@ def test_results_from_chat_evaluations(tmp_path):
     entry = {"model": "M", "seed": 1, "kind": "arena_hard", "path": path}
     df = results_from_evaluations([entry], "s", arena_weight=3).set_index("metric").value
     assert df["arena_hard"] == pytest.approx(60.0, abs=0.01)
+    # unequal battles per question (4, 2, 2, 2), by hand: p = 0.6, sum (a_q - p n_q)^2 =
+    # 1.6^2 + 1.2^2 + 0.2^2 + 0.2^2 = 4.08, SE = sqrt(4/3 * 4.08) / 10
+    assert df["arena_hard_se"] == pytest.approx(100 * math.sqrt(4 / 3 * 4.08) / 10)
 
 
 @pytest.mark.bad_input
@@ -610,6 +626,15 @@ def test_results_from_chat_evaluations_name_the_bad_file(tmp_path):
     with pytest.raises(DataError, match=r"lc\.json: not an AlpacaEval metrics object"):
         results_from_evaluations([{"model": "M", "seed": 1, "kind": "alpaca_eval",
                                    "path": str(lc_only)}], "s")  # fmt: skip
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"model": "X", "length_controlled_winrate": 50.0, "win_rate": 1}))
+    with pytest.raises(DataError, match=r"other\.json: metrics of 'X', expected 'M'"):
+        results_from_evaluations([{"model": "M", "seed": 1, "kind": "alpaca_eval",
+                                   "path": str(other)}], "s")  # fmt: skip
+    no_verdict = _judgments(tmp_path / "none.parquet", {"q1": (None, None), "q2": (None, None)})
+    with pytest.raises(DataError, match=r"none\.parquet: "):
+        results_from_evaluations([{"model": "M", "seed": 1, "kind": "arena_hard",
+                                   "path": no_verdict}], "s")  # fmt: skip
     with pytest.raises(ValueError, match="unknown evaluation kind 'mtbench'"):
         results_from_evaluations([{"model": "M", "seed": 1, "kind": "mtbench",
                                    "path": str(lc_only)}], "s")  # fmt: skip

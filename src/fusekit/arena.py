@@ -313,8 +313,8 @@ def win_rate_standard_error(battles: pd.DataFrame, model: str) -> float:
     ``n_q`` its battles. The battles of one question (both games, the repeats of a strong
     verdict) are not independent, so the question is the sampling unit: the ratio
     estimator's linearised (delta-method) variance ``Q / (Q - 1) * sum((a_q - p n_q)^2) /
-    (sum n_q)^2`` (Cochran, *Sampling Techniques*, 3rd ed., eq. 6.13, with the usual
-    finite-sample factor). With only battles against the baseline the Bradley-Terry
+    (sum n_q)^2`` (Cochran, *Sampling Techniques*, 3rd ed., eq. 6.13, without the
+    finite-population correction). With only battles against the baseline the Bradley-Terry
     score of :func:`bradley_terry_scores` is this win rate, so this is its standard error.
     Raises ValueError for a model with battles on fewer than 2 questions."""
     mine = battles[(battles.model_a == model) | (battles.model_b == model)]

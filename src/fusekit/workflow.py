@@ -739,21 +739,31 @@ def preference_data_files(config: dict, study: str) -> dict[str, str]:
     }
 
 
-def preference_data_file(config: dict, study: str, data: str) -> str:
+#: data built from a variant's own samples (WRPO's quadruples from Target-SFT's): in the
+#: claims run each seed builds its own, from its own sampling variant
+SAMPLED_DATA = ("quadruples",)
+
+
+def preference_data_file(config: dict, study: str, data: str, seed: int | str | None = None) -> str:
     """The file of a variant's ``data``: a name of :func:`preference_data_files`, or
-    ``quadruples.<subset>`` (WRPO over a subset of the sources)."""
+    ``quadruples.<subset>`` (WRPO over a subset of the sources). With ``seed`` (the claims
+    run) data of :data:`SAMPLED_DATA` are that seed's; the others are the study's."""
     base, _, subset = data.partition(".")
+    if seed is not None and base in SAMPLED_DATA:
+        return f"{seeded_dir(config, study, seed)}/data/{data}.parquet"
     if subset:
         return f"{results_root(config)}/{study}/data/{base}.{subset}.parquet"
     return preference_data_files(config, study)[data]
 
 
-def target_sample_files(config: dict, study: str) -> dict[str, str]:
-    """The sampling variant's generations on the WRPO prompts, and their scores."""
+def target_sample_files(config: dict, study: str, seed: int | str | None = None) -> dict[str, str]:
+    """The sampling variant's generations on the WRPO prompts, and their scores (with
+    ``seed``: the claims run's variant of that seed)."""
     v = config["studies"][study]["target_samples"]["variant"]
+    base = f"{results_root(config)}/{study}" if seed is None else seeded_dir(config, study, seed)
     return {
-        "generations": f"{results_root(config)}/{study}/target_samples/{v}.parquet",
-        "scores": f"{results_root(config)}/{study}/target_samples/{v}.scores.parquet",
+        "generations": f"{base}/target_samples/{v}.parquet",
+        "scores": f"{base}/target_samples/{v}.scores.parquet",
     }
 
 
@@ -805,14 +815,15 @@ def preference_inputs(
 ) -> dict[str, list[str]]:
     """A preference variant's data, its starting model and, when an objective needs one,
     the reference log-probs of that model on that data. With ``seed`` (the claims run) the
-    starting model and its log-probs are that seed's; the data are the study's, shared."""
+    starting model and its log-probs are that seed's, and so are data sampled from a
+    variant (:data:`SAMPLED_DATA`); the other data are the study's, shared."""
     from fusekit.train.preference import needs_reference
 
     spec = config["studies"][study]
     v = spec["variants"][variant]
     init = v["init"]
     out = {
-        "data": [preference_data_file(config, study, v["data"])],
+        "data": [preference_data_file(config, study, v["data"], seed)],
         "init": preference_init_inputs(config, study, init, seed),
     }
     if needs_reference(v["stages"]):
@@ -1056,20 +1067,20 @@ def seeded_chat_generations(
 def claims_evaluations(config: dict, study: str) -> list[dict]:
     """Every evaluation the claims read: ``{model, seed, kind, path}``; ``seed`` is None
     for a seed-independent model (its shared evaluation), ``kind`` one of
-    :func:`claims_metric_kinds`."""
-    variants, models = claims_names(config, study)
-    seeds = config["studies"][study]["claims_seeds"]
-    units = [(v, s) for s in seeds for v in variants] + [(m, None) for m in models]
-    return [
-        {
-            "model": name,
-            "seed": seed,
-            "kind": kind,
-            "path": claims_evaluation_file(config, study, kind, name, seed),
-        }
-        for kind in claims_metric_kinds(config, study)
-        for name, seed in units
-    ]
+    :func:`claims_metric_kinds`. A model or variant is evaluated by the kinds its own
+    claims' metrics need."""
+    spec = config["studies"][study]
+    seeds, variants = spec["claims_seeds"], set(spec.get("variants", {}))
+    out, seen = [], set()
+    for claim in spec.get("claims", []):
+        kind = CLAIM_CHAT_METRICS.get(claim["metric"], "openllm")
+        for name in (claim["better"], claim["worse"]):
+            for seed in seeds if name in variants else [None]:
+                if (name, seed, kind) not in seen:
+                    seen.add((name, seed, kind))
+                    path = claims_evaluation_file(config, study, kind, name, seed)
+                    out.append({"model": name, "seed": seed, "kind": kind, "path": path})
+    return out
 
 
 def claims_files(config: dict, study: str) -> dict[str, str]:

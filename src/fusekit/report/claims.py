@@ -23,8 +23,10 @@ uses: the OpenLLM benchmark keys and ``average`` (their mean), and the chat eval
 Results. A long table (:data:`RESULT_COLUMNS`): one row per model x training seed x world
 seed x metric, ``value`` in the metric's units (points). A metric ``<m>_se`` (from the
 evaluations: ``average_se``, the standard error of one evaluation's average over its
-items, :func:`fusekit.eval.precision.average_standard_error`) is that evaluation's
-standard error of ``<m>``: the claims table shows its mean per side (``eval_se_better``,
+items, :func:`fusekit.eval.precision.average_standard_error`; ``win_rate_se`` and
+``lc_win_rate_se``, AlpacaEval-2's; ``arena_hard_se``,
+:func:`fusekit.arena.win_rate_standard_error`) is that evaluation's standard error of
+``<m>``: the claims table shows its mean per side (``eval_se_better``,
 ``eval_se_worse``; NaN where the table has none, as in results tables written before
 it). A model that does not depend on the training seed (a source, the base target) is
 *seed-independent*: its seed is empty, or it is named in ``seed_independent``; it then
@@ -584,15 +586,17 @@ def _openllm_metrics(path: str) -> dict[str, float]:
     return values
 
 
-def _alpaca_metrics(path: str) -> dict[str, float]:
+def _alpaca_metrics(path: str, model: str) -> dict[str, float]:
     """AlpacaEval-2's LC and raw win rates (points) of a metrics JSON
     (:func:`fusekit.chat_eval.judge_alpaca`), with their standard errors where known."""
     from fusekit.checks import read_json
 
     m = read_json(path, "AlpacaEval metrics")
     keys = {"length_controlled_winrate": "lc_win_rate", "win_rate": "win_rate"}
-    if not isinstance(m, dict) or any(k not in m for k in keys):
-        raise DataError(f"{path}: not an AlpacaEval metrics object (needs {sorted(keys)})")
+    if not isinstance(m, dict) or any(not _is_number(m.get(k)) for k in keys):
+        raise DataError(f"{path}: not an AlpacaEval metrics object (needs numbers {sorted(keys)})")
+    if m.get("model") != model:
+        raise DataError(f"{path}: metrics of {m.get('model')!r}, expected {model!r}")
     values = {name: float(m[k]) for k, name in keys.items()}
     for k, name in (("lc_standard_error", "lc_win_rate"), ("standard_error", "win_rate")):
         if _is_number(m.get(k)):
@@ -616,12 +620,13 @@ def _arena_metrics(path: str, model: str, weight: int) -> dict[str, float]:
     baselines = judgments.baseline.unique()
     if len(baselines) != 1:
         raise DataError(f"{path}: judgments against several baselines {sorted(baselines)}")
-    battles = arena.battles_from_judgments(judgments, weight)
-    scores = arena.bradley_terry_scores(battles, baselines[0], rounds=0).set_index("model")
-    return {
-        "arena_hard": float(scores.loc[model, "score"]),
-        "arena_hard" + SE_SUFFIX: arena.win_rate_standard_error(battles, model),
-    }
+    try:
+        battles = arena.battles_from_judgments(judgments, weight)
+        scores = arena.bradley_terry_scores(battles, baselines[0], rounds=0).set_index("model")
+        se = arena.win_rate_standard_error(battles, model)
+    except ValueError as err:  # no valid verdict, battles on fewer than 2 questions
+        raise DataError(f"{path}: {err}") from err
+    return {"arena_hard": float(scores.loc[model, "score"]), "arena_hard" + SE_SUFFIX: se}
 
 
 def results_from_evaluations(
@@ -650,7 +655,7 @@ def results_from_evaluations(
         if kind == "openllm":
             values = _openllm_metrics(e["path"])
         elif kind == "alpaca_eval":
-            values = _alpaca_metrics(e["path"])
+            values = _alpaca_metrics(e["path"], e["model"])
         elif kind == "arena_hard":
             values = _arena_metrics(e["path"], e["model"], arena_weight)
         else:
