@@ -2,6 +2,7 @@
 # figures, and the headline table (results/table1.csv). Reports only read files, except
 # the evaluations on benchmark suites other than OpenLLM (evaluation.suites), which run
 # only for the rows of tables that name a suite.
+from fusekit.train.heldout import study_heldout
 
 
 rule evaluate_suite:
@@ -252,8 +253,13 @@ rule tabulate_convergence:
         f"{R}benchmarks/report/tabulate_convergence/{{study}}.tsv"
     conda:
         "../envs/evaluation.yaml"
+    params:
+        # a study with a held-out set (studies.<study>.heldout): every variant's
+        # heldout_log.csv is required, and its verdict is the held-out curve's
+        heldout=lambda w: "--require-heldout" if study_heldout(config, w.study) else "",
     shell:
-        "fusekit-python scripts/tabulate_convergence.py {input} --out {output} > {log} 2>&1"
+        "fusekit-python scripts/tabulate_convergence.py {input} {params.heldout} "
+        "--out {output} > {log} 2>&1"
 
 
 rule plot_table_vs_reported:

@@ -1,11 +1,14 @@
 # Fusion training: every configured variant becomes results/{study}/models/{variant}/.
 # Resumable checkpoints live in results/{study}/checkpoints/{variant}/, outside the
-# declared output (Snakemake deletes declared outputs before a job runs).
+# declared output (Snakemake deletes declared outputs before a job runs). A study with
+# studies.<study>.heldout also gets each variant's held-out loss (heldout_log.csv).
+from fusekit.train.heldout import heldout_inputs, study_heldout
 
 
 rule train_fusion:
     input:
         unpack(get_fusion_inputs),
+        heldout=lambda w: heldout_inputs(config, w.study),
     output:
         directory(f"{R}{{study}}/models/{{variant}}"),
     log:
@@ -48,6 +51,15 @@ rule train_fusion:
             lambda w: as_json(config["studies"][w.study]["training"])
         ),
         votes=lambda w, input: input.votes or "none",
+        # the held-out loss (heldout_log.csv in the output): tracked settings, and the
+        # arguments (derived from the input, so untracked: the setting is tracked above)
+        heldout_result=lambda w: as_json(study_heldout(config, w.study)),
+        heldout=lambda w, input: (
+            f"--heldout {input.heldout} "
+            f"--heldout-max-examples {study_heldout(config, w.study)['max_examples']}"
+            if input.heldout
+            else ""
+        ),
         seed=lambda w: job_seed("fusion", w.study, w.variant),
         checkpoints=f"{R}{{study}}/checkpoints/{{variant}}",
         launcher=get_training_launcher,
@@ -57,4 +69,5 @@ rule train_fusion:
         "--inference-dumps {params.inference:q} --training-dumps {params.training:q} "
         "--target-path {params.target:q} --target-spec {params.target_spec:q} "
         "--optim {params.optim:q} --training {params.training_cfg:q} --seed {params.seed} "
-        "--checkpoint-dir {params.checkpoints} --threads {threads} --out {output} > {log} 2>&1"
+        "--checkpoint-dir {params.checkpoints} {params.heldout} --threads {threads} "
+        "--out {output} > {log} 2>&1"

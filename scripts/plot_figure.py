@@ -6,6 +6,7 @@ from pathlib import Path
 from fusekit.cli import parser, setup_logging
 from fusekit.io import read_table
 from fusekit.report import figures
+from fusekit.train.heldout import HELDOUT_FILE
 
 KINDS = ("advantage_by_mode", "advantage_methods", "loss_curves", "table")
 
@@ -16,7 +17,8 @@ if __name__ == "__main__":
         "inputs",
         nargs="+",
         help="advantage_by_mode: the CSV; advantage_methods: shares CSV then agreement CSV; "
-        "loss_curves: variant model folders (train_log.csv inside); table: the long table CSV",
+        f"loss_curves: variant model folders (train_log.csv, {HELDOUT_FILE} if any, "
+        "inside); table: the long table CSV",
     )
     p.add_argument("--title", default="", help="figure title")
     p.add_argument("--highlight", default="", help="table: the study's own method (a row name)")
@@ -32,7 +34,12 @@ if __name__ == "__main__":
         )
     elif a.kind == "loss_curves":
         logs = {Path(d).name: read_table(Path(d) / "train_log.csv") for d in a.inputs}
-        figures.plot_loss_curves(logs, a.out, a.title)
+        heldout = {
+            Path(d).name: read_table(Path(d) / HELDOUT_FILE)
+            for d in a.inputs
+            if (Path(d) / HELDOUT_FILE).exists()
+        }
+        figures.plot_loss_curves(logs, a.out, a.title, heldout)
     else:
         figures.plot_table_vs_reported(
             read_table(a.inputs[0]), a.out, a.title, a.highlight or None, a.tolerance

@@ -6,6 +6,7 @@ process trains its share of every step; only the main process writes.
 
 from fusekit.cli import json_arg, parser, setup_logging
 from fusekit.train.fusion import train_variant
+from fusekit.train.heldout import HELDOUT_DEFAULTS, HELDOUT_FILE
 
 if __name__ == "__main__":
     p = parser(__doc__)
@@ -37,6 +38,19 @@ if __name__ == "__main__":
         help="resumable checkpoints (not the output); locked while training; a checkpoint "
         "of another training (changed config, data or seed) is discarded",
     )
+    p.add_argument(
+        "--heldout",
+        metavar="PATH",
+        help="held-out prompt set (prompt_id, prompt, reference, system; no prompt of "
+        "--prompts): its per-token loss before training and after every pass is written "
+        f"to {HELDOUT_FILE} in --out; absent: no held-out loss",
+    )
+    p.add_argument(
+        "--heldout-max-examples",
+        type=int,
+        default=HELDOUT_DEFAULTS["max_examples"],
+        help="at most this many held-out rows, evenly spaced in the file",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="output model directory")
     a = p.parse_args()
@@ -55,4 +69,6 @@ if __name__ == "__main__":
         a.out,
         a.checkpoint_dir,
         a.threads,
+        a.heldout,
+        a.heldout_max_examples,
     )

@@ -387,6 +387,36 @@ def test_figures_are_readable(tmp_path, monkeypatch):
     assert legend_box.x0 >= ax.get_window_extent().x1  # the legend sits beside the data
 
 
+def test_loss_curves_draw_the_heldout_curve_on_one_scale(monkeypatch):
+    """A variant with a held-out curve gets it on a right-hand axis, every such axis on
+    one scale, and the held-out verdict first in its title; one without keeps the
+    training loss alone."""
+    figs = {}
+    monkeypatch.setattr(figures, "save_png", lambda fig, out: figs.__setitem__(out, fig))
+    log = pd.DataFrame({"step": range(1, 41), "stage": 0, "loss": 1.0})
+    epochs = [0, 10, 20, 30, 40]
+
+    def curve(losses):
+        return pd.DataFrame(
+            {"step": epochs, "stage": 0, "stage_epoch": range(5), "epoch": range(5), "loss": losses}
+        )
+
+    heldout = {"a": curve([3.0, 2.0, 1.5, 1.2, 1.0]), "b": curve([9.0, 8.0, 8.0, 8.0, 8.0])}
+    figures.plot_loss_curves({"a": log, "b": log, "c": log}, "loss", heldout=heldout)
+    fig = figs["loss"]
+    panels, right = fig.axes[:3], fig.axes[-2:]
+    assert len(fig.axes) == 3 + 2  # three panels, two right-hand axes
+    assert right[0].get_ylim() == right[1].get_ylim()
+    assert right[0].get_ylim()[0] < 1.0 and right[0].get_ylim()[1] > 9.0
+    assert right[0].get_ylabel() == "held-out loss (nats/token)"
+    assert [p.get_title().splitlines()[1].split(":")[0] for p in panels] == [
+        "held-out falling",  # 1.5 -> 1.0 in the last 2 epochs, lowest at the end
+        "held-out converged",
+        "train converged",
+    ]
+    assert "drop +33.3% in 2 ep." in panels[0].get_title()
+
+
 def test_task_sizes_are_proportional_to_the_eval_split():
     from fusekit.tiny.corpus import build_corpus
 

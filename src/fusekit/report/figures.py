@@ -7,7 +7,8 @@
   (each reward model, the vote, the reference score) picks each source, and
   how often two methods agree (ProFuser's Figure 3);
 - :func:`plot_loss_curves`: the training loss of every variant, stage
-  boundaries marked, every panel on one loss scale;
+  boundaries marked, every panel on one loss scale, and its held-out loss where the run
+  evaluated one;
 - :func:`plot_table_vs_reported`: reproduced against reported cells of a
   paper table, with 95% intervals, the tolerance band and the study's own method
   highlighted.
@@ -106,25 +107,40 @@ def plot_advantage_methods(
     save_png(fig, out)
 
 
-def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str = "") -> None:
+def plot_loss_curves(
+    logs: dict[str, pd.DataFrame],
+    out: str | Path,
+    title: str = "",
+    heldout: dict[str, pd.DataFrame] | None = None,
+) -> None:
     """One panel per variant: loss per optimizer step (and its running mean), all panels
     on one loss scale (shared y axis) so variants can be compared by eye; the two windows
-    of the convergence test shaded and its verdict in the panel's title
-    (:mod:`fusekit.report.convergence`; none for a final stage too short to judge)."""
-    from fusekit.report.convergence import convergence_table
+    of the training-loss convergence test shaded and its verdict in the panel's title.
+    A variant in ``heldout`` (its ``heldout_log.csv``) also gets its held-out loss at
+    each logged step on a right-hand axis (one scale for every panel), the held-out
+    test's window shaded and its verdict first in the title
+    (:mod:`fusekit.report.convergence`; no verdict for a curve too short to judge)."""
+    from fusekit.report.convergence import heldout_row, train_row
 
     if not logs:
         raise ValueError("no training logs to plot")
+    heldout = heldout or {}
     for name, log in logs.items():
         need = {"step", "stage", "loss"}
         if need - set(log.columns):
             raise ValueError(f"training log of {name} lacks {sorted(need - set(log.columns))}")
+    for name, curve in heldout.items():
+        need = {"step", "loss"}
+        if name not in logs or need - set(curve.columns):
+            what = "no training log" if name not in logs else f"no {sorted(need)} columns"
+            raise ValueError(f"held-out log of {name}: {what}")
     n = len(logs)
     cols = min(4, n)
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(
-        rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True
+        rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False, sharey=True
     )
+    right_axes = []
     for i, (ax, (name, log)) in enumerate(zip(axes.flat, sorted(logs.items()), strict=False)):
         ax.plot(log["step"], log["loss"], lw=0.6, alpha=0.5, color="tab:blue", label="per step")
         window = max(1, len(log) // 20)
@@ -136,9 +152,9 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str 
         )
         for step in log["step"][log["stage"].diff().fillna(0) != 0]:
             ax.axvline(step, color="grey", ls="--", lw=0.8)
-        title_text = name
+        lines = []
         try:
-            c = convergence_table({name: log}).iloc[0]
+            c = train_row(log)
         except ValueError:
             c = None
         if c is not None:  # the table's windows: the final stage's last 2w logged steps
@@ -147,22 +163,56 @@ def plot_loss_curves(logs: dict[str, pd.DataFrame], out: str | Path, title: str 
             prev, last = steps.iloc[-2 * w : -w], steps.iloc[-w:]
             ax.axvspan(prev.iloc[0], prev.iloc[-1], color="tab:orange", alpha=0.12)
             ax.axvspan(last.iloc[0], last.iloc[-1], color="tab:green", alpha=0.12)
-            title_text = (
-                f"{name}: {c['verdict']}\ndrop {100 * c['drop']:+.1f}% "
+            lines.append(
+                f"train {c['train_verdict']}: drop {100 * c['drop']:+.1f}% "
                 f"[{100 * c['drop_lo']:+.1f}, {100 * c['drop_hi']:+.1f}]"
             )
-        ax.set_title(title_text, fontsize=8)
+        if name in heldout:
+            curve = heldout[name].sort_values("step")
+            right = ax.twinx()
+            right_axes.append(right)
+            right.plot(curve["step"], curve["loss"], color="tab:red", marker="o", ms=2.5, lw=1.0)
+            right.tick_params(labelsize=7, colors="tab:red")
+            try:
+                h = heldout_row(curve, log)
+            except ValueError:
+                h = None
+            if h is not None:
+                k = int(h["heldout_window"])
+                ax.axvspan(
+                    curve["step"].iloc[-(k + 1)],
+                    curve["step"].iloc[-1],
+                    ymin=0.96,
+                    ymax=1.0,
+                    color="tab:red",
+                    alpha=0.4,
+                )
+                lines.insert(
+                    0,
+                    f"held-out {h['heldout_verdict']}: drop {100 * h['heldout_drop']:+.1f}% "
+                    f"in {k} ep.",
+                )
+        ax.set_title("\n".join([name, *lines]), fontsize=7)
         ax.set_xlabel("optimizer step", fontsize=8)
         if i % cols == 0:
             ax.set_ylabel("training loss", fontsize=8)
         ax.tick_params(labelsize=7)
+    if right_axes:  # one held-out scale for every panel
+        lo = min(r.get_ylim()[0] for r in right_axes)
+        hi = max(r.get_ylim()[1] for r in right_axes)
+        for r in right_axes:
+            r.set_ylim(lo, hi)
+            r.set_ylabel("held-out loss (nats/token)", fontsize=7, color="tab:red")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(
         title
-        or "Fusion training loss, one scale for all variants (dashed: stage boundaries; "
-        "shaded: the convergence test's windows, drop of the last against the one before, "
-        "95% interval)"
+        or "Fusion training loss (blue, left axis; one scale for all variants) and held-out "
+        "loss at each epoch end (red, right axis)\ndashed: stage boundaries; shaded: the "
+        "training-loss test's windows; red bar: the held-out test's window; titles: the "
+        "relative drop of the held-out loss over that window, and of the training loss "
+        "between its windows (95% interval)",
+        fontsize=9,
     )
     fig.tight_layout()
     save_png(fig, out)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fusekit.io import check_writable
 from fusekit.train.examples import build_examples
+from fusekit.train.heldout import HELDOUT_DEFAULTS, build_heldout
 from fusekit.train.loop import (
     ORDER_DEFAULT,
     TRAINING_OBJECTIVE_DEFAULT,
@@ -47,11 +48,16 @@ def train_variant(
     out: str,
     checkpoint_dir: str,
     threads: int = 1,
+    heldout_path: str | None = None,
+    heldout_max_examples: int = HELDOUT_DEFAULTS["max_examples"],
 ):
     """Train the target as ``variant`` says (a :func:`resolve_variant` result).
 
     The output and checkpoint folders are checked writable first (PermissionError
-    naming the folder), before the examples are built.
+    naming the folder), then the held-out set is read (``heldout_path``, a prompt set
+    none of whose prompts is in ``prompts_path``; at most ``heldout_max_examples`` rows:
+    :func:`fusekit.train.heldout.build_heldout`), before the examples are built. Without
+    ``heldout_path`` no held-out loss is evaluated.
     """
     from fusekit.backends.hf import load_tokenizer
 
@@ -61,6 +67,11 @@ def train_variant(
     stages = [Stage.from_config(s, objective) for s in variant["stages"]]
     modes = {m for s in stages for m in s.modes}
     tok = load_tokenizer(target_path, target_spec)
+    heldout = None
+    if heldout_path is not None:
+        heldout = build_heldout(
+            tok, heldout_path, heldout_max_examples, optim["max_length"], prompts_path
+        )
     examples = build_examples(
         tok,
         prompts_path,
@@ -87,4 +98,5 @@ def train_variant(
         checkpoint_dir,
         seed,
         threads,
+        heldout=heldout,
     )

@@ -27,6 +27,10 @@ process count, :func:`training_fingerprint`); a checkpoint of another training i
 discarded with a warning, never resumed. The main process holds an owner lock on the
 checkpoint folder (:func:`fusekit.io.folder_lock`) for the whole run, so two trainers
 (an orphan of a killed driver and its restart) never write one folder.
+
+Given a held-out set, the run also scores the target on it before the first step and at
+every epoch end (:func:`epoch_ends`, :mod:`fusekit.train.heldout`), without drawing a
+random number or computing a gradient: the weights are those of a run without it.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import math
 import os
 import random
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,6 +233,38 @@ def batch_plan(
         flat = flat[:todo]
         plan += [(s, flat[i : i + global_batch]) for i in range(0, len(flat), global_batch)]
     return plan
+
+
+def epoch_ends(examples: list, stages: list[Stage], global_batch: int) -> list[dict]:
+    """The optimizer steps after which a pass over a stage's examples is complete, in
+    :func:`batch_plan`'s steps: one dict per step with ``step`` (1-based, counted over
+    all stages), ``stage``, ``stage_epoch`` (passes over the stage's examples done) and
+    ``epoch`` (passes done over all stages: the earlier stages' ``epochs`` plus
+    ``stage_epoch``).
+
+    A pass ends with the step that trains its last example, so when a stage's pool is
+    not a multiple of ``global_batch`` that step also holds the first examples of the
+    next pass; a fractional last pass ends with the stage. Where several passes end in
+    one step (a pool smaller than a batch), the step is listed once, with the last."""
+    out, offset, before = [], 0, 0.0
+    for s, stage in enumerate(stages):
+        pool = sum(1 for e in examples if _accepts(stage, e))
+        todo = math.ceil(pool * stage.epochs)
+        for n in range(1, math.ceil(stage.epochs) + 1):
+            step = offset + math.ceil(min(n * pool, todo) / global_batch)
+            row = {
+                "step": step,
+                "stage": s,
+                "stage_epoch": min(float(n), float(stage.epochs)),
+                "epoch": before + min(float(n), float(stage.epochs)),
+            }
+            if out and out[-1]["step"] == step:
+                out[-1] = row
+            else:
+                out.append(row)
+        offset += math.ceil(todo / global_batch)
+        before += float(stage.epochs)
+    return out
 
 
 def _accepts(stage: Stage, example) -> bool:
@@ -420,6 +457,7 @@ def train_fusion(
     seed: int,
     threads: int = 1,
     stop_after: int | None = None,
+    heldout: list | None = None,
 ) -> pd.DataFrame:
     """Train the target on ``examples`` through ``stages``; write the model to ``out``.
 
@@ -433,6 +471,14 @@ def train_fusion(
     the log: one row per optimizer step (step, stage, loss summed over the step's
     micro-batches and processes, lr, grad_norm of the step's gradient before clipping
     to 1, and a preference objective's metrics).
+
+    ``heldout``: rows of a held-out set (:func:`fusekit.train.heldout.build_heldout`);
+    given, the held-out loss is evaluated before the first step and after every step
+    that ends a pass over a stage's examples (:func:`epoch_ends`), in batches of the
+    micro-batch size, and written to ``out`` as
+    :data:`fusekit.train.heldout.HELDOUT_FILE`. It draws no random number and computes
+    no gradient, so the weights are those of a run without it; it is not part of the
+    fingerprint (a checkpoint keeps the held-out points logged so far).
 
     Under ``accelerate launch`` with N processes, each process runs its share of every
     step (:func:`step_shard`) and the result equals the one-process run up to float
@@ -480,6 +526,7 @@ def train_fusion(
             seed,
             threads,
             stop_after,
+            heldout,
         )
 
 
@@ -540,6 +587,7 @@ def _train(
     seed: int,
     threads: int,
     stop_after: int | None,
+    heldout: list | None,
 ) -> pd.DataFrame:
     """The body of :func:`train_fusion`, with the settings resolved and the folders
     checked and locked."""
@@ -586,7 +634,7 @@ def _train(
     fingerprint = training_fingerprint(
         model_path, model_spec, examples, stages, optim, train_cfg, seed, plan, world
     )
-    start, records = 0, []
+    start, records, heldout_records = 0, [], []
     latest = _latest_checkpoint(ckpt_dir)
     if latest is not None:
         state = json.loads((latest / STATE_FILE).read_text())
@@ -606,8 +654,38 @@ def _train(
         else:
             acc.load_state(str(latest))
             start, records = state["step"], state["log"]
+            heldout_records = state.get("heldout_log", []) if heldout else []
             if acc.is_main_process:
                 log.info("resuming from %s at step %d of %d", latest, start, len(plan))
+                if heldout and not heldout_records:
+                    log.warning(
+                        "the checkpoint has no held-out loss (written without one): the "
+                        "held-out curve starts after step %d",
+                        start,
+                    )
+
+    ends = {e["step"]: e for e in epoch_ends(examples, stages, global_batch)} if heldout else {}
+    heldout_s = 0.0
+
+    def evaluate_heldout(point: dict) -> None:
+        """Append the held-out loss after ``point['step']`` steps to the held-out log."""
+        nonlocal heldout_s
+        from fusekit.train.heldout import heldout_loss
+
+        t0 = time.perf_counter()
+        loss, tokens = heldout_loss(model, heldout, micro, tok.pad_token_id, acc.device)
+        heldout_s += time.perf_counter() - t0
+        heldout_records.append({**point, "loss": loss, "tokens": tokens, "examples": len(heldout)})
+        if acc.is_main_process:
+            log.info(
+                "held-out loss after step %d (epoch %g): %.4f nats/token",
+                point["step"],
+                point["epoch"],
+                loss,
+            )
+
+    if heldout and start == 0:
+        evaluate_heldout({"step": 0, "stage": 0, "stage_epoch": 0.0, "epoch": 0.0})
 
     save_every = train_cfg["save_every"]
     from tqdm.auto import tqdm
@@ -679,21 +757,31 @@ def _train(
             }
         )
         done = step + 1
+        if done in ends:
+            evaluate_heldout(ends[done])
         if save_every and done % save_every == 0 and done < len(plan):
-            _save_checkpoint(acc, ckpt_dir, done, records, fingerprint)
+            _save_checkpoint(acc, ckpt_dir, done, records, fingerprint, heldout_records)
         if stop_after is not None and done >= stop_after:
             log.info("stopping after step %d (stop_after)", done)
             return pd.DataFrame(records)
 
     frame = pd.DataFrame(records)
-    _save_model(acc, model, tok, frame, out, stages, optim, train_cfg, seed)
+    curve = None
+    if heldout:
+        from fusekit.train.heldout import HELDOUT_COLUMNS
+
+        curve = pd.DataFrame(heldout_records, columns=HELDOUT_COLUMNS)
+        if acc.is_main_process:
+            log.info("held-out loss: %d evaluations, %.1f s", len(heldout_records), heldout_s)
+    _save_model(acc, model, tok, frame, out, stages, optim, train_cfg, seed, curve)
     if acc.is_main_process:  # the lock file goes too; the lock itself ends with the run
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return frame
 
 
-def _save_model(acc, model, tok, frame, out, stages, optim, train_cfg, seed) -> None:
-    """Write the trained model, tokenizer, log and provenance to ``out``, atomically.
+def _save_model(acc, model, tok, frame, out, stages, optim, train_cfg, seed, curve=None) -> None:
+    """Write the trained model, tokenizer, log, held-out curve (``curve``, when given)
+    and provenance to ``out``, atomically.
 
     Every process takes part in gathering the weights (``get_state_dict`` collects
     ZeRO-3 shards, in 16-bit, from all ranks); the main process alone writes. Returns
@@ -707,13 +795,22 @@ def _save_model(acc, model, tok, frame, out, stages, optim, train_cfg, seed) -> 
             unwrapped.save_pretrained(tmp, state_dict=state, is_main_process=True)
             tok.save_pretrained(tmp)
             frame.to_csv(tmp / "train_log.csv", index=False, float_format="%.6g")
+            if curve is not None:
+                from fusekit.train.heldout import HELDOUT_FILE
+
+                curve.to_csv(tmp / HELDOUT_FILE, index=False, float_format="%.6g")
             spec = {"stages": [s.__dict__ for s in stages], "optim": optim, "train": train_cfg}
             (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance(spec, seed), indent=2) + "\n")
     acc.wait_for_everyone()
 
 
 def _save_checkpoint(
-    acc, ckpt_dir: Path, step: int, records: list[dict], fingerprint: dict[str, str]
+    acc,
+    ckpt_dir: Path,
+    step: int,
+    records: list[dict],
+    fingerprint: dict[str, str],
+    heldout_records: list[dict] | None = None,
 ) -> None:
     """Save the full training state as step-N, then point ``latest`` at it.
 
@@ -734,6 +831,8 @@ def _save_checkpoint(
             acc.wait_for_everyone()
             if acc.is_main_process:
                 state = {"step": step, "log": records, "fingerprint": fingerprint}
+                if heldout_records:
+                    state["heldout_log"] = heldout_records
                 (partial / STATE_FILE).write_text(json.dumps(state))
                 if final.exists():
                     shutil.rmtree(final)
