@@ -1033,11 +1033,10 @@ def seeded_model_dir(config: dict, study: str, name: str, seed: int | str) -> st
     return f"{seeded_dir(config, study, seed)}/models/{name}"
 
 
-def claims_metric_kinds(config: dict, study: str) -> list[str]:
-    """The evaluations the study's claims read, sorted: ``openllm``, ``alpaca_eval``,
-    ``arena_hard``."""
-    claims = config["studies"][study].get("claims", [])
-    return sorted({CLAIM_CHAT_METRICS.get(c["metric"], "openllm") for c in claims})
+def claim_evaluation_kind(metric: str) -> str:
+    """The evaluation that measures a claim's ``metric``: ``alpaca_eval`` or
+    ``arena_hard`` (:data:`CLAIM_CHAT_METRICS`), else ``openllm``."""
+    return CLAIM_CHAT_METRICS.get(metric, "openllm")
 
 
 def claims_evaluation_file(
@@ -1066,14 +1065,14 @@ def seeded_chat_generations(
 
 def claims_evaluations(config: dict, study: str) -> list[dict]:
     """Every evaluation the claims read: ``{model, seed, kind, path}``; ``seed`` is None
-    for a seed-independent model (its shared evaluation), ``kind`` one of
-    :func:`claims_metric_kinds`. A model or variant is evaluated by the kinds its own
-    claims' metrics need."""
+    for a seed-independent model (its shared evaluation), ``kind`` the
+    :func:`claim_evaluation_kind` of a claim's metric: a model or variant is evaluated by
+    the kinds its own claims' metrics need."""
     spec = config["studies"][study]
     seeds, variants = spec["claims_seeds"], set(spec.get("variants", {}))
     out, seen = [], set()
     for claim in spec.get("claims", []):
-        kind = CLAIM_CHAT_METRICS.get(claim["metric"], "openllm")
+        kind = claim_evaluation_kind(claim["metric"])
         for name in (claim["better"], claim["worse"]):
             for seed in seeds if name in variants else [None]:
                 if (name, seed, kind) not in seen:
