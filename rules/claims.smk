@@ -1,8 +1,9 @@
 # The claims run (issue 17): every variant a study's claims name, trained and evaluated
 # once per training seed (studies.<study>.claims_seeds) under <root>/<study>/seeds/<seed>/,
 # then each claim's paired difference over seeds, its 95% interval and a verdict. A
-# preference study also trains, per seed, the variants the named ones start from (its
-# data are shared). Not in the default target: snakemake --profile profiles/tiny claims
+# preference study also trains, per seed, the variants the named ones start from, and
+# WRPO samples its own quadruples per seed (data built from the sources are shared).
+# Not in the default target: snakemake --profile profiles/tiny claims
 # builds every study's claims.md (the target is in the Snakefile).
 
 FUSION_CLAIMS = [
