@@ -162,10 +162,21 @@ def test_eval_sizes_at_the_configured_size(world_sized):
     df, spec = world_sized
     n, counts = spec["sizes"]["eval"], df[df.split == "eval"].groupby("skill").size()
     for skill in ("arith", "reverse", "upper", "greek"):
-        assert counts[skill] == n, skill
+        assert counts[skill] == n[skill], skill
     # lookup: one item per entity held out of the fusion split; code: half its programs
-    assert counts["lookup"] == min(n, spec["n_entities"] // 2)
-    assert counts["code"] == min(n, 80)
+    assert counts["lookup"] == min(n["lookup"], spec["n_entities"] // 2)
+    assert counts["code"] == min(n["code"], 80)
+
+
+def test_eval_sizes_per_skill():
+    df = build_corpus(
+        1, {"eval": {"arith": 3, "reverse": 7, "code": 2}}, skills=["arith", "reverse"]
+    )
+    assert df.groupby("skill").size().to_dict() == {"arith": 3, "reverse": 7}
+    with pytest.raises(ValueError, match=r"none for skill 'upper'"):
+        build_corpus(1, {"eval": {"arith": 3}}, skills=["arith", "upper"])
+    with pytest.raises(ValueError, match=r"sizes.eval: unknown skills \['poetry'\]"):
+        build_corpus(1, {"eval": {"arith": 3, "poetry": 1}}, skills=["arith"])
 
 
 def test_arith_operands_span_two_digits_and_every_pair_is_possible():

@@ -22,10 +22,10 @@ from fusekit.report.verify import (
     with_verdicts,
 )
 from fusekit.tiny.openllm_tasks import (
+    ALLOCATION,
+    allocate,
     benchmark_item_counts,
     build_task_docs,
-    mmlu_sizes,
-    truthfulqa_per_skill,
     write_tasks,
 )
 
@@ -304,10 +304,11 @@ def test_tiny_tasks_have_one_right_choice_and_plausible_distractors(tmp_path):
             if "choices" in d:
                 assert d["choices"][d["label"]] == golds[d["id"]], (name, d)
                 assert len(set(d["choices"])) == len(d["choices"]), (name, d)
-    # at 64 items per skill, the sizes the tasks always had
-    assert mmlu_sizes(64) == {"arith": 48, "reverse": 16, "upper": 32, "lookup": 64}
-    assert {n: len(docs[f"tiny_mmlu_{n}"]) for n in mmlu_sizes(64)} == mmlu_sizes(64)
-    assert len(docs["tiny_truthfulqa_mc2"]) == 4 * truthfulqa_per_skill(64) == 64
+    # at 64 items per skill, by hand: arith 7/10, 2/10, 1/10 -> 44, 12, 6 and the
+    # remainder 2 to GSM8K; every lookup in MMLU; reverse 1/11 -> 5; upper 2/12 -> 10
+    sizes = {n: len(docs[f"tiny_mmlu_{n}"]) for n in ("arith", "lookup", "reverse", "upper")}
+    assert sizes == {"arith": 12, "lookup": 64, "reverse": 5, "upper": 10}
+    assert len(docs["tiny_truthfulqa_mc2"]) == 6 + 17 + 16  # arith 1/10, reverse 3/11, upper 3/12
     # distractors keep the response's form and change its answer (same letters, near sums)
     arith = docs["tiny_mmlu_arith"][0]
     assert all(
@@ -318,9 +319,9 @@ def test_tiny_tasks_have_one_right_choice_and_plausible_distractors(tmp_path):
     path = tmp_path / "corpus.parquet"
     corpus.to_parquet(path)
     counts = write_tasks(path, tmp_path / "tasks", seed=7)
-    assert counts["tiny_gsm8k"] == 64
+    assert counts["tiny_gsm8k"] == 46
     group = yaml.safe_load((tmp_path / "tasks/tiny_mmlu.yaml").read_text())
-    assert group["task"] == sorted(f"tiny_mmlu_{n}" for n in mmlu_sizes(64))
+    assert group["task"] == sorted(f"tiny_mmlu_{n}" for n in ALLOCATION)
     assert "!function utils.process_results_mc2" in (
         tmp_path / "tasks/tiny_truthfulqa_mc2.yaml"
     ).read_text().replace("'", "")
@@ -417,20 +418,51 @@ def test_loss_curves_draw_the_heldout_curve_on_one_scale(monkeypatch):
     assert "drop +33.3% in 2 ep." in panels[0].get_title()
 
 
-def test_task_sizes_are_proportional_to_the_eval_split():
+def test_task_sizes_are_the_allocations_shares_of_each_skill():
     from fusekit.tiny.corpus import build_corpus
 
-    assert mmlu_sizes(320) == {"arith": 240, "reverse": 80, "upper": 160, "lookup": 320}
-    assert truthfulqa_per_skill(320) == 80
-    # 200 per skill; lookup holds out 66 of 132 entities, so its tasks take what there is
+    # 200 per skill; lookup holds out 66 of 132 entities. By hand: arith 7, 2, 1 of 10
+    # -> 140, 40, 20; reverse 1, 3, 4, 3 of 11 -> 18, 54, 72, 54 and the remainder 2 to
+    # Winogrande (the heaviest); upper 2, 2, 5, 3 of 12 -> 33, 33, 83, 50, the 1 left to ARC
     corpus = build_corpus(3, {"eval": 200}, n_entities=132)
     docs = build_task_docs(corpus, seed=3)
     counts = benchmark_item_counts(docs)
-    assert counts["tiny_mmlu"] == [150, 66, 50, 100]  # arith, lookup, reverse, upper
-    assert counts["tiny_hellaswag"] == 400 and counts["tiny_winogrande"] == 200
-    assert counts["tiny_arc"] == 200 + 66 and counts["tiny_gsm8k"] == 200
-    assert counts["tiny_truthfulqa_mc2"] == 3 * 50 + 50
+    assert counts["tiny_mmlu"] == [40, 66, 18, 33]  # arith, lookup, reverse, upper
+    assert counts["tiny_hellaswag"] == 54 + 33 and counts["tiny_winogrande"] == 74
+    assert counts["tiny_arc"] == 84 and counts["tiny_gsm8k"] == 140
+    assert counts["tiny_truthfulqa_mc2"] == 20 + 54 + 50
     assert sorted(counts) == sorted(["tiny_mmlu", *(n for n in docs if "mmlu" not in n)])
+
+
+def test_no_eval_item_is_in_two_benchmarks_and_every_one_is_used():
+    """What makes the benchmarks independent (issue 17 item 4): each eval item of the
+    OpenLLM skills is in exactly one task; code and greek items in none."""
+    from fusekit.tiny.corpus import build_corpus
+
+    corpus = build_corpus(5, {"eval": 150}, skills=["arith", "reverse", "upper", "lookup", "greek"])
+    docs = build_task_docs(corpus[corpus.split == "eval"], seed=5)
+    ids = [d["id"] for rows in docs.values() for d in rows]
+    assert len(ids) == len(set(ids))
+    wanted = corpus[(corpus.split == "eval") & corpus.skill.isin(list(ALLOCATION))]
+    assert set(ids) == set(wanted.prompt_id)
+
+
+def test_allocate_partitions_each_skill():
+    # every skill's slices tile range(n), in ALLOCATION's order
+    for n in (*range(40), 393, 1230):
+        slices = allocate(dict.fromkeys(ALLOCATION, n))
+        for skill, shares in ALLOCATION.items():
+            parts = [slices[t][skill] for t, _ in shares if skill in slices.get(t, {})]
+            assert [a for a, _ in parts] == [0, *(b for _, b in parts[:-1])][: len(parts)]
+            assert (parts[-1][1] if parts else 0) == n, (skill, n)
+            if n >= len(shares):  # every task gets an item while there are enough
+                assert len(parts) == len(shares), (skill, n)
+    # 3 arith items, 3 shares: one each; 2: the two heaviest
+    assert allocate({"arith": 3})["tiny_truthfulqa_mc2"] == {"arith": (2, 3)}
+    two = allocate({"arith": 2})
+    assert two["tiny_gsm8k"] == {"arith": (0, 2)} and "tiny_mmlu_arith" not in two
+    with pytest.raises(ValueError, match="arith: -1"):
+        allocate({"arith": -1})
 
 
 def test_average_standard_error_by_hand():
@@ -458,33 +490,30 @@ def test_worst_case_average_se_by_hand():
         worst_case_average_se({"x": 4, "g": [3, 0]})
 
 
-def _tiny_worst_case(eval_size: int | None = None) -> float:
+def _tiny_worst_case(**eval_sizes: int) -> float:
     """The tiny world's worst-case standard error of the OpenLLM average: the corpus at
-    config/tiny.yaml's sizes (eval replaced by ``eval_size``), its task documents, the
-    benchmarks of evaluation.openllm."""
+    config/tiny.yaml's sizes (with ``eval_sizes`` replacing skills' eval sizes), its task
+    documents, the benchmarks of evaluation.openllm. Asserts that no item is in two of
+    them, which is what makes the bound exact."""
     from fusekit.tiny.corpus import build_corpus
 
     tiny = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())
     spec = tiny["tiny_world"]["corpus"]
-    sizes = dict(spec["sizes"])
-    if eval_size is not None:
-        sizes["eval"] = eval_size
+    sizes = {**spec["sizes"], "eval": {**spec["sizes"]["eval"], **eval_sizes}}
     corpus = build_corpus(tiny["seed"], sizes, spec["skills"], spec["n_entities"])
     docs = build_task_docs(corpus[corpus.split == "eval"], tiny["seed"])
-    counts = benchmark_item_counts(docs)
     tasks = [b["task"] for b in tiny["evaluation"]["openllm"]["benchmarks"].values()]
+    ids = [d["id"] for rows in docs.values() for d in rows]
+    assert len(ids) == len(set(ids))  # disjoint benchmarks
+    counts = benchmark_item_counts(docs)
     assert set(tasks) <= set(counts)
     return worst_case_average_se({t: counts[t] for t in tasks})
 
 
-def test_tiny_evaluation_sets_give_at_most_one_point_of_standard_error_if_independent():
-    """The bound as if the six benchmarks held different items (hand-computed against
-    worst_case_average_se above). They share arith and reverse items, so the real worst
-    case is larger (1.63 points at 393, counted by item weight): issue 17 item 4 is open."""
-    eval_size = yaml.safe_load((ROOT / "config/tiny.yaml").read_text())["tiny_world"]["corpus"][
-        "sizes"
-    ]["eval"]
+def test_tiny_evaluation_sets_give_at_most_one_point_of_standard_error():
+    """Issue 17 item 4, hand-computed bound (worst_case_average_se above) over benchmarks
+    that hold different items (asserted in _tiny_worst_case)."""
     assert _tiny_worst_case() <= 1.0
-    # and it is the smallest size that does (the evaluation's time grows with it)
-    assert _tiny_worst_case(eval_size - 1) > 1.0
-    assert _tiny_worst_case(64) > 2.0  # the old size: about 2 points
+    # and 1230 is the fewest reverse and upper items that do (evaluation time grows)
+    assert _tiny_worst_case(reverse=1220, upper=1220) > 1.0
+    assert _tiny_worst_case(arith=64, reverse=64, upper=64) > 2.0  # the old 64: over 2 points

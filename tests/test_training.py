@@ -327,7 +327,7 @@ def test_resolve_heldout_defaults_and_errors():
 def test_spread_rows_keeps_each_blocks_share():
     assert spread_rows(10, 4) == [0, 2, 5, 7]
     assert spread_rows(3, 5) == [0, 1, 2]
-    # the tiny eval split of ProFuser's four skills: blocks of 393, 393, 393 and 40
+    # four blocks of unequal size, one of them small (as lookup is in the tiny eval split)
     rows = np.array(spread_rows(1219, 256))
     counts = np.histogram(rows, bins=[0, 393, 786, 1179, 1219])[0]
     assert len(set(rows)) == 256

@@ -57,7 +57,8 @@ leak it (:data:`EVAL_AVOIDED_BY`):
   split holds out is the fusion data.
 
 So the eval split depends only on the seed and its own size, and the other splits on
-the seed, their size and the eval size. ``sizes["eval"] = n`` items per skill, except
+the seed, their size and the eval size. ``sizes["eval"] = n`` items per skill (or a
+mapping skill -> n, :func:`eval_request`), except
 that two skills with few items hold out at most half of them (:data:`EVAL_SHARE`):
 lookup ``min(n, n_entities // 2)`` entities (the rest are the fusion split's lookups),
 code ``min(n, 80)`` of its 160 programs (the rest are pretraining's and fusion's).
@@ -71,7 +72,7 @@ gives the same corpus on every machine.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -276,6 +277,24 @@ def eval_size(skill: str, n: int, n_entities: int = 40) -> int:
     return n
 
 
+def eval_request(sizes: Mapping, skill: str) -> int:
+    """The eval size ``sizes`` asks of ``skill`` (before :func:`eval_size` caps it):
+    ``sizes["eval"]`` itself when it is a number (every skill the same), or its entry
+    for ``skill`` when it is a mapping skill -> number (the OpenLLM analogues give each
+    skill's items to different benchmarks, :mod:`fusekit.tiny.openllm_tasks`, so some
+    skills need more than others). 0 when there is no eval size. ValueError naming the
+    skill when a mapping has no entry for it."""
+    n = sizes.get("eval", 0)
+    if not isinstance(n, Mapping):
+        return n
+    if skill not in n:
+        raise ValueError(
+            f"sizes.eval gives sizes for {sorted(n)} but none for skill {skill!r}; "
+            "name every skill of tiny_world.corpus.skills, or give one number for all"
+        )
+    return n[skill]
+
+
 def _draw(
     generate: Callable[[random.Random, dict[str, str]], Example],
     rng: random.Random,
@@ -293,7 +312,7 @@ def _draw(
 
 def build_corpus(
     seed: int,
-    sizes: dict[str, int],
+    sizes: Mapping[str, int | Mapping[str, int]],
     skills: list[str] | tuple[str, ...] = SKILLS,
     n_entities: int = 40,
     fusion_references: str = "short",
@@ -308,12 +327,17 @@ def build_corpus(
     with short references the voted outputs were as long as the references and 36% were
     identical to them). ValueError for another value.
 
+    ``sizes``: split -> examples per skill; ``sizes["eval"]`` may instead map each skill
+    to its size (:func:`eval_request`; skills of the mapping that are not generated are
+    ignored, unknown ones are an error).
+
     ``skills``: names in :data:`GENERATORS` (default :data:`SKILLS`). Returns a frame
     with :data:`COLUMNS` then ``tests`` (``""`` but for code items); ``prompt_id`` is
     ``<split>-<skill>-<n>``, rows in split then skill order. The eval split has distinct
     items (:func:`eval_size` of them per skill) that the splits of
     :data:`EVAL_AVOIDED_BY` never hold (see the module doc). Raises ValueError for an
-    unknown skill or split, an eval size beyond a skill's distinct items, or one that
+    unknown skill or split, an eval size mapping without a generated skill, an eval size
+    beyond a skill's distinct items, or one that
     takes every item of a skill while a split that avoids them has a size.
     """
     unknown = sorted(set(skills) - set(GENERATORS))
@@ -326,8 +350,12 @@ def build_corpus(
         raise ValueError(
             f"fusion_references must be 'short' or 'worked', not {fusion_references!r}"
         )
+    if isinstance(sizes.get("eval"), Mapping):
+        unknown = sorted(set(sizes["eval"]) - set(GENERATORS))
+        if unknown:
+            raise ValueError(f"sizes.eval: unknown skills {unknown}; known: {sorted(GENERATORS)}")
     facts = fact_table(seed, n_entities)
-    n_eval = {s: eval_size(s, sizes.get("eval", 0), n_entities) for s in skills}
+    n_eval = {s: eval_size(s, eval_request(sizes, s), n_entities) for s in skills}
     for skill in skills:
         left = n_items(skill, n_entities) - n_eval[skill]
         for split in EVAL_AVOIDED_BY[skill]:

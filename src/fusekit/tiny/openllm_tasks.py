@@ -6,35 +6,38 @@ task loader, its loglikelihood and generation requests, its metrics) is the one
 the paper config takes:
 
 ============  ===============================  =========================================
-benchmark     tiny task                        metric (as in the Open LLM Leaderboard v1)
+benchmark     tiny task (its share of each     metric (as in the Open LLM Leaderboard v1)
+              skill's eval items)
 ============  ===============================  =========================================
-MMLU          ``tiny_mmlu`` (one subtask per    acc, macro-averaged over subtasks of
-              skill, 3/4, 1/4, 1/2 and all of   unequal size
-              n: arith, reverse, upper, lookup)
-HellaSwag     ``tiny_hellaswag``                acc_norm: pick the reference that
-                                                continues this prompt among others'
-ARC           ``tiny_arc``                      acc_norm: pick the right final answer
-Winogrande    ``tiny_winogrande``               acc: the reference vs one with a wrong answer
-GSM8K         ``tiny_gsm8k``                    exact_match on the number after
+MMLU          ``tiny_mmlu``: one subtask per    acc, macro-averaged over subtasks of
+              skill (arith 2/10, every lookup,  unequal size
+              reverse 1/11, upper 2/12)
+HellaSwag     ``tiny_hellaswag`` (reverse 3/11, acc_norm: pick the reference among
+              upper 2/12)                       copies stating wrong answers
+ARC           ``tiny_arc`` (upper 5/12)         acc_norm: pick the right final answer
+Winogrande    ``tiny_winogrande`` (reverse      acc: the reference vs one with a wrong answer
+              4/11)
+GSM8K         ``tiny_gsm8k`` (arith 7/10)       exact_match on the number after
                                                 "the answer is", generated greedily
-TruthfulQA    ``tiny_truthfulqa_mc2``           mc2: probability mass on the true answers,
-              (every skill, n/4 items each)     against *imitative* falsehoods: the answer
+TruthfulQA    ``tiny_truthfulqa_mc2`` (arith    mc2: probability mass on the true answers,
+              1/10, reverse 3/11, upper 3/12)   against *imitative* falsehoods: the answer
                                                 a model gives by echoing the question
                                                 (the letters unreversed or in lower case,
-                                                the two digits side by side, another
-                                                colour) and a near miss
+                                                the two digits side by side) and a near miss
 ============  ===============================  =========================================
 
-Sizes. ``n`` is the eval split's number of items per skill (``tiny_world.corpus.sizes.eval``;
-the largest count among the skills used, since lookup holds out fewer: one item per entity
-kept out of the fusion split, :mod:`fusekit.tiny.corpus`). HellaSwag takes every reverse
-and upper item (2n), ARC every arith and lookup item, Winogrande every reverse item,
-GSM8K every arith item; :func:`mmlu_sizes` and :func:`truthfulqa_per_skill` give the
-others (at n = 64 the sizes the tasks always had: 48, 16, 32, 64 and 16). A task takes a
-skill's first items, so a skill with fewer (lookup) gives what it has. The items are
-distinct (the corpus never repeats an eval item), so lm-eval's standard errors, computed
-as if the items were independent, are what they say; :func:`benchmark_item_counts` feeds
-:func:`fusekit.eval.precision.worst_case_average_se`.
+Sizes (issue 17 item 4). No eval item is in two benchmarks: :func:`allocate` cuts each
+skill's eval items (``tiny_world.corpus.sizes.eval``, per skill) into the shares of
+:data:`ALLOCATION`. The items are distinct (the corpus never repeats an eval item) and
+the benchmarks disjoint, so lm-eval's standard errors, computed as if the items were
+independent, are what they say, and so is their combination into the average's
+(:func:`fusekit.eval.precision.average_standard_error`); :func:`benchmark_item_counts`
+feeds :func:`fusekit.eval.precision.worst_case_average_se`, the bound a set size
+guarantees before any model is evaluated. Until this layout the benchmarks shared
+items (the same arith items in four of them), which made that bound 1.63 points where
+the sizes alone said 1.0. ARC then asked arith and lookup items; those skills have few
+items (600 pairs, one lookup per entity) and GSM8K and MMLU need them, so ARC is now
+upper-casing, which the models can do (it was at chance).
 
 ARC is asked 0-shot in the tiny world (``config/tiny.yaml``): the tiny models were never
 trained on multi-turn chats, and a 1-shot prompt rendered as one (lm-eval's
@@ -53,6 +56,7 @@ import itertools
 import json
 import random
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -60,37 +64,68 @@ import yaml
 
 from fusekit.io import atomic_path
 
-# subtask sizes of tiny_mmlu, as fractions (numerator, denominator) of the eval split's
-# per-skill size n; they differ on purpose: the macro average then differs from lm-eval's
-# size-weighted group score, and the tests can tell them apart
-MMLU_FRACTIONS: dict[str, tuple[int, int]] = {
-    "arith": (3, 4),
-    "reverse": (1, 4),
-    "upper": (1, 2),
-    "lookup": (1, 1),
+# Which benchmark each eval item serves (issue 17 item 4). Every skill's eval items are
+# cut, in corpus order, into consecutive slices, one per (task, weight) below, sized in
+# proportion to the weights (:func:`allocate`): no item is in two benchmarks, so the six
+# are independent and the standard error of their average is what
+# :func:`fusekit.eval.precision.worst_case_average_se` computes from the sizes alone.
+# (Before, the same arith items were in MMLU, ARC, GSM8K and TruthfulQA and the same
+# reverse items in four benchmarks: the worst case was 1.63 points, not the 1.0 the
+# sizes gave as if independent.) arith (600 pairs, the fusion split keeps the rest) and
+# lookup (one entity each) have few items, so they go where the papers' benchmarks need
+# them (GSM8K is arithmetic; MMLU has a subtask per skill); the letter skills, with 11000
+# items, fill the rest. tiny_mmlu's subtasks differ in size on purpose: its macro
+# average then differs from lm-eval's size-weighted group score, and tests tell them apart.
+ALLOCATION: dict[str, tuple[tuple[str, int], ...]] = {
+    "arith": (("tiny_gsm8k", 7), ("tiny_mmlu_arith", 2), ("tiny_truthfulqa_mc2", 1)),
+    "lookup": (("tiny_mmlu_lookup", 1),),
+    "reverse": (
+        ("tiny_mmlu_reverse", 1),
+        ("tiny_hellaswag", 3),
+        ("tiny_winogrande", 4),
+        ("tiny_truthfulqa_mc2", 3),
+    ),
+    "upper": (
+        ("tiny_mmlu_upper", 2),
+        ("tiny_hellaswag", 2),
+        ("tiny_arc", 5),
+        ("tiny_truthfulqa_mc2", 3),
+    ),
 }
 # the skills the tasks are built from; others in the corpus (code, greek: FuseChat-3.0's
 # domains) are left out, so adding a skill to the world does not change these benchmarks
-OPENLLM_SKILLS = tuple(MMLU_FRACTIONS)
+OPENLLM_SKILLS = tuple(ALLOCATION)
 N_CHOICES = 4
-# TruthfulQA's items per skill: this fraction of n
-TRUTHFULQA_FRACTION = (1, 4)
 
 
-def _share(n: int, fraction: tuple[int, int]) -> int:
-    num, den = fraction
-    return max(1, n * num // den)
+def allocate(counts: Mapping[str, int]) -> dict[str, dict[str, tuple[int, int]]]:
+    """Which eval items each task takes: task -> skill -> ``(start, stop)``, a slice of
+    that skill's items in corpus order, for ``counts`` (skill -> its number of eval
+    items; skills not in :data:`ALLOCATION` are ignored, and those missing count 0).
 
-
-def mmlu_sizes(n: int) -> dict[str, int]:
-    """tiny_mmlu's subtask sizes (skill -> items) for ``n`` eval items per skill:
-    :data:`MMLU_FRACTIONS` of ``n``, rounded down, at least 1 (n = 64: 48, 16, 32, 64)."""
-    return {skill: _share(n, f) for skill, f in MMLU_FRACTIONS.items()}
-
-
-def truthfulqa_per_skill(n: int) -> int:
-    """tiny_truthfulqa_mc2's items per skill for ``n`` eval items per skill (n // 4)."""
-    return _share(n, TRUTHFULQA_FRACTION)
+    Each skill's slices partition ``range(counts[skill])`` (every item in exactly one
+    task) with sizes ``floor(n * w / W)`` for weight ``w`` of total ``W``, at least 1 while
+    there are items for each, the rounding remainder going to the heaviest task (the
+    first of equal weights). A slice of size 0 is left out. ValueError for a negative
+    count."""
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for skill, shares in ALLOCATION.items():
+        n = counts.get(skill, 0)
+        if n < 0:
+            raise ValueError(f"{skill}: {n} eval items")
+        total = sum(w for _, w in shares)
+        sizes = [n * w // total for _, w in shares]
+        heaviest = max(range(len(shares)), key=lambda i: (shares[i][1], -i))
+        sizes[heaviest] += n - sum(sizes)
+        for i in range(len(sizes)):  # at least one item each while there are enough
+            if sizes[i] == 0 and n >= len(shares):
+                sizes[i], sizes[heaviest] = 1, sizes[heaviest] - 1
+        start = 0
+        for (task, _), size in zip(shares, sizes, strict=True):
+            if size:
+                out.setdefault(task, {})[skill] = (start, start + size)
+            start += size
+    return out
 
 
 _UTILS = '''"""lm-eval hooks of the tiny tasks; the logic lives in fusekit."""
@@ -157,17 +192,18 @@ def _shuffled(right: str, wrong: list[str], rng: random.Random) -> tuple[list[st
 def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]]:
     """Documents of every tiny task, keyed by task name (pure function of the split).
 
-    Only rows of :data:`OPENLLM_SKILLS` are used; other skills are ignored. Sizes follow
-    ``n``, the largest number of rows of one of those skills (see the module doc)."""
+    Only rows of :data:`OPENLLM_SKILLS` are used; other skills are ignored. Each skill's
+    rows are shared out by :func:`allocate` (no item in two tasks); a task of several
+    skills lists them in :data:`ALLOCATION`'s order of skills. Tasks with no item are
+    left out."""
     rng = random.Random(f"openllm-{seed}")
     eval_split = eval_split[eval_split["skill"].isin(OPENLLM_SKILLS)]
     by_skill = {s: g.reset_index(drop=True) for s, g in eval_split.groupby("skill", sort=True)}
-    n = max((len(g) for g in by_skill.values()), default=0)
     answers = {s: sorted(set(g["answer"])) for s, g in by_skill.items()}
-    docs: dict[str, list[dict]] = {}
+    slices = allocate({s: len(g) for s, g in by_skill.items()})
 
-    def pick(skills: tuple[str, ...]) -> pd.DataFrame:
-        parts = [by_skill[s] for s in skills if s in by_skill]
+    def items(task: str) -> pd.DataFrame:
+        parts = [by_skill[s].iloc[a:b] for s, (a, b) in slices.get(task, {}).items()]
         return pd.concat(parts, ignore_index=True) if parts else eval_split.head(0)
 
     def choice_rows(frame: pd.DataFrame, n_wrong: int) -> list[dict]:
@@ -181,24 +217,20 @@ def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]
             rows.append({"id": r.prompt_id, "query": r.prompt, "choices": choices, "label": label})
         return rows
 
-    for skill, size in mmlu_sizes(n).items():
-        if skill in by_skill:
-            docs[f"tiny_mmlu_{skill}"] = choice_rows(by_skill[skill].head(size), N_CHOICES - 1)
-    docs["tiny_hellaswag"] = choice_rows(pick(("reverse", "upper")), N_CHOICES - 1)
-    docs["tiny_arc"] = choice_rows(pick(("arith", "lookup")), N_CHOICES - 1)
-    docs["tiny_winogrande"] = choice_rows(pick(("reverse",)), 1)
+    docs: dict[str, list[dict]] = {}
+    for skill in ALLOCATION:
+        docs[f"tiny_mmlu_{skill}"] = choice_rows(items(f"tiny_mmlu_{skill}"), N_CHOICES - 1)
+    docs["tiny_hellaswag"] = choice_rows(items("tiny_hellaswag"), N_CHOICES - 1)
+    docs["tiny_arc"] = choice_rows(items("tiny_arc"), N_CHOICES - 1)
+    docs["tiny_winogrande"] = choice_rows(items("tiny_winogrande"), 1)
 
     docs["tiny_gsm8k"] = [
         {"id": r.prompt_id, "query": r.prompt, "answer": r.answer}
-        for r in pick(("arith",)).itertuples()
+        for r in items("tiny_gsm8k").itertuples()
     ]
 
     rows = []
-    truthful = pd.concat(
-        [g.head(truthfulqa_per_skill(n)) for _, g in sorted(by_skill.items())],
-        ignore_index=True,
-    )
-    for r in truthful.itertuples():
+    for r in items("tiny_truthfulqa_mc2").itertuples():
         echo = _imitative_answer(r.reference, r.answer, answers[r.skill])
         near = [w for w in _wrong_answers(r.answer, answers[r.skill], rng, 3) if w != echo]
         wrong = ([echo] if echo else []) + near[: 2 - bool(echo)]
