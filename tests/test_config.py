@@ -524,6 +524,28 @@ PLAN_TIME = [
         "studies.profuser.optimizer.max_length",
         ["vicuna-7b-v1.5", "system prompt"],
     ),
+    # the tiny world's eval sizes: one per skill, within the skill's distinct items
+    (
+        "tiny_eval_size_missing_skill",
+        "tiny.yaml",
+        {"tiny_world.corpus.sizes.eval": {"arith": 393, "reverse": 1230}},
+        "tiny_world.corpus.sizes.eval",
+        ["none for skill 'upper'"],
+    ),
+    (
+        "tiny_eval_size_unknown_skill",
+        "tiny.yaml",
+        {"tiny_world.corpus.sizes.eval.poetry": 3},
+        "tiny_world.corpus.sizes.eval",
+        ["unknown skills ['poetry']"],
+    ),
+    (
+        "tiny_eval_size_beyond_items",
+        "tiny.yaml",
+        {"tiny_world.corpus.sizes.eval.arith": 601},
+        "tiny_world.corpus.sizes.eval",
+        ["601 distinct arith items", "600"],
+    ),
     # a tiny-scale model the tiny world does not build
     (
         "tiny_model_not_built",

@@ -63,7 +63,20 @@ def test_sft_rows_and_pairs_follow_the_card(fusechat3):
     gated = pairs[pairs.domain != "coding"]
     gap = gated.chosen_score - gated.rejected_score
     assert ((gap >= 0.01 - 1e-9) & (gap <= 100.0)).all()
-    assert {"coding", "mathematics", "instruction_following"} <= set(pairs.domain)
+    assert {"mathematics", "instruction_following"} <= set(pairs.domain)
+    # coding: every candidate ran against its tests, and each prompt is an SFT row, a pair
+    # (passing-best against failing-worst of one source) or dropped with every sample
+    # failing. Whether a world gives coding pairs at all is the world's: at 4 samples at
+    # T 0.8 a source mostly passes all four or fails all four (the world of bc0cc83 gave
+    # none; the pair rule itself: tests/test_preference_data.py)
+    n = pd.read_csv(fusechat3 / f"{STUDY}/data/counts.csv").set_index(["domain", "what"]).n
+    ran = sum(v for (d, what), v in n.items() if d == "coding" and what.startswith("tests_"))
+    code = cands.prompt_id.isin(prompts.prompt_id[prompts.source == "tiny:code"])
+    assert ran == code.sum() - n["coding", "empty_responses"] > 0
+    assert n["coding", "dpo"] == (pairs.domain == "coding").sum()
+    assert n["coding", "prompts"] == n["coding", "sft"] + n["coding", "dpo"] + n.get(
+        ("coding", "dropped_all_fail"), 0
+    )
     assert set(sft.domain) >= {"coding", "greek"}  # greek: SFT only, src_qwen2's responses
     assert (sft[sft.domain == "greek"].model == "src_qwen2").all()
     # mathematics (arithmetic prompts): a chosen answer is correct against the reference

@@ -330,9 +330,28 @@ def _check_chat_table(study: dict, key: str, spec: dict) -> None:
         )
 
 
+def _check_tiny_eval_sizes(corpus: dict) -> None:
+    """tiny_world.corpus.sizes.eval: a size for every skill, each within the skill's
+    distinct items (what :func:`fusekit.tiny.corpus.build_corpus` would raise, at plan
+    time)."""
+    from fusekit.tiny.corpus import GENERATORS, eval_request, eval_size
+
+    key = "tiny_world.corpus.sizes.eval"
+    sizes = corpus.get("sizes") or {}
+    if isinstance(sizes.get("eval"), dict):
+        unknown = sorted(set(sizes["eval"]) - set(GENERATORS))
+        _need(not unknown, key, f"unknown skills {unknown}; known: {sorted(GENERATORS)}")
+    for skill in corpus["skills"]:
+        try:
+            eval_size(skill, eval_request(sizes, skill), corpus["n_entities"])
+        except ValueError as err:
+            raise ConfigError(f"config key {key}: {err}") from None
+
+
 def _check_tiny(config: dict) -> None:
     world = config["tiny_world"]
     toks, skills = world["tokenizers"], set(world["corpus"]["skills"])
+    _check_tiny_eval_sizes(world["corpus"])
     for i, name in enumerate(world.get("reward_pairs", {}).get("models") or []):
         _need(
             name in world.get("models", {}),
