@@ -540,6 +540,13 @@ PLAN_TIME = [
         ["unknown skills ['poetry']"],
     ),
     (
+        "tiny_eval_size_leaves_no_fusion_item",
+        "tiny.yaml",
+        {"tiny_world.corpus.sizes.eval.arith": 600},
+        "tiny_world.corpus.sizes.eval",
+        ["600 eval arith items take all 600", "no arith item for the fusion split"],
+    ),
+    (
         "tiny_eval_size_beyond_items",
         "tiny.yaml",
         {"tiny_world.corpus.sizes.eval.arith": 601},

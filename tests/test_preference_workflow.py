@@ -74,9 +74,8 @@ def test_sft_rows_and_pairs_follow_the_card(fusechat3):
     code = cands.prompt_id.isin(prompts.prompt_id[prompts.source == "tiny:code"])
     assert ran == code.sum() - n["coding", "empty_responses"] > 0
     assert n["coding", "dpo"] == (pairs.domain == "coding").sum()
-    assert n["coding", "prompts"] == n["coding", "sft"] + n["coding", "dpo"] + n.get(
-        ("coding", "dropped_all_fail"), 0
-    )
+    dropped = sum(n.get(("coding", f"dropped_{w}"), 0) for w in ("all_fail", "no_usable_response"))
+    assert n["coding", "prompts"] == n["coding", "sft"] + n["coding", "dpo"] + dropped
     assert set(sft.domain) >= {"coding", "greek"}  # greek: SFT only, src_qwen2's responses
     assert (sft[sft.domain == "greek"].model == "src_qwen2").all()
     # mathematics (arithmetic prompts): a chosen answer is correct against the reference

@@ -331,21 +331,15 @@ def _check_chat_table(study: dict, key: str, spec: dict) -> None:
 
 
 def _check_tiny_eval_sizes(corpus: dict) -> None:
-    """tiny_world.corpus.sizes.eval: a size for every skill, each within the skill's
-    distinct items (what :func:`fusekit.tiny.corpus.build_corpus` would raise, at plan
-    time)."""
-    from fusekit.tiny.corpus import GENERATORS, eval_request, eval_size
+    """tiny_world.corpus.sizes.eval, at plan time: what
+    :func:`fusekit.tiny.corpus.eval_sizes` (and so ``build_corpus``) would raise."""
+    from fusekit.tiny.corpus import eval_sizes
 
-    key = "tiny_world.corpus.sizes.eval"
-    sizes = corpus.get("sizes") or {}
-    if isinstance(sizes.get("eval"), dict):
-        unknown = sorted(set(sizes["eval"]) - set(GENERATORS))
-        _need(not unknown, key, f"unknown skills {unknown}; known: {sorted(GENERATORS)}")
-    for skill in corpus["skills"]:
-        try:
-            eval_size(skill, eval_request(sizes, skill), corpus["n_entities"])
-        except ValueError as err:
-            raise ConfigError(f"config key {key}: {err}") from None
+    try:
+        eval_sizes(corpus.get("sizes") or {}, corpus["skills"], corpus["n_entities"])
+    except ValueError as err:
+        msg = str(err).removeprefix("sizes.eval: ")
+        raise ConfigError(f"config key tiny_world.corpus.sizes.eval: {msg}") from None
 
 
 def _check_tiny(config: dict) -> None:

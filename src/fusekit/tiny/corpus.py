@@ -295,6 +295,38 @@ def eval_request(sizes: Mapping, skill: str) -> int:
     return n[skill]
 
 
+def eval_sizes(
+    sizes: Mapping[str, int | Mapping[str, int]],
+    skills: list[str] | tuple[str, ...],
+    n_entities: int = 40,
+) -> dict[str, int]:
+    """The eval items :func:`build_corpus` writes per skill (skill -> count), after every
+    check of ``sizes["eval"]`` it makes (the workflow's plan-time check calls it too).
+    ValueError, its message starting ``sizes.eval:``, for an unknown skill in a mapping,
+    a skill the mapping leaves out (:func:`eval_request`), a size beyond a skill's
+    distinct items (:func:`eval_size`), or one that takes every item of a skill while a
+    split that never holds its eval items (:data:`EVAL_AVOIDED_BY`) has a size."""
+    if isinstance(sizes.get("eval"), Mapping):
+        unknown = sorted(set(sizes["eval"]) - set(GENERATORS))
+        if unknown:
+            raise ValueError(f"sizes.eval: unknown skills {unknown}; known: {sorted(GENERATORS)}")
+    try:
+        n_eval = {s: eval_size(s, eval_request(sizes, s), n_entities) for s in skills}
+    except ValueError as err:
+        msg = str(err)
+        raise ValueError(msg if msg.startswith("sizes.eval") else f"sizes.eval: {msg}") from None
+    for skill in skills:
+        left = n_items(skill, n_entities) - n_eval[skill]
+        for split in EVAL_AVOIDED_BY[skill]:
+            if left < 1 and sizes.get(split, 0) > 0:
+                raise ValueError(
+                    f"sizes.eval: {n_eval[skill]} eval {skill} items take all "
+                    f"{n_items(skill, n_entities)} there are, which leaves no {skill} item "
+                    f"for the {split} split (it never holds an eval item)"
+                )
+    return n_eval
+
+
 def _draw(
     generate: Callable[[random.Random, dict[str, str]], Example],
     rng: random.Random,
@@ -336,9 +368,8 @@ def build_corpus(
     ``<split>-<skill>-<n>``, rows in split then skill order. The eval split has distinct
     items (:func:`eval_size` of them per skill) that the splits of
     :data:`EVAL_AVOIDED_BY` never hold (see the module doc). Raises ValueError for an
-    unknown skill or split, an eval size mapping without a generated skill, an eval size
-    beyond a skill's distinct items, or one that
-    takes every item of a skill while a split that avoids them has a size.
+    unknown skill or split, an unknown ``fusion_references``, or what
+    :func:`eval_sizes` raises for the eval sizes.
     """
     unknown = sorted(set(skills) - set(GENERATORS))
     if unknown:
@@ -350,21 +381,8 @@ def build_corpus(
         raise ValueError(
             f"fusion_references must be 'short' or 'worked', not {fusion_references!r}"
         )
-    if isinstance(sizes.get("eval"), Mapping):
-        unknown = sorted(set(sizes["eval"]) - set(GENERATORS))
-        if unknown:
-            raise ValueError(f"sizes.eval: unknown skills {unknown}; known: {sorted(GENERATORS)}")
+    n_eval = eval_sizes(sizes, skills, n_entities)
     facts = fact_table(seed, n_entities)
-    n_eval = {s: eval_size(s, eval_request(sizes, s), n_entities) for s in skills}
-    for skill in skills:
-        left = n_items(skill, n_entities) - n_eval[skill]
-        for split in EVAL_AVOIDED_BY[skill]:
-            if left < 1 and sizes.get(split, 0) > 0:
-                raise ValueError(
-                    f"sizes.eval: {n_eval[skill]} eval {skill} items take all "
-                    f"{n_items(skill, n_entities)} there are, which leaves no {skill} item "
-                    f"for the {split} split (it never holds an eval item)"
-                )
     made: dict[tuple[str, str], list[Example]] = {}
     held: dict[str, set] = {}
     # eval first, from its own stream: distinct items
