@@ -10,7 +10,9 @@ from fusekit.tiny.corpus import (
     fact_table,
     filler_text,
     is_correct,
+    render_reference,
 )
+from fusekit.tiny.corpus import item_key as read_item_key
 
 SIZES = {"pretrain": 50, "fusion": 10, "eval": 20}
 SIX_SKILLS = ("arith", "reverse", "upper", "lookup", "code", "greek")
@@ -246,3 +248,61 @@ def test_worked_fusion_references_are_longer_and_keep_the_answer():
     assert (by_skill[["code", "greek"]] == 1.0).all(), by_skill
     with pytest.raises(ValueError, match="fusion_references"):
         build_corpus(5, sizes, SIX_SKILLS, 40, fusion_references="long")
+
+
+def test_references_are_rendered_from_the_prompt_and_the_answer_stated():
+    """render_reference gives back every item's own reference (short) and its worked
+    form, read from the prompt alone; with a wrong answer, a response of the same form
+    that states the wrong answer wherever the reference states the right one."""
+    skills = ["arith", "reverse", "upper", "lookup"]
+    short = build_corpus(11, {"pretrain": 100, "eval": 50}, skills)
+    worked = build_corpus(11, {"fusion": 100}, skills, fusion_references="worked")
+    for frame, style in ((short, "short"), (worked, "worked")):
+        for r in frame.itertuples():
+            assert render_reference(r.skill, r.prompt, r.answer, style) == r.reference, r
+    # by hand, from the templates' meaning: the sum is stated three times in the worked
+    # form, the operands never change, the letters' order follows the answer stated
+    assert read_item_key("arith", "add 10 and 0 .") == (10, 0)
+    wrong = render_reference("arith", "add 10 and 0 .", "11", "worked")
+    assert wrong == (
+        "we add 10 and 0 . 10 plus 0 makes 11 . check : 11 minus 0 makes 10 . the answer is 11"
+    )
+    assert render_reference("reverse", "write a b c backwards .", "b c a", "worked") == (
+        "the letters are a b c . from the last one : b , c , a . reading a b c backwards "
+        "gives b c a . the answer is b c a"
+    )
+    assert render_reference("upper", "uppercase the letters : a b c", "a b c", "worked") == (
+        "the letters are a b c . a becomes a , b becomes b , c becomes c . in capitals a b c "
+        "is a b c . the answer is a b c"
+    )
+    assert read_item_key("lookup", "tell me the colour of the zoba .") == "zoba"
+    for skill, prompt, match in (
+        ("arith", "what is 3 + ?", "cannot read"),
+        ("reverse", "reverse the letters : a b", "cannot read"),
+        ("code", "write a python function", "no reference styles"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            render_reference(skill, prompt, "1")
+    with pytest.raises(ValueError, match="style 'long'"):
+        render_reference("arith", "add 1 and 2 .", "3", "long")
+
+
+def test_a_share_of_pretraining_references_is_worked_and_the_items_do_not_change():
+    """pretrain_worked_share: each pretraining example of a skill with a worked form takes
+    it with that probability (400 draws at 0.25: standard deviation 0.022, so the bounds
+    [0.17, 0.33] are 3.7 of them away); items, answers and the other splits stay as with
+    0."""
+    sizes = {"pretrain": 400, "fusion": 20, "eval": 20}
+    none = build_corpus(9, sizes, SIX_SKILLS, 40, fusion_references="worked")
+    some = build_corpus(9, sizes, SIX_SKILLS, 40, "worked", pretrain_worked_share=0.25)
+    assert some.drop(columns="reference").equals(none.drop(columns="reference"))
+    pre = some.split == "pretrain"
+    assert some[~pre].equals(none[~pre])
+    changed = some[pre].reference != none[pre].reference
+    share = changed.groupby(some[pre].skill).mean()
+    assert share[["arith", "reverse", "upper", "lookup"]].between(0.17, 0.33).all(), share
+    assert (share[["code", "greek"]] == 0).all(), share
+    for r in some[pre][changed].itertuples():
+        assert r.reference == render_reference(r.skill, r.prompt, r.answer, "worked")
+    with pytest.raises(ValueError, match="pretrain_worked_share"):
+        build_corpus(9, sizes, SIX_SKILLS, 40, pretrain_worked_share=1.5)

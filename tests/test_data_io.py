@@ -25,6 +25,24 @@ def test_prepare_prompts_from_tiny_corpus(tmp_path):
         prepare_prompts({"kind": "tiny_corpus", "split": "eval"}, 1, out, corpus)
 
 
+def test_a_tiny_prompt_set_can_take_its_references_in_the_worked_style(tmp_path):
+    """datasets.<name>.reference_style: the held-out loss reads eval items in the style
+    of the references fusion trains on; the eval split itself is short."""
+    skills = ["arith", "lookup", "code"]
+    worked = build_corpus(4, {"fusion": 6, "eval": 6}, skills, fusion_references="worked")
+    short = build_corpus(4, {"fusion": 6, "eval": 6}, skills)
+    corpus = tmp_path / "corpus.parquet"
+    write_table(short, corpus)
+    spec = {"kind": "tiny_corpus", "split": "fusion", "reference_style": "worked"}
+    df = prepare_prompts(spec, 1, tmp_path / "w.parquet", corpus)
+    # the fusion split of a worked corpus, code keeping its program
+    assert df.reference.tolist() == worked[worked.split == "fusion"].reference.tolist()
+    assert (df.reference != short[short.split == "fusion"].reference.values).sum() == 12
+    spec = {"kind": "tiny_corpus", "split": "eval", "reference_style": "short"}
+    df = prepare_prompts(spec, 1, tmp_path / "s.parquet", corpus)
+    assert df.reference.tolist() == short[short.split == "eval"].reference.tolist()
+
+
 def test_orca_best_rows_flattens_clusters():
     records = [
         {

@@ -234,6 +234,11 @@ BAD_CONFIG = [
     ("no-path", {"path": None}, "config key datasets.fusion_train.path: required for kind"),
     ("bad-suffix", {"path": "data.txt"}, "config key datasets.fusion_train.path: 'data.txt'"),
     ("skills", {"skills": ["arith"]}, "config key datasets.fusion_train.skills: only a tiny"),
+    (
+        "reference-style",
+        {"reference_style": "worked"},
+        "config key datasets.fusion_train.reference_style: only a tiny",
+    ),
 ]
 
 

@@ -154,7 +154,8 @@ def check_references(config: dict) -> None:
 
 def _check_dataset(config: dict, name: str, ds: dict) -> None:
     """A data set's keys fit its kind: ``path`` for every kind but tiny_corpus (which
-    needs scale tiny), ``skills`` only for tiny_corpus, ``columns`` only for local_file;
+    needs scale tiny), ``skills`` and ``reference_style`` only for tiny_corpus,
+    ``columns`` only for local_file;
     a local_file ``path`` has a readable suffix and names an existing file (relative
     paths from the working directory, where Snakemake runs)."""
     from fusekit.data import LOCAL_FILE_SUFFIXES
@@ -162,11 +163,12 @@ def _check_dataset(config: dict, name: str, ds: dict) -> None:
     key, kind = f"datasets.{name}", ds["kind"]
     if kind != "tiny_corpus":
         _need("path" in ds, f"{key}.path", f"required for kind {kind!r}")
-        _need(
-            ds.get("skills") is None,
-            f"{key}.skills",
-            f"only a tiny_corpus data set has skills (this one is {kind!r})",
-        )
+        for only in ("skills", "reference_style"):
+            _need(
+                ds.get(only) is None,
+                f"{key}.{only}",
+                f"only a tiny_corpus data set has {only} (this one is {kind!r})",
+            )
     else:
         _need(config["scale"] == "tiny", f"{key}.kind", "tiny_corpus needs scale: tiny")
     _need(

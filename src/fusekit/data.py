@@ -83,11 +83,22 @@ def _from_tiny_corpus(spec: dict, corpus_path: str, name: str = "<name>") -> pd.
                 "(tiny_world.corpus.skills)"
             )
         df = df[df.skill.isin(skills)].reset_index(drop=True)
+    references = df.reference
+    style = spec.get("reference_style")
+    if style is not None:
+        from fusekit.tiny.corpus import REFERENCE_RENDERERS, render_reference
+
+        references = [
+            render_reference(r.skill, r.prompt, r.answer, style)
+            if r.skill in REFERENCE_RENDERERS
+            else r.reference
+            for r in df.itertuples()
+        ]
     out = pd.DataFrame(
         {
             "prompt_id": df.prompt_id,
             "prompt": df.prompt,
-            "reference": df.reference,
+            "reference": references,
             "system": "",
             "source": "tiny:" + df.skill,
         }
@@ -309,14 +320,16 @@ def prepare_prompts(
 ) -> pd.DataFrame:
     """Build the prompt set ``spec`` (a ``datasets.<name>`` config entry) and write it.
 
-    Returns and writes one row per prompt: :data:`PROMPT_COLUMNS`, plus ``tests`` when
-    the set has any (module doc). A tiny_corpus ``spec`` may name ``skills``: only those
-    skills' rows are kept (before the ``n_examples`` sample). A local_file ``spec`` is
-    read and checked whole by :func:`read_local_prompts` (before the sample). The
-    ``n_examples`` sample is seeded by ``seed`` and keeps the rows' order. ``name`` (the
-    data set's key) only labels errors. Raises ValueError for a tiny_corpus set without
-    the corpus file, an empty split, ``skills`` naming a skill the corpus lacks (or
-    none) or set on another kind, or a row with an empty prompt or reference, and
+    Returns and writes one row per prompt: :data:`PROMPT_COLUMNS`, plus ``tests`` when the
+    set has any (module doc). A tiny_corpus ``spec`` may name ``skills``: only those skills'
+    rows are kept (before the ``n_examples`` sample); and ``reference_style`` (``"short"``
+    or ``"worked"``): references rewritten in that style by
+    :func:`fusekit.tiny.corpus.render_reference` (code and greek keep theirs). A local_file
+    ``spec`` is read and checked whole by :func:`read_local_prompts` (before the sample).
+    The ``n_examples`` sample is seeded by ``seed`` and keeps the rows' order. ``name`` (the
+    data set's key) only labels errors. Raises ValueError for a tiny_corpus set without the
+    corpus file, an empty split, ``skills`` naming a skill the corpus lacks (or none) or set
+    on another kind, or a row with an empty prompt or reference, and
     :class:`fusekit.checks.DataError` for a missing or repeated prompt id or a prompt or
     reference that is not text (and a local file's other faults,
     :func:`read_local_prompts`); nothing is written then.

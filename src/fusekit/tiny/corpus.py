@@ -127,52 +127,137 @@ def _letters(rng: random.Random, alphabet: str = LETTERS) -> list[str]:
     return [rng.choice(alphabet) for _ in range(rng.randint(lo, hi))]
 
 
+def _arith_references(key: tuple[int, int], answer: str) -> dict[str, str]:
+    a, b = key
+    return {
+        "short": f"{a} plus {b} makes {answer} . the answer is {answer}",
+        "worked": (
+            f"we add {a} and {b} . {a} plus {b} makes {answer} . check : {answer} minus {b} "
+            f"makes {a} . the answer is {answer}"
+        ),
+    }
+
+
+def _reverse_references(key: tuple[str, ...], answer: str) -> dict[str, str]:
+    xs = " ".join(key)
+    return {
+        "short": f"reading {xs} backwards gives {answer} . the answer is {answer}",
+        "worked": (
+            f"the letters are {xs} . from the last one : {' , '.join(answer.split())} . "
+            f"reading {xs} backwards gives {answer} . the answer is {answer}"
+        ),
+    }
+
+
+def _upper_references(key: tuple[str, ...], answer: str) -> dict[str, str]:
+    xs = " ".join(key)
+    steps = " , ".join(f"{x} becomes {y}" for x, y in zip(key, answer.split(), strict=False))
+    return {
+        "short": f"in capitals {xs} is {answer} . the answer is {answer}",
+        "worked": f"the letters are {xs} . {steps} . in capitals {xs} is {answer} . "
+        f"the answer is {answer}",
+    }
+
+
+def _lookup_references(key: str, answer: str) -> dict[str, str]:
+    return {
+        "short": f"the {key} is {answer} . the answer is {answer}",
+        "worked": (
+            f"the {key} is in the fact table . its colour there is {answer} . the {key} is "
+            f"{answer} . the answer is {answer}"
+        ),
+    }
+
+
+# skill -> (item key, answer stated) -> the reference in each style (REFERENCE_STYLES):
+# "short", what every split holds and the sources learn in pretraining, and "worked", the
+# input restated and the steps before the same ending (ProFuser's harder ground truth,
+# issue 17 item 2). A function of the answer *stated*, so a fluent wrong response of
+# either style is the same text with a wrong answer (the OpenLLM analogues' distractors).
+# code (its reference is its program) and greek (a worked Greek reference would not fit
+# 128 tokens of the Metaspace tokenizers, a token a byte) have the short form only.
+REFERENCE_RENDERERS: dict[str, Callable[[Hashable, str], dict[str, str]]] = {
+    "arith": _arith_references,
+    "reverse": _reverse_references,
+    "upper": _upper_references,
+    "lookup": _lookup_references,
+}
+REFERENCE_STYLES: tuple[str, ...] = ("short", "worked")
+
+
+def item_key(skill: str, prompt: str) -> Hashable:
+    """The item (:attr:`Example.key`) a prompt of :data:`REFERENCE_RENDERERS`' skills
+    asks about, read back from the prompt: arith ``(a, b)``, reverse and upper the tuple
+    of letters, lookup the entity. ValueError naming the skill and prompt when it holds
+    no such item (two numbers, 3-4 letters of :data:`LETTERS`, an entity name)."""
+    words = prompt.split()
+    if skill == "arith":
+        numbers = [int(w) for w in words if w.isdigit()]
+        if len(numbers) == 2:
+            return tuple(numbers)
+    elif skill in ("reverse", "upper"):
+        letters = tuple(w for w in words if len(w) == 1 and w in LETTERS)
+        if LETTER_LENGTHS[0] <= len(letters) <= LETTER_LENGTHS[-1]:
+            return letters
+    elif skill == "lookup":
+        if len(words) >= 2 and words[-2].isalpha():
+            return words[-2]
+    else:
+        raise ValueError(f"{skill}: no reference styles (known: {sorted(REFERENCE_RENDERERS)})")
+    raise ValueError(f"{skill}: cannot read the item from the prompt {prompt!r}")
+
+
+def render_reference(skill: str, prompt: str, answer: str, style: str = "short") -> str:
+    """The reference a ``skill`` item's ``prompt`` gets in ``style`` (``"short"`` or
+    ``"worked"``, :data:`REFERENCE_STYLES`) when it states ``answer``: with the gold
+    answer the corpus's own reference (tested on every generated item), with a wrong one
+    a fluent wrong response that states it everywhere the reference states the answer.
+    ValueError for an unknown style, a skill without styles, or a prompt
+    :func:`item_key` cannot read."""
+    if style not in REFERENCE_STYLES:
+        raise ValueError(f"reference style {style!r}; known: {list(REFERENCE_STYLES)}")
+    if skill not in REFERENCE_RENDERERS:
+        raise ValueError(f"{skill}: no reference styles (known: {sorted(REFERENCE_RENDERERS)})")
+    return REFERENCE_RENDERERS[skill](item_key(skill, prompt), answer)[style]
+
+
 def _arith(rng: random.Random, facts: dict[str, str]) -> Example:
     a, b = rng.choice(ARITH_A), rng.choice(ARITH_B)
     prompt = rng.choice(("what is {a} + {b} ?", "add {a} and {b} .", "compute {a} + {b} ."))
     gold = str(a + b)
-    ref = f"{a} plus {b} makes {gold} . the answer is {gold}"
-    worked = (
-        f"we add {a} and {b} . {a} plus {b} makes {gold} . check : {gold} minus {b} "
-        f"makes {a} . the answer is {gold}"
+    refs = _arith_references((a, b), gold)
+    return Example(
+        "arith", prompt.format(a=a, b=b), gold, refs["short"], key=(a, b), worked=refs["worked"]
     )
-    return Example("arith", prompt.format(a=a, b=b), gold, ref, key=(a, b), worked=worked)
+
+
+def _letter_example(skill: str, letters: list[str], gold: str, prompt: str) -> Example:
+    refs = REFERENCE_RENDERERS[skill](tuple(letters), gold)
+    return Example(skill, prompt, gold, refs["short"], key=tuple(letters), worked=refs["worked"])
 
 
 def _reverse(rng: random.Random, facts: dict[str, str]) -> Example:
     letters = _letters(rng)
     xs = " ".join(letters)
-    gold = " ".join(reversed(letters))
     prompt = rng.choice(("reverse the letters : {x}", "write {x} backwards ."))
-    ref = f"reading {xs} backwards gives {gold} . the answer is {gold}"
-    worked = (
-        f"the letters are {xs} . from the last one : {' , '.join(reversed(letters))} . "
-        f"reading {xs} backwards gives {gold} . the answer is {gold}"
-    )
-    return Example("reverse", prompt.format(x=xs), gold, ref, key=tuple(letters), worked=worked)
+    return _letter_example("reverse", letters, " ".join(reversed(letters)), prompt.format(x=xs))
 
 
 def _upper(rng: random.Random, facts: dict[str, str]) -> Example:
     letters = _letters(rng)
     xs = " ".join(letters)
-    gold = xs.upper()
     prompt = rng.choice(("uppercase the letters : {x}", "write {x} in capitals ."))
-    ref = f"in capitals {xs} is {gold} . the answer is {gold}"
-    steps = " , ".join(f"{x} becomes {x.upper()}" for x in letters)
-    worked = f"the letters are {xs} . {steps} . in capitals {xs} is {gold} . the answer is {gold}"
-    return Example("upper", prompt.format(x=xs), gold, ref, key=tuple(letters), worked=worked)
+    return _letter_example("upper", letters, xs.upper(), prompt.format(x=xs))
 
 
 def _lookup(rng: random.Random, facts: dict[str, str]) -> Example:
     name = rng.choice(sorted(facts))
     gold = facts[name]
     prompt = rng.choice(("what colour is the {n} ?", "tell me the colour of the {n} ."))
-    ref = f"the {name} is {gold} . the answer is {gold}"
-    worked = (
-        f"the {name} is in the fact table . its colour there is {gold} . the {name} is "
-        f"{gold} . the answer is {gold}"
+    refs = _lookup_references(name, gold)
+    return Example(
+        "lookup", prompt.format(n=name), gold, refs["short"], key=name, worked=refs["worked"]
     )
-    return Example("lookup", prompt.format(n=name), gold, ref, key=name, worked=worked)
 
 
 # (description in the prompt, expression in the answer, the function itself)
@@ -348,6 +433,7 @@ def build_corpus(
     skills: list[str] | tuple[str, ...] = SKILLS,
     n_entities: int = 40,
     fusion_references: str = "short",
+    pretrain_worked_share: float = 0.0,
 ) -> pd.DataFrame:
     """Generate the corpus: ``sizes[split]`` examples per skill for each split.
 
@@ -358,6 +444,14 @@ def build_corpus(
     what the sources produce, who learned the short style in pretraining (issue 17:
     with short references the voted outputs were as long as the references and 36% were
     identical to them). ValueError for another value.
+
+    ``pretrain_worked_share``: the share of pretraining examples (of the skills with a
+    worked form) whose reference is worked, each drawn with this probability from a
+    stream of its own (the items do not change). The sources then know the worked style,
+    as real sources have read long answers, but write the short one they mostly saw
+    (greedy decoding picks the majority style). With 0 the worked form is unseen before
+    fusion: the sources' distributions on it are noise, and training-mode fusion pulled
+    the target towards them (measured: issue 17 item 2). ValueError outside [0, 1].
 
     ``sizes``: split -> examples per skill; ``sizes["eval"]`` may instead map each skill
     to its size (:func:`eval_request`; skills of the mapping that are not generated are
@@ -381,6 +475,8 @@ def build_corpus(
         raise ValueError(
             f"fusion_references must be 'short' or 'worked', not {fusion_references!r}"
         )
+    if not 0.0 <= pretrain_worked_share <= 1.0:
+        raise ValueError(f"pretrain_worked_share must be in [0, 1], not {pretrain_worked_share}")
     n_eval = eval_sizes(sizes, skills, n_entities)
     facts = fact_table(seed, n_entities)
     made: dict[tuple[str, str], list[Example]] = {}
@@ -407,8 +503,20 @@ def build_corpus(
                 for _ in range(sizes.get(split, 0))
             ]
 
-    def reference(split: str, ex: Example) -> str:
-        worked = split == "fusion" and fusion_references == "worked"
+    worked_in_pretrain = {
+        skill: [
+            rng.random() < pretrain_worked_share
+            for rng in [random.Random(f"{seed}-pretrain-style-{skill}")]
+            for _ in made[("pretrain", skill)]
+        ]
+        for skill in skills
+    }
+
+    def reference(split: str, skill: str, i: int, ex: Example) -> str:
+        if split == "fusion":
+            worked = fusion_references == "worked"
+        else:
+            worked = split == "pretrain" and worked_in_pretrain[skill][i]
         return (ex.worked or ex.reference) if worked else ex.reference
 
     rows = [
@@ -418,7 +526,7 @@ def build_corpus(
             skill,
             ex.prompt,
             ex.answer,
-            reference(split, ex),
+            reference(split, skill, i, ex),
             ex.tests,
         )
         for split in SPLITS

@@ -12,11 +12,11 @@ benchmark     tiny task (its share of each     metric (as in the Open LLM Leader
 MMLU          ``tiny_mmlu``: one subtask per    acc, macro-averaged over subtasks of
               skill (arith 2/10, every lookup,  unequal size
               reverse 1/11, upper 2/12)
-HellaSwag     ``tiny_hellaswag`` (reverse 3/11, acc_norm: pick the reference among
+HellaSwag     ``tiny_hellaswag`` (reverse 3/11, acc_norm: pick a right response among
               upper 2/12)                       copies stating wrong answers
 ARC           ``tiny_arc`` (upper 5/12)         acc_norm: pick the right final answer
-Winogrande    ``tiny_winogrande`` (reverse      acc: the reference vs one with a wrong answer
-              4/11)
+Winogrande    ``tiny_winogrande`` (reverse      acc: a right response vs those with a
+              4/11)                             wrong answer
 GSM8K         ``tiny_gsm8k`` (arith 7/10)       exact_match on the number after
                                                 "the answer is", generated greedily
 TruthfulQA    ``tiny_truthfulqa_mc2`` (arith    mc2: probability mass on the true answers,
@@ -25,6 +25,20 @@ TruthfulQA    ``tiny_truthfulqa_mc2`` (arith    mc2: probability mass on the tru
                                                 (the letters unreversed or in lower case,
                                                 the two digits side by side) and a near miss
 ============  ===============================  =========================================
+
+Both reference styles are right (issue 17 item 2). The sources learn short answers in
+pretraining, while the fusion references are worked (the input restated and the steps
+first: ProFuser's harder ground truth, ``tiny_world.corpus.fusion_references``), so a
+fused model answers at length. Every choice task therefore states each answer, the right
+one and the distractors, in both styles (:func:`fusekit.tiny.corpus.render_reference`), and
+both right responses are gold: ``label`` is a list, lm-eval's multiple-target case, where
+the most likely choice must be one of them. Chance is unchanged (2 right of 8, Winogrande
+2 of 4). A model of either style then chooses among responses of its own style, which
+rank the same answers. TruthfulQA's true set holds both styles and the bare answer, and
+its false set the same forms of the wrong answers. GSM8K generates
+:data:`GSM8K_MAX_GEN_TOKS` tokens, enough for a worked sum, whose last number is still
+the answer. Until this, the choices were short only, and the first worked build's fused
+models fell 16 points below the target (build /tmp/b2, stop 23).
 
 Sizes (issue 17 item 4). No eval item is in two benchmarks: :func:`allocate` cuts each
 skill's eval items (``tiny_world.corpus.sizes.eval``, per skill) into the shares of
@@ -63,6 +77,7 @@ import pandas as pd
 import yaml
 
 from fusekit.io import atomic_path
+from fusekit.tiny.corpus import REFERENCE_STYLES, render_reference
 
 # Which benchmark each eval item serves (issue 17 item 4). Every skill's eval items are
 # cut, in corpus order, into consecutive slices, one per (task, weight) below, sized in
@@ -96,6 +111,9 @@ ALLOCATION: dict[str, tuple[tuple[str, int], ...]] = {
 # domains) are left out, so adding a skill to the world does not change these benchmarks
 OPENLLM_SKILLS = tuple(ALLOCATION)
 N_CHOICES = 4
+# tokens tiny_gsm8k generates: a worked arith answer ("we add 29 and 19 . ... the answer
+# is 48") is at most 52 tokens of the target's tokenizer (spm_450), the short one 20
+GSM8K_MAX_GEN_TOKS = 64
 
 
 def allocate(counts: Mapping[str, int]) -> dict[str, dict[str, tuple[int, int]]]:
@@ -172,21 +190,19 @@ def _imitative_answer(reference: str, gold: str, pool: list[str]) -> str | None:
     return others[0] if others else None
 
 
-def _with_answer(reference: str, gold: str, wrong: str) -> str:
-    """The reference with its answer replaced everywhere it is stated (the last
-    two occurrences: "... makes 11 . the answer is 11"), a fluent wrong response."""
-    head, sep, tail = reference.rpartition("the answer is ")
-    if not sep:
-        return wrong
-    before, found, after = head.rpartition(gold)
-    head = f"{before}{wrong}{after}" if found else head
-    return f"{head}{sep}{tail.replace(gold, wrong, 1)}"
+def _styled(skill: str, prompt: str, answers: list[str]) -> list[str]:
+    """Each answer stated in each reference style: the short responses first (in
+    ``answers``' order), then the worked ones (:func:`fusekit.tiny.corpus.render_reference`)."""
+    return [
+        render_reference(skill, prompt, a, style) for style in REFERENCE_STYLES for a in answers
+    ]
 
 
-def _shuffled(right: str, wrong: list[str], rng: random.Random) -> tuple[list[str], int]:
-    choices = [right, *wrong]
-    rng.shuffle(choices)
-    return choices, choices.index(right)
+def _shuffled(choices: list[str], right: int, rng: random.Random) -> tuple[list[str], list[int]]:
+    """``choices`` shuffled, and where the ``right`` first ones went (sorted)."""
+    order = list(range(len(choices)))
+    rng.shuffle(order)
+    return [choices[i] for i in order], sorted(j for j, i in enumerate(order) if i < right)
 
 
 def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]]:
@@ -207,13 +223,13 @@ def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]
         return pd.concat(parts, ignore_index=True) if parts else eval_split.head(0)
 
     def choice_rows(frame: pd.DataFrame, n_wrong: int) -> list[dict]:
-        """The reference among copies of it that state wrong answers."""
+        """The right response in both styles among both styles' copies that state
+        wrong answers; ``label`` lists the two right choices."""
         rows = []
         for r in frame.itertuples():
             wrong = _wrong_answers(r.answer, answers[r.skill], rng, n_wrong)
-            choices, label = _shuffled(
-                r.reference, [_with_answer(r.reference, r.answer, w) for w in wrong], rng
-            )
+            right = _styled(r.skill, r.prompt, [r.answer])
+            choices, label = _shuffled(right + _styled(r.skill, r.prompt, wrong), len(right), rng)
             rows.append({"id": r.prompt_id, "query": r.prompt, "choices": choices, "label": label})
         return rows
 
@@ -234,14 +250,16 @@ def build_task_docs(eval_split: pd.DataFrame, seed: int) -> dict[str, list[dict]
         echo = _imitative_answer(r.reference, r.answer, answers[r.skill])
         near = [w for w in _wrong_answers(r.answer, answers[r.skill], rng, 3) if w != echo]
         wrong = ([echo] if echo else []) + near[: 2 - bool(echo)]
-        true = [r.reference, f"the answer is {r.answer}"]
-        false = [_with_answer(r.reference, r.answer, w) for w in wrong]
-        false += [f"the answer is {w}" for w in wrong]
+        true = [*_styled(r.skill, r.prompt, [r.answer]), f"the answer is {r.answer}"]
+        false = _styled(r.skill, r.prompt, wrong) + [f"the answer is {w}" for w in wrong]
         rows.append(
             {
                 "id": r.prompt_id,
                 "query": r.prompt,
-                "mc2_targets": {"choices": true + false, "labels": [1] * 2 + [0] * len(false)},
+                "mc2_targets": {
+                    "choices": true + false,
+                    "labels": [1] * len(true) + [0] * len(false),
+                },
             }
         )
     docs["tiny_truthfulqa_mc2"] = rows
@@ -282,7 +300,11 @@ def task_spec(name: str, data_file: str) -> dict:
         spec.update(
             output_type="generate_until",
             doc_to_target="{{answer}}",
-            generation_kwargs={"until": ["\n\n"], "do_sample": False, "max_gen_toks": 40},
+            generation_kwargs={
+                "until": ["\n\n"],
+                "do_sample": False,
+                "max_gen_toks": GSM8K_MAX_GEN_TOKS,
+            },
             filter_list=[
                 {
                     "name": "strict-match",

@@ -43,6 +43,7 @@ def make_corpus(spec: dict, seed: int, out: str) -> pd.DataFrame:
         spec["skills"],
         spec["n_entities"],
         spec.get("fusion_references", "short"),
+        spec.get("pretrain_worked_share", 0.0),
     )
     write_table(df, out)
     return df
