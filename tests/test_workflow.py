@@ -115,7 +115,7 @@ def test_models_load_with_from_pretrained_and_carry_provenance(tiny_world):
 
 def test_prompt_set_comes_from_the_fusion_split(tiny_world):
     df = pd.read_parquet(tiny_world / "results/tiny/data/fusion_train.parquet")
-    assert len(df) == 160 * len(SKILLS) and df.prompt_id.str.startswith("fusion-").all()
+    assert len(df) == 128 * len(SKILLS) and df.prompt_id.str.startswith("fusion-").all()
 
 
 def test_benchmark_files_written(tiny_world):
@@ -328,7 +328,7 @@ def test_training_mode_outputs(tiny_world):
     sources = ["src_llama", "src_neox", "src_qwen2"]
     mince = pd.read_parquet(tiny_world / "results/tiny/profuser/training_mode/mince.parquet")
     ce = mince[[f"ce_{m}" for m in sources]].to_numpy()
-    assert len(mince) == 640
+    assert len(mince) == 512
     assert (mince.winner.to_numpy() == np.array(sources)[ce.argmin(axis=1)]).all()
     by_mode = pd.read_csv(tiny_world / "results/tiny/profuser/advantage_by_mode.csv")
     assert by_mode.source.tolist() == sources
@@ -343,7 +343,7 @@ def test_training_mode_outputs(tiny_world):
         dump = tiny_world / f"results/tiny/logits/fusion_train/{m}.parquet"
         rows, meta = read_dump(str(dump))
         tokens = sum(r["n_tokens"] for r in rows)
-        assert meta["k"] == "10" and len(rows) == 640
+        assert meta["k"] == "10" and len(rows) == 512
         assert dump.stat().st_size / tokens <= 64  # sparse: int32 ids, float16 log-probs
         voted, _ = read_dump(
             str(tiny_world / f"results/tiny/profuser/inference_mode/logits/{m}.parquet")
@@ -430,10 +430,10 @@ def test_fusion_variants_trained(tiny_world):
         per_epoch = len(last) // int(stages[-1]["epochs"])
         assert last[-per_epoch:].mean() < last[:per_epoch].mean(), name
         assert not (tiny_world / "results/tiny/profuser/checkpoints" / name).exists()
-    # ProFuser's two stages: 640 prompts (40 batches of 16) in inference mode 3 times, then
+    # ProFuser's two stages: 512 prompts (32 batches of 16) in inference mode 3 times, then
     # both modes 6 times (the study's stages in config/tiny.yaml)
     log = pd.read_csv(tiny_world / "results/tiny/profuser/models/ProFuser/train_log.csv")
-    assert log.groupby("stage").size().tolist() == [120, 240]
+    assert log.groupby("stage").size().tolist() == [96, 192]
 
 
 def test_second_run_is_byte_identical(tiny_world, tmp_path):

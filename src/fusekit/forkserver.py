@@ -58,6 +58,7 @@ DEFAULT_PRELOAD = (
     "fusekit.training_mode",
     "fusekit.inference_mode",
     "fusekit.tiny.world",
+    "lm_eval.evaluator",
 )
 # set by the shell for each process; they differ between the server and a job
 # without meaning anything to Python; and the server's own address

@@ -144,7 +144,7 @@ def _reverse_references(key: tuple[str, ...], answer: str) -> dict[str, str]:
         "short": f"reading {xs} backwards gives {answer} . the answer is {answer}",
         "worked": (
             f"the letters are {xs} . from the last one : {' , '.join(answer.split())} . "
-            f"reading {xs} backwards gives {answer} . the answer is {answer}"
+            f"the answer is {answer}"
         ),
     }
 
@@ -154,8 +154,7 @@ def _upper_references(key: tuple[str, ...], answer: str) -> dict[str, str]:
     steps = " , ".join(f"{x} becomes {y}" for x, y in zip(key, answer.split(), strict=False))
     return {
         "short": f"in capitals {xs} is {answer} . the answer is {answer}",
-        "worked": f"the letters are {xs} . {steps} . in capitals {xs} is {answer} . "
-        f"the answer is {answer}",
+        "worked": f"the letters are {xs} . {steps} . the answer is {answer}",
     }
 
 
@@ -439,9 +438,9 @@ def build_corpus(
 
     ``fusion_references``: ``"short"`` (the fusion split's references in the style of
     every other split) or ``"worked"`` (:attr:`Example.worked`: restated input, the
-    steps, then the short reference's content; code keeps its program). Worked
+    steps, then the answer; code and greek keep their short form). Worked
     references are the ground truth ProFuser's premise needs: longer and harder than
-    what the sources produce, who learned the short style in pretraining (issue 17:
+    what the sources produce, who learned mostly the short style in pretraining (issue 17:
     with short references the voted outputs were as long as the references and 36% were
     identical to them). ValueError for another value.
 
