@@ -294,7 +294,7 @@ def test_table_inputs_and_what_verification_describes():
     assert workflow.table_inputs(TINY, "wrpo", "table3") == ["results/tiny/wrpo/chat_eval.csv"]
     assert workflow.table_evaluations(TINY, "wrpo", "table3") == {}
     t7 = workflow.table_inputs(TINY, "wrpo", "table7")
-    assert t7[0] == "results/tiny/evaluation/openllm/tgt_llama.json" and len(t7) == 8
+    assert t7[0] == "results/tiny/evaluation/openllm/tgt_llama.json" and len(t7) == 4
     card = workflow.table_inputs(TINY, "fusechat3", "llama31_8b")
     assert card == [
         "results/tiny/evaluation/suites/fusechat3/tgt_llama.json",
@@ -316,7 +316,8 @@ def test_shipped_wrpo_and_fusechat_tables_match_their_reported_rows():
         assert [str(r["reported"]) for r in t4["rows"]] == n4
         assert t4["rows"][-1]["variant"] == "WRPO"
         t7 = cfg["studies"]["wrpo"]["tables"]["table7"]
-        assert t7["average"] == "Avg" and len(t7["rows"]) == 8
+        # the tiny world leaves out four rows of the paper's eight (the DAG's budget)
+        assert t7["average"] == "Avg" and len(t7["rows"]) == (8 if cfg is PAPER else 4)
     # every WRPO source has a Table 2 row at paper scale
     t2 = PAPER["studies"]["wrpo"]["tables"]["table2"]
     assert {r.get("model") for r in t2["rows"]} >= set(PAPER["studies"]["wrpo"]["sources"])

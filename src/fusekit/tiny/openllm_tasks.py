@@ -33,12 +33,11 @@ fused model answers at length. Every choice task therefore states each answer, t
 one and the distractors, in both styles (:func:`fusekit.tiny.corpus.render_reference`), and
 both right responses are gold: ``label`` is a list, lm-eval's multiple-target case, where
 the most likely choice must be one of them. Chance is unchanged (2 right of 8, Winogrande
-2 of 4). A model of either style then chooses among responses of its own style, which
-rank the same answers. TruthfulQA's true set holds both styles and the bare answer, and
-its false set the same forms of the wrong answers. GSM8K generates
-:data:`GSM8K_MAX_GEN_TOKS` tokens, enough for a worked sum, whose last number is still
-the answer. Until this, the choices were short only, and the first worked build's fused
-models fell 16 points below the target (build /tmp/b2, stop 23).
+2 of 4), and a model is not marked down for the style it answers in. TruthfulQA's true
+set holds both styles and the bare answer, and its false set the same forms of the wrong
+answers. GSM8K generates :data:`GSM8K_MAX_GEN_TOKS` tokens, enough for a worked sum,
+whose last number is still the answer. Until this, the choices were short only, and the
+first worked build's fused models fell 16 points below the target (stop 23).
 
 Sizes (issue 17 item 4). No eval item is in two benchmarks: :func:`allocate` cuts each
 skill's eval items (``tiny_world.corpus.sizes.eval``, per skill) into the shares of
