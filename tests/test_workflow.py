@@ -176,7 +176,7 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
         "build_preference_data": "1",
         "build_wrpo_sft_data": "1",
         "evaluate_alpaca_model": "4",  # every model: the judge is rm_strong, retrained
-        "evaluate_openllm_variant": "16",  # the variants in an OpenLLM table
+        "evaluate_openllm_variant": "12",  # the variants in an OpenLLM table
         "generate_variant_responses": "25",  # every chat-evaluated variant
         "tabulate_skill_accuracy": "1",
         "evaluate_alpaca": "25",
@@ -207,7 +207,7 @@ def test_changing_one_model_reruns_only_what_depends_on_it(tiny_world, tmp_path)
         "verify_tables": "4",
         "plot_wrpo_figures": "1",
         "all": "1",
-        "total": "236",
+        "total": "232",
     }, proc.stdout
     own = {
         "train_world_model",
@@ -347,8 +347,9 @@ def test_training_mode_outputs(tiny_world):
         1
     ) and by_mode.inference_mode.sum() == pytest.approx(1)
     votes = pd.read_parquet(tiny_world / "results/tiny/profuser/inference_mode/votes.parquet")
+    # the CSV keeps 6 significant digits (98 / 512 = 0.19140625 is written 0.191406)
     assert by_mode.inference_mode.tolist() == pytest.approx(
-        [float((votes.model == m).mean()) for m in sources]
+        [float((votes.model == m).mean()) for m in sources], abs=5e-7
     )
     for m in sources:
         dump = tiny_world / f"results/tiny/logits/fusion_train/{m}.parquet"
