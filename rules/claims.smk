@@ -257,3 +257,73 @@ rule tabulate_claims:
         "--study {wildcards.study} --seed-independent {params.seed_independent:q} "
         "--out {output.table} --markdown {output.markdown} --figure {output.figure} "
         "> {log} 2>&1"
+
+
+# The budget check (fusekit.report.budget_check): every variant the claims compare on an
+# OpenLLM metric trained once more at budget_check.factor times its epochs, with the
+# first claims seed's training seed, evaluated as the seeded runs are, then set against
+# the claims seeds' spread
+
+
+use rule train_fusion as train_fusion_budget with:
+    output:
+        directory(f"{R}{{study}}/budget_check/models/{{variant}}"),
+    log:
+        f"{LOGS}training/train_fusion_budget/{{study}}/{{variant}}.log",
+    benchmark:
+        f"{R}benchmarks/training/train_fusion_budget/{{study}}/{{variant}}.tsv"
+    wildcard_constraints:
+        study=one_of(BUDGET_CHECKS),
+    params:
+        variant=lambda w: as_json(budget_variant(w)),
+        seed=lambda w: job_seed(
+            "fusion", w.study, w.variant, "claims", str(budget_spec(w)["seed"])
+        ),
+        checkpoints=f"{R}{{study}}/budget_check/checkpoints/{{variant}}",
+
+
+use rule evaluate_openllm_variant as evaluate_openllm_budget with:
+    input:
+        model=f"{R}{{study}}/budget_check/models/{{variant}}",
+        tasks=get_openllm_tasks,
+    output:
+        f"{R}{{study}}/budget_check/evaluation/openllm/{{variant}}.json",
+    log:
+        f"{LOGS}evaluation/evaluate_openllm_budget/{{study}}/{{variant}}.log",
+    benchmark:
+        f"{R}benchmarks/evaluation/evaluate_openllm_budget/{{study}}/{{variant}}.tsv"
+    wildcard_constraints:
+        study=one_of(BUDGET_CHECKS),
+
+
+rule tabulate_budget_check:
+    input:
+        unpack(budget_check_inputs),
+    output:
+        table=f"{R}{{study}}/budget_check.csv",
+        markdown=f"{R}{{study}}/budget_check.md",
+        figure=report(
+            f"{R}{{study}}/figures/budget_check.png",
+            caption="../report/captions/budget_check.rst",
+            category="Claims",
+        ),
+    log:
+        f"{LOGS}report/tabulate_budget_check/{{study}}.log",
+    benchmark:
+        f"{R}benchmarks/report/tabulate_budget_check/{{study}}.tsv"
+    wildcard_constraints:
+        study=one_of(BUDGET_CHECKS),
+    conda:
+        "../envs/evaluation.yaml"
+    params:
+        variants=lambda w: as_json(budget_spec(w)["variants"]),
+        epochs=lambda w: as_json(budget_epochs(w)),
+        factor=lambda w: budget_spec(w)["factor"],
+        seed=lambda w: budget_spec(w)["seed"],
+    shell:
+        "fusekit-python scripts/tabulate_budget_check.py --study {wildcards.study} "
+        "--results {input.results} --variants {params.variants:q} "
+        "--evaluations {input.evaluations} --base-models {input.base_models} "
+        "--budget-models {input.budget_models} --epochs {params.epochs:q} "
+        "--factor {params.factor} --seed {params.seed} --out {output.table} "
+        "--markdown {output.markdown} --figure {output.figure} > {log} 2>&1"

@@ -340,3 +340,41 @@ def get_wrpo_quadruple_inputs(wildcards):
         "target_generations": [samples["generations"]],
         "target_scores": [samples["scores"]],
     }
+
+
+# the claims run's budget check (rules/claims.smk)
+BUDGET_CHECKS = layout.budget_check_studies(config)
+
+
+def budget_spec(w):
+    return layout.budget_check_spec(config, w.study)
+
+
+def budget_variant(w):
+    """The variant as the longer run trains it: every stage's epochs times the factor."""
+    from fusekit.train.fusion import scale_epochs
+
+    return scale_epochs(get_variant(w), budget_spec(w)["factor"])
+
+
+def budget_epochs(w):
+    """Each checked variant's passes at the normal budget."""
+    from fusekit.train.fusion import resolve_variant, variant_epochs
+
+    study = config["studies"][w.study]
+    return {
+        v: variant_epochs(resolve_variant(study, v)) for v in budget_spec(w)["variants"]
+    }
+
+
+def budget_check_inputs(w):
+    spec, base = budget_spec(w), layout.budget_check_dir(config, w.study)
+    seeded = layout.seeded_dir(config, w.study, spec["seed"])
+    return {
+        "results": layout.claims_files(config, w.study)["results"],
+        "evaluations": [
+            f"{base}/evaluation/openllm/{v}.json" for v in spec["variants"]
+        ],
+        "base_models": [f"{seeded}/models/{v}" for v in spec["variants"]],
+        "budget_models": [f"{base}/models/{v}" for v in spec["variants"]],
+    }

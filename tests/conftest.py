@@ -43,15 +43,78 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+# The tiny world's build, started in the background once the collected tests are known
+# (pytest_collection_finish), so that the tests that do not need it run meanwhile
+_WORLD: dict = {}
+WORLD_BUILD_TIMEOUT_S = 1800
+
+
+def _uses_world(item) -> bool:
+    return "tiny_world" in getattr(item, "fixturenames", ())
+
+
+def _start_world_build(tmp_path_factory) -> None:
+    """Start ``snakemake --profile profiles/tiny`` in a fresh workflow copy, output to
+    ``world_build.log`` there (a file, not a pipe, which a long build would fill)."""
+    if _WORLD:
+        return
+    wd = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    env = dict(
+        os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    )
+    log = (wd / "world_build.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--profile", "profiles/tiny"],
+        cwd=wd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    _WORLD.update(wd=wd, proc=proc, log=log)
+
+
+def pytest_collection_finish(session):
+    """After collection and -m/-k deselection: the tests that use the built tiny world
+    run last, in their collected order, and the build starts now in the background, so
+    the other tests run while it builds."""
+    items = session.items
+    world = [i for i in items if _uses_world(i)]
+    if not world:
+        return
+    items[:] = [i for i in items if not _uses_world(i)] + world
+    if os.environ.get("FUSEKIT_TINY_WORLD") or session.config.option.collectonly:
+        return
+    _start_world_build(session.config._tmp_path_factory)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A build still running when the session ends (-x, an interrupt) is stopped."""
+    proc = _WORLD.get("proc")
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=60)
+
+
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> Path:
-    """A workflow copy in which the whole tiny world has been built once
-    (``FUSEKIT_TINY_WORLD=<a checkout where snakemake --profile profiles/tiny ran>``
+    """A workflow copy in which the whole tiny world has been built once (the build
+    starts when the tests are collected: :func:`pytest_collection_finish`;
+    ``FUSEKIT_TINY_WORLD=<a checkout where snakemake --profile profiles/tiny ran>``
     reuses that build instead: the tests then read and may rerun parts of it)."""
     if os.environ.get("FUSEKIT_TINY_WORLD"):
         return Path(os.environ["FUSEKIT_TINY_WORLD"])
-    wd = copy_workflow(tmp_path_factory.mktemp("tiny"))
-    snakemake("--profile", "profiles/tiny", cwd=wd)
+    _start_world_build(tmp_path_factory)
+    wd, proc = _WORLD["wd"], _WORLD["proc"]
+    try:
+        rc = proc.wait(timeout=WORLD_BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 15)
+        rc = proc.wait(timeout=60)
+    _WORLD["log"].close()
+    if rc != 0:
+        tail = (wd / "world_build.log").read_text()[-8000:]
+        raise AssertionError(f"the tiny world's build failed (exit {rc}) in {wd}:\n{tail}")
     return wd
 
 

@@ -15,15 +15,16 @@ import yaml
 from conftest import snakemake
 
 from fusekit.arena import VERDICTS as ARENA_VERDICTS
+from fusekit.report.budget_check import budget_verdict
 from fusekit.report.claims import VERDICTS
 
 pytestmark = pytest.mark.workflow
 CLAIMS = ("profuser_vs_target",)
 
 
-def run_reduced_claims(tiny_world, tmp_path, study: str, claims) -> dict:
-    """The claims run of ``study`` with only ``claims`` (ids) over seeds 1 and 2; the
-    config it ran with."""
+def run_reduced_claims(tiny_world, tmp_path, study: str, claims, *extra: str) -> dict:
+    """The claims run of ``study`` with only ``claims`` (ids) over seeds 1 and 2, and the
+    ``extra`` targets; the config it ran with."""
     cfg = json.loads(json.dumps(yaml.safe_load((tiny_world / "config/tiny.yaml").read_text())))
     spec = cfg["studies"][study]
     spec["claims"] = [c for c in spec["claims"] if c["id"] in claims]
@@ -31,12 +32,17 @@ def run_reduced_claims(tiny_world, tmp_path, study: str, claims) -> dict:
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     target = f"results/tiny/{study}/claims.md"
-    snakemake("--profile", "profiles/tiny", target, "--configfile", str(path), cwd=tiny_world)
+    snakemake(
+        "--profile", "profiles/tiny", target, *extra, "--configfile", str(path), cwd=tiny_world
+    )
     return cfg
 
 
 def test_reduced_claims_run(tiny_world, tmp_path):
-    run_reduced_claims(tiny_world, tmp_path, "profuser", CLAIMS)
+    """The claims run, and its budget check (ProFuser at twice its epochs)."""
+    run_reduced_claims(
+        tiny_world, tmp_path, "profuser", CLAIMS, "results/tiny/profuser/budget_check.md"
+    )
 
     base = tiny_world / "results/tiny/profuser"
     results = pd.read_csv(base / "claims_results.csv")
@@ -63,6 +69,28 @@ def test_reduced_claims_run(tiny_world, tmp_path):
     page = (base / "claims.md").read_text()
     assert all(c in page for c in CLAIMS)
     assert (base / "figures/claims.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the budget check: ProFuser again at twice its epochs, with seed 1's training seed
+    check = pd.read_csv(base / "budget_check.csv")
+    assert check.variant.tolist() == ["ProFuser"]
+    row = check.iloc[0]
+    assert (row.seed, row.n_seeds, row.factor) == (1, 2, 2)
+    assert (row.epochs, row.budget_epochs) == (9, 18)
+    normal = pd.read_csv(base / "seeds/1/models/ProFuser/train_log.csv")
+    longer = pd.read_csv(base / "budget_check/models/ProFuser/train_log.csv")
+    assert longer.step.max() == 2 * normal.step.max()
+    # the same initial weights, seed and first batch: the same loss before the first update
+    assert longer.loss.iloc[0] == pytest.approx(normal.loss.iloc[0], rel=1e-6)
+    seeded = per_seed.set_index("seed").value
+    assert row.base_mean == pytest.approx(seeded.mean(), abs=1e-4)
+    assert row.base_seed_value == pytest.approx(seeded.loc[1], abs=1e-4)
+    assert row["diff"] == pytest.approx(row.budget_value - seeded.mean(), abs=1e-4)
+    assert row.verdict == budget_verdict(row["diff"], row.pi_low, row.pi_high)
+    heldout = pd.read_csv(base / "budget_check/models/ProFuser/heldout_log.csv")
+    assert row.heldout_budget == pytest.approx(heldout.sort_values("step").loss.iloc[-1])
+    assert heldout.epoch.max() == 18
+    assert "| ProFuser | 9 -> 18 |" in (base / "budget_check.md").read_text()
+    assert (base / "figures/budget_check.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 PREFERENCE_CLAIMS = ("lndpo_vs_sft_wr", "lndpo_vs_sft_arena")

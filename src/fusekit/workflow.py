@@ -1008,8 +1008,59 @@ def claims_studies(config: dict) -> list[str]:
 
 
 def claims_targets(config: dict) -> list[str]:
-    """Every claims study's Markdown page (``snakemake claims`` builds them all)."""
-    return [claims_files(config, s)["markdown"] for s in claims_studies(config)]
+    """Every claims study's Markdown page and, where a study has one, its budget check's
+    (``snakemake claims`` builds them all)."""
+    pages = [claims_files(config, s)["markdown"] for s in claims_studies(config)]
+    return pages + [budget_check_files(config, s)["markdown"] for s in budget_check_studies(config)]
+
+
+def budget_check_spec(config: dict, study: str) -> dict | None:
+    """The claims run's budget check of a fusion study (``studies.<study>.budget_check``;
+    :mod:`fusekit.report.budget_check`): ``{factor, seed, variants}``, ``seed`` the first
+    claims seed, ``variants`` those the study's claims compare on an OpenLLM metric;
+    None where the study has no check, no claims or none such variant."""
+    spec = config["studies"][study]
+    check = spec.get("budget_check")
+    if not check or study not in claims_studies(config):
+        return None
+    if study not in inference_mode_studies(config):
+        return None
+    variants = sorted(
+        {
+            c[side]
+            for c in spec["claims"]
+            for side in ("better", "worse")
+            if claim_evaluation_kind(c["metric"]) == "openllm"
+        }
+        & set(spec.get("variants", {}))
+    )
+    if not variants:
+        return None
+    return {
+        "factor": int(check["factor"]),
+        "seed": int(spec["claims_seeds"][0]),
+        "variants": variants,
+    }
+
+
+def budget_check_studies(config: dict) -> list[str]:
+    """Claims studies with a budget check (:func:`budget_check_spec`)."""
+    return [s for s in claims_studies(config) if budget_check_spec(config, s)]
+
+
+def budget_check_dir(config: dict, study: str) -> str:
+    """Where the budget check keeps its longer runs and their evaluations."""
+    return f"{results_root(config)}/{study}/budget_check"
+
+
+def budget_check_files(config: dict, study: str) -> dict[str, str]:
+    """The budget check's outputs: its table, Markdown page and figure."""
+    base = f"{results_root(config)}/{study}"
+    return {
+        "table": f"{base}/budget_check.csv",
+        "markdown": f"{base}/budget_check.md",
+        "figure": f"{base}/figures/budget_check.png",
+    }
 
 
 def claims_names(config: dict, study: str) -> tuple[list[str], list[str]]:

@@ -691,12 +691,22 @@ def check_study_claims(config: dict, study: str) -> None:
     each metric ``average``, a benchmark of ``evaluation.openllm.benchmarks`` or, where
     the chat evaluation is configured, one of
     :data:`fusekit.workflow.CLAIM_CHAT_METRICS`; at least two seeds (an interval needs
-    two)."""
+    two); a ``budget_check`` only where a claim compares a variant on an OpenLLM
+    metric."""
     from fusekit.workflow import CLAIM_CHAT_METRICS, chat_eval_enabled
 
     spec = config["studies"][study]
     key = f"config key studies.{study}"
     claims = check_claims(spec.get("claims", []), f"{key}.claims")
+    if spec.get("budget_check") and not any(
+        c[side] in spec.get("variants", {}) and c["metric"] not in CLAIM_CHAT_METRICS
+        for c in claims
+        for side in ("better", "worse")
+    ):
+        raise ConfigError(
+            f"{key}.budget_check: no claim of the study compares a variant on an OpenLLM "
+            "metric, so there is nothing to train at a larger budget"
+        )
     if not claims:
         return
     known = set(spec.get("variants", {})) | set(config.get("models", {}))

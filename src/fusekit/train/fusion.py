@@ -34,6 +34,23 @@ def resolve_variant(study: dict, name: str) -> dict:
     }
 
 
+def scale_epochs(variant: dict, factor: int) -> dict:
+    """``variant`` (a :func:`resolve_variant` result) with every stage's ``epochs``
+    multiplied by ``factor`` (a positive integer); everything else, the stages' order and
+    their shares of the budget included, unchanged: the budget check's longer run
+    (:mod:`fusekit.report.budget_check`). Raises ValueError for a factor that is not a
+    positive integer."""
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"budget factor {factor!r}: a positive integer")
+    stages = [{**s, "epochs": s.get("epochs", 1) * factor} for s in variant["stages"]]
+    return {**variant, "stages": stages}
+
+
+def variant_epochs(variant: dict) -> float:
+    """Passes over the prompts of all the variant's stages together."""
+    return float(sum(s.get("epochs", 1) for s in variant["stages"]))
+
+
 def train_variant(
     variant: dict,
     prompts_path: str,
