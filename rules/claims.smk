@@ -260,9 +260,10 @@ rule tabulate_claims:
 
 
 # The budget check (fusekit.report.budget_check): every variant the claims compare on an
-# OpenLLM metric trained once more at budget_check.factor times its epochs, with the
-# first claims seed's training seed, evaluated as the seeded runs are, then set against
-# the claims seeds' spread
+# OpenLLM metric trained once more at budget_check.factor times its epochs with the first
+# claims seed's training seed, set against its claims seeds; each other variant of
+# budget_check.variants with its default-DAG run's seed, set against the seeded
+# variants' pooled spread
 
 
 use rule train_fusion as train_fusion_budget with:
@@ -276,9 +277,7 @@ use rule train_fusion as train_fusion_budget with:
         study=one_of(BUDGET_CHECKS),
     params:
         variant=lambda w: as_json(budget_variant(w)),
-        seed=lambda w: job_seed(
-            "fusion", w.study, w.variant, "claims", str(budget_spec(w)["seed"])
-        ),
+        seed=budget_seed,
         checkpoints=f"{R}{{study}}/budget_check/checkpoints/{{variant}}",
 
 
@@ -317,6 +316,7 @@ rule tabulate_budget_check:
         "../envs/evaluation.yaml"
     params:
         variants=lambda w: as_json(budget_spec(w)["variants"]),
+        single=lambda w: as_json(budget_spec(w)["single"]),
         epochs=lambda w: as_json(budget_epochs(w)),
         factor=lambda w: budget_spec(w)["factor"],
         seed=lambda w: budget_spec(w)["seed"],
@@ -325,5 +325,6 @@ rule tabulate_budget_check:
         "--results {input.results} --variants {params.variants:q} "
         "--evaluations {input.evaluations} --base-models {input.base_models} "
         "--budget-models {input.budget_models} --epochs {params.epochs:q} "
+        "--single {params.single:q} --single-evaluations {input.single_evaluations} "
         "--factor {params.factor} --seed {params.seed} --out {output.table} "
         "--markdown {output.markdown} --figure {output.figure} > {log} 2>&1"

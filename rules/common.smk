@@ -367,14 +367,23 @@ def budget_epochs(w):
     }
 
 
+def budget_seed(w):
+    """The longer run's training seed: that of the normal run it repeats."""
+    spec = budget_spec(w)
+    if w.variant in spec["seeded"]:
+        return job_seed("fusion", w.study, w.variant, "claims", str(spec["seed"]))
+    return job_seed("fusion", w.study, w.variant)
+
+
 def budget_check_inputs(w):
     spec, base = budget_spec(w), layout.budget_check_dir(config, w.study)
-    seeded = layout.seeded_dir(config, w.study, spec["seed"])
+    normal = {v: layout.budget_check_base(config, w.study, v) for v in spec["variants"]}
     return {
         "results": layout.claims_files(config, w.study)["results"],
         "evaluations": [
             f"{base}/evaluation/openllm/{v}.json" for v in spec["variants"]
         ],
-        "base_models": [f"{seeded}/models/{v}" for v in spec["variants"]],
+        "base_models": [normal[v]["model"] for v in spec["variants"]],
         "budget_models": [f"{base}/models/{v}" for v in spec["variants"]],
+        "single_evaluations": [normal[v]["evaluation"] for v in spec["single"]],
     }

@@ -42,6 +42,18 @@ if __name__ == "__main__":
     p.add_argument(
         "--epochs", type=json_arg, required=True, help="JSON {variant: passes at the normal budget}"
     )
+    p.add_argument(
+        "--single",
+        type=json_arg,
+        default=[],
+        help="JSON list of the variants (among --variants) with one normal run, the default DAG's",
+    )
+    p.add_argument(
+        "--single-evaluations",
+        nargs="*",
+        default=[],
+        help="each --single variant's normal run's OpenLLM JSON",
+    )
     p.add_argument("--factor", type=int, required=True, help="budget multiplier of the longer run")
     p.add_argument("--seed", type=int, required=True, help="the claims seed the longer run repeats")
     p.add_argument("--out", required=True, help="table (.csv or .parquet)")
@@ -57,7 +69,23 @@ if __name__ == "__main__":
     ):
         if len(files) != len(variants):
             raise SystemExit(f"{flag}: {len(files)} paths for {len(variants)} variants")
+    if len(a.single_evaluations) != len(a.single):
+        raise SystemExit(
+            f"--single-evaluations: {len(a.single_evaluations)} paths for "
+            f"{len(a.single)} single-run variants"
+        )
     results = read_table(a.results, RESULT_COLUMNS)
+    normal = results_from_evaluations(
+        [
+            {"model": v, "seed": None, "path": f}
+            for v, f in zip(a.single, a.single_evaluations, strict=True)
+        ],
+        a.study,
+    )
+    single = {
+        v: float(normal[(normal.model == v) & (normal.metric == "average")].value.iloc[0])
+        for v in a.single
+    }
     longer = results_from_evaluations(
         [
             {"model": v, "seed": a.seed, "path": f}
@@ -83,6 +111,7 @@ if __name__ == "__main__":
         base_curves,
         budget_curves,
         source=a.results,
+        single=single,
     )
     write_budget_check(table, a.out, a.markdown, a.figure, base_curves, budget_curves)
     log.info(

@@ -20,6 +20,7 @@ from fusekit.report.budget_check import (
     budget_markdown,
     budget_table,
     budget_verdict,
+    pooled_sd,
     prediction_halfwidth,
     write_budget_check,
 )
@@ -127,6 +128,43 @@ def test_budget_table_rows():
     assert math.isnan(b.heldout_base) and math.isnan(b.heldout_change)
 
 
+def test_pooled_sd_by_hand():
+    # variances 2.5 (n=5) and 1.0 (n=3): (4 * 2.5 + 2 * 1.0) / 6 = 2.0
+    sd, df = pooled_sd([np.array([70.0, 72.0, 74.0, 71.0, 73.0]), np.array([1.0, 2.0, 3.0]),
+                        np.array([9.0])])  # fmt: skip
+    assert (sd, df) == (pytest.approx(math.sqrt(2.0)), 6)
+    assert math.isnan(pooled_sd([np.array([1.0])])[0])
+
+
+# Student t quantile t_{0.975, 8}, from a printed table
+T_975_8 = 2.306004
+
+
+def test_single_run_variant_uses_the_pooled_spread():
+    """A variant with one normal run is compared with the seeded variants' pooled sd:
+    the interval of two single runs' difference, t(df) * sd * sqrt(2)."""
+    results = _results({"A": [70.0, 72.0, 74.0, 71.0, 73.0], "B": [60.0, 61.0, 59.0, 60.0, 60.0]})
+    # pooled variance (10 + 2) / 8 = 1.5, df 8
+    half = T_975_8 * math.sqrt(1.5) * math.sqrt(2)
+    table = budget_table(
+        "s",
+        results,
+        {"A": 72.0, "B": 60.0, "G": 50.0 - half - 0.05},
+        seed=1,
+        factor=2,
+        epochs={"A": 9, "B": 9, "G": 9},
+        single={"G": 50.0},
+    ).set_index("variant")
+    assert list(table.index) == ["A", "B", "G"]
+    g = table.loc["G"]
+    assert g.sd_from == "pooled" and table.loc["A"].sd_from == "seeds"
+    assert g.base_sd == pytest.approx(math.sqrt(1.5)) and g.n_seeds == 1
+    assert g.pi_high == pytest.approx(half, rel=1e-5) and g.verdict == "degrading"
+    assert g.base_mean == 50.0 and math.isnan(g.seed)
+    with pytest.raises(ValueError, match="need seeded variants"):
+        budget_table("s", results, {"G": 1.0}, 1, 2, {"G": 9}, single={"G": 2.0})
+
+
 def test_budget_table_refuses_bad_results():
     results = _results({"A": [70.0, 72.0]})
     with pytest.raises(DataError, match="no seeded average rows of C"):
@@ -146,7 +184,7 @@ def test_budget_outputs(tmp_path):
     write_budget_check(table, out, tmp_path / "b.md", tmp_path / "f.png", base, longer)
     assert pd.read_csv(out).verdict.tolist() == ["converged"]
     page = (tmp_path / "b.md").read_text()
-    assert "| A | 2 -> 4 | 72.0 ± 1.6 | 73.0 | +1.0 [-4.8, +4.8] | converged |" in page
+    assert "| A | 2 -> 4 | 72.0 ± 1.6 (5) | 73.0 | +1.0 [-4.8, +4.8] | converged |" in page
     assert "0.100 -> 0.090 (-10%)" in budget_markdown(table)
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -183,10 +221,23 @@ def _tiny_config() -> dict:
 def test_tiny_budget_check_spec_and_targets():
     cfg = _tiny_config()
     spec = layout.budget_check_spec(cfg, "profuser")
+    seeded = ["CSFT", "Fuse", "ProFuser", "ReverseFuse", "SimulFuse"]
+    single = ["FuseNeox", "FuseQwen2", "GTLen", "InferFuse", "RMScore"]
     assert spec == {
         "factor": 2,
         "seed": cfg["studies"]["profuser"]["claims_seeds"][0],
-        "variants": ["CSFT", "Fuse", "ProFuser", "ReverseFuse", "SimulFuse"],
+        "variants": sorted(seeded + single),
+        "seeded": seeded,
+        "single": single,
+    }
+    # every variant of the study is checked
+    assert spec["variants"] == sorted(cfg["studies"]["profuser"]["variants"])
+    assert layout.budget_check_base(cfg, "profuser", "ProFuser")["model"].endswith(
+        "profuser/seeds/1/models/ProFuser"
+    )
+    assert layout.budget_check_base(cfg, "profuser", "GTLen") == {
+        "model": "results/tiny/profuser/models/GTLen",
+        "evaluation": "results/tiny/profuser/evaluation/openllm/GTLen.json",
     }
     assert layout.budget_check_files(cfg, "profuser")["markdown"] in layout.claims_targets(cfg)
     # a study without the key has no check
@@ -204,4 +255,11 @@ def test_budget_check_without_a_variant_claim_is_a_config_error():
         {"id": "src", "better": "src_neox", "worse": "tgt_llama", "metric": "average"}
     ]
     with pytest.raises(ConfigError, match=r"studies\.profuser\.budget_check"):
+        check_study_claims(cfg, "profuser")
+
+
+def test_budget_check_of_an_unknown_variant_is_a_config_error():
+    cfg = _tiny_config()
+    cfg["studies"]["profuser"]["budget_check"]["variants"] = ["GTLen", "Nope"]
+    with pytest.raises(ConfigError, match=r"budget_check\.variants: \['Nope'\]"):
         check_study_claims(cfg, "profuser")

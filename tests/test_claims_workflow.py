@@ -29,6 +29,8 @@ def run_reduced_claims(tiny_world, tmp_path, study: str, claims, *extra: str) ->
     spec = cfg["studies"][study]
     spec["claims"] = [c for c in spec["claims"] if c["id"] in claims]
     spec["claims_seeds"] = [1, 2]
+    if "budget_check" in spec:  # one single-run variant besides the compared ones
+        spec["budget_check"]["variants"] = ["FuseNeox"]
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     target = f"results/tiny/{study}/claims.md"
@@ -70,10 +72,17 @@ def test_reduced_claims_run(tiny_world, tmp_path):
     assert all(c in page for c in CLAIMS)
     assert (base / "figures/claims.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # the budget check: ProFuser again at twice its epochs, with seed 1's training seed
-    check = pd.read_csv(base / "budget_check.csv")
-    assert check.variant.tolist() == ["ProFuser"]
-    row = check.iloc[0]
+    # the budget check: ProFuser again at twice its epochs, with seed 1's training seed,
+    # and FuseNeox (no claims seeds) with its default-DAG run's seed
+    check = pd.read_csv(base / "budget_check.csv").set_index("variant", drop=False)
+    assert check.variant.tolist() == ["FuseNeox", "ProFuser"]
+    single = check.loc["FuseNeox"]
+    assert single.sd_from == "pooled" and pd.isna(single.seed) and single.n_seeds == 1
+    dag_run = pd.read_csv(base / "models/FuseNeox/train_log.csv")
+    longer_single = pd.read_csv(base / "budget_check/models/FuseNeox/train_log.csv")
+    assert longer_single.step.max() == 2 * dag_run.step.max()
+    assert longer_single.loss.iloc[0] == pytest.approx(dag_run.loss.iloc[0], rel=1e-6)
+    row = check.loc["ProFuser"]
     assert (row.seed, row.n_seeds, row.factor) == (1, 2, 2)
     assert (row.epochs, row.budget_epochs) == (9, 18)
     normal = pd.read_csv(base / "seeds/1/models/ProFuser/train_log.csv")
@@ -89,6 +98,7 @@ def test_reduced_claims_run(tiny_world, tmp_path):
     heldout = pd.read_csv(base / "budget_check/models/ProFuser/heldout_log.csv")
     assert row.heldout_budget == pytest.approx(heldout.sort_values("step").loss.iloc[-1])
     assert heldout.epoch.max() == 18
+    assert row.sd_from == "seeds"
     assert "| ProFuser | 9 -> 18 |" in (base / "budget_check.md").read_text()
     assert (base / "figures/budget_check.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

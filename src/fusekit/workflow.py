@@ -1016,16 +1016,19 @@ def claims_targets(config: dict) -> list[str]:
 
 def budget_check_spec(config: dict, study: str) -> dict | None:
     """The claims run's budget check of a fusion study (``studies.<study>.budget_check``;
-    :mod:`fusekit.report.budget_check`): ``{factor, seed, variants}``, ``seed`` the first
-    claims seed, ``variants`` those the study's claims compare on an OpenLLM metric;
-    None where the study has no check, no claims or none such variant."""
+    :mod:`fusekit.report.budget_check`): ``{factor, seed, variants, seeded, single}``.
+    ``seed`` is the first claims seed; ``seeded`` the variants the study's claims compare
+    on an OpenLLM metric (their longer run repeats claims seed ``seed``); ``single`` the
+    other variants of ``budget_check.variants`` (their longer run repeats the default
+    DAG's run); ``variants`` both, sorted. None where the study has no check, no claims or
+    no seeded variant."""
     spec = config["studies"][study]
     check = spec.get("budget_check")
     if not check or study not in claims_studies(config):
         return None
     if study not in inference_mode_studies(config):
         return None
-    variants = sorted(
+    seeded = sorted(
         {
             c[side]
             for c in spec["claims"]
@@ -1034,12 +1037,31 @@ def budget_check_spec(config: dict, study: str) -> dict | None:
         }
         & set(spec.get("variants", {}))
     )
-    if not variants:
+    if not seeded:
         return None
+    single = sorted(set(check.get("variants", [])) - set(seeded))
     return {
         "factor": int(check["factor"]),
         "seed": int(spec["claims_seeds"][0]),
-        "variants": variants,
+        "variants": sorted([*seeded, *single]),
+        "seeded": seeded,
+        "single": single,
+    }
+
+
+def budget_check_base(config: dict, study: str, variant: str) -> dict[str, str]:
+    """The normal-budget run a budget check's longer run repeats: ``{model, evaluation}``
+    (a claims seed's for a seeded variant, the default DAG's for a single-run one)."""
+    spec = budget_check_spec(config, study)
+    if variant in spec["seeded"]:
+        base = f"{seeded_dir(config, study, spec['seed'])}"
+        return {
+            "model": f"{base}/models/{variant}",
+            "evaluation": f"{base}/evaluation/openllm/{variant}.json",
+        }
+    return {
+        "model": f"{results_root(config)}/{study}/models/{variant}",
+        "evaluation": openllm_file(config, study, {"variant": variant}),
     }
 
 

@@ -19,6 +19,13 @@ the run at ``factor`` times the budget:
     from m:  +- t_{0.975, n-1} * s * sqrt(1 + 1/n)
 
 (the Student t prediction interval for one new draw from the seeds' distribution).
+A variant that no claim compares has no claims seeds, only its run of the default DAG
+(``a_1``, its own training seed; the longer run repeats that seed). Its seed-to-seed
+spread is then taken from the seeded variants: ``s`` the pooled standard deviation
+(``sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1))``, ``df = sum(n_i - 1)``) and the interval
+of a difference of two single runs ``+- t_{0.975, df} * s * sqrt(2)``; ``sd_from`` says
+which (``seeds`` or ``pooled``). The pooled form assumes that training seeds move every
+variant about equally; the table shows each seeded variant's own ``base_sd`` to judge it.
 Verdict, for a metric where higher is better:
 
 * ``converged``: ``diff`` lies inside the interval: a budget ``factor`` times larger
@@ -61,6 +68,7 @@ COLUMNS = (
     "n_seeds",
     "base_mean",
     "base_sd",
+    "sd_from",
     "base_seed_value",
     "budget_value",
     "diff",
@@ -95,6 +103,19 @@ def prediction_halfwidth(values: np.ndarray, level: float = LEVEL) -> float:
     return q * float(x.std(ddof=1)) * math.sqrt(1.0 + 1.0 / n)
 
 
+def pooled_sd(groups: list[np.ndarray]) -> tuple[float, int]:
+    """(pooled standard deviation, degrees of freedom) of several groups' values: the
+    square root of ``sum((n_i - 1) * var_i) / sum(n_i - 1)`` over groups of 2 or more
+    values; (NaN, 0) when there is none."""
+    ss, df = 0.0, 0
+    for g in groups:
+        g = np.asarray(g, dtype=float)
+        if len(g) >= 2:
+            ss += float(((g - g.mean()) ** 2).sum())
+            df += len(g) - 1
+    return (math.sqrt(ss / df), df) if df else (math.nan, 0)
+
+
 def budget_verdict(diff: float, pi_low: float, pi_high: float) -> str:
     """``converged`` (pi_low <= diff <= pi_high), ``improving`` (above), ``degrading``
     (below), ``inconclusive`` (a NaN)."""
@@ -122,28 +143,47 @@ def budget_row(
     variant: str,
     base: pd.Series,
     budget_value: float,
-    seed: int,
+    seed: int | None,
     factor: int,
     epochs: float,
     heldout_base: pd.DataFrame | None = None,
     heldout_budget: pd.DataFrame | None = None,
     metric: str = "average",
     level: float = LEVEL,
+    pooled: tuple[float, int] | None = None,
 ) -> dict:
     """One row of :data:`COLUMNS`. ``base``: the metric of ``variant`` at the normal
     budget, indexed by training seed (``seed`` among them: the run the longer one
     repeats); ``budget_value`` the metric of the run at ``factor`` times the budget;
-    ``epochs`` the normal budget's passes over all stages. Raises DataError when
-    ``seed`` has no normal-budget value."""
+    ``epochs`` the normal budget's passes over all stages. With ``pooled`` (sd, df) the
+    interval is that of two single runs' difference, ``t_{df} * sd * sqrt(2)`` (for a
+    variant with one run: ``base`` then holds it and ``seed`` is None). Raises DataError
+    when ``seed`` has no normal-budget value."""
     base = base.astype(float)
-    if seed not in base.index:
+    if seed is None:  # a single-run variant: its one normal run
+        if len(base) != 1:
+            raise DataError(f"{variant}: {len(base)} normal runs, but no seed to match")
+    elif seed not in base.index:
         raise DataError(
             f"{variant}: no {metric} of seed {seed} at the normal budget "
             f"(seeds {sorted(base.index.tolist())})"
         )
     values = base.to_numpy()
     m = float(values.mean())
-    half = prediction_halfwidth(values, level)
+    if pooled is None:
+        half, sd, sd_from = prediction_halfwidth(values, level), math.nan, "seeds"
+        if len(values) > 1:
+            sd = float(values.std(ddof=1))
+    else:
+        from scipy import stats
+
+        sd, df = pooled
+        sd_from = "pooled"
+        half = (
+            float(stats.t.ppf(0.5 + level / 2, df)) * sd * math.sqrt(2.0)
+            if df >= 1 and not math.isnan(sd)
+            else math.nan
+        )
     diff = float(budget_value) - m
     low, high = -half, half
     h_base, h_budget = last_heldout(heldout_base), last_heldout(heldout_budget)
@@ -154,11 +194,12 @@ def budget_row(
         "factor": factor,
         "epochs": float(epochs),
         "budget_epochs": float(epochs) * factor,
-        "seed": int(seed),
+        "seed": math.nan if seed is None else int(seed),
         "n_seeds": len(values),
         "base_mean": m,
-        "base_sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-        "base_seed_value": float(base.loc[seed]),
+        "base_sd": sd,
+        "sd_from": sd_from,
+        "base_seed_value": float(base.iloc[0] if seed is None else base.loc[seed]),
         "budget_value": float(budget_value),
         "diff": diff,
         "pi_low": low,
@@ -181,17 +222,22 @@ def budget_table(
     heldout_budget: Mapping[str, pd.DataFrame] | None = None,
     metric: str = "average",
     source: str = "results",
+    single: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """The budget check of every variant in ``budget`` (variant -> its metric at
     ``factor`` times the budget), one row each (:data:`COLUMNS`, sorted by variant).
     ``results``: a claims results table (:data:`fusekit.report.claims.RESULT_COLUMNS`)
-    holding each variant's ``metric`` per training seed at the normal budget (one world
-    seed); ``epochs``: each variant's passes at the normal budget. Raises DataError
-    naming ``source`` when a variant has no seeded rows, or rows of several world
-    seeds."""
+    holding each seeded variant's ``metric`` per training seed at the normal budget (one
+    world seed); ``single``: the metric of each variant that has one normal run only
+    (the default DAG's), checked against the seeded variants' pooled spread
+    (:func:`pooled_sd`); ``epochs``: each variant's passes at the normal budget. Raises
+    DataError naming ``source`` when a seeded variant has no seeded rows, or rows of
+    several world seeds, and ValueError for a single-run variant without seeded
+    variants to pool."""
     heldout_base, heldout_budget = heldout_base or {}, heldout_budget or {}
-    rows = []
-    for variant in sorted(budget):
+    single = dict(single or {})
+    rows, spreads = [], []
+    for variant in sorted(set(budget) - set(single)):
         sel = results[
             (results["model"] == variant) & (results["metric"] == metric) & results["seed"].notna()
         ]
@@ -203,6 +249,7 @@ def budget_table(
                 f"({sorted(sel['world_seed'].unique())}); the budget check reads one world"
             )
         base = pd.Series(sel["value"].to_numpy(), index=sel["seed"].astype(int).to_numpy())
+        spreads.append(base.to_numpy())
         rows.append(
             budget_row(
                 study,
@@ -217,7 +264,28 @@ def budget_table(
                 metric,
             )
         )
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    pooled = pooled_sd(spreads)
+    if single and pooled[1] == 0:
+        raise ValueError(
+            f"single-run variants {sorted(single)} need seeded variants to pool a spread"
+        )
+    for variant in sorted(single):
+        rows.append(
+            budget_row(
+                study,
+                variant,
+                pd.Series([single[variant]]),
+                budget[variant],
+                None,
+                factor,
+                epochs[variant],
+                heldout_base.get(variant),
+                heldout_budget.get(variant),
+                metric,
+                pooled=pooled,
+            )
+        )
+    return pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("variant", ignore_index=True)
 
 
 def _num(x: float, fmt: str) -> str:
@@ -233,13 +301,15 @@ def budget_markdown(df: pd.DataFrame) -> str:
         f"# Budget check: {r0['study']}",
         "",
         f"Each variant trained again at {int(r0['factor'])} times its budget (every stage's "
-        f"epochs), with training seed {int(r0['seed'])}'s data order, against its "
-        f"{int(r0['n_seeds'])} claims seeds at the normal budget. The interval is the 95% "
-        "prediction interval of one more run at the normal budget (fusekit.report."
-        "budget_check): inside it, the larger budget changes the metric no more than "
-        "another training seed does.",
+        "epochs) with the training seed of one of its normal runs: claims seed "
+        f"{int(df['seed'].dropna().iloc[0]) if df['seed'].notna().any() else '-'} for a "
+        "variant the claims compare, set against its claims seeds at the normal budget; the "
+        "default DAG's run for any other, set against the seeded variants' pooled spread "
+        "(sd from: pooled). The interval is the 95% prediction interval of the difference "
+        "a new training seed at the normal budget would make (fusekit.report.budget_check): "
+        "inside it, the larger budget changes the metric no more than another seed does.",
         "",
-        f"| variant | passes | {r0['metric']}: normal budget, mean ± sd | "
+        f"| variant | passes | {r0['metric']}: normal budget, mean ± sd (runs) | "
         f"{int(r0['factor'])}x budget | difference [95% prediction interval] | verdict | "
         "held-out loss: normal -> longer (seed-matched) |",
         "| --- | --- | ---: | ---: | --- | --- | --- |",
@@ -253,7 +323,9 @@ def budget_markdown(df: pd.DataFrame) -> str:
         )
         lines.append(
             f"| {r.variant} | {r.epochs:g} -> {r.budget_epochs:g} | "
-            f"{r.base_mean:.1f} ± {_num(r.base_sd, '.1f')} | {r.budget_value:.1f} | "
+            f"{r.base_mean:.1f} ± {_num(r.base_sd, '.1f')}"
+            f"{' (1, sd pooled)' if r.sd_from == 'pooled' else f' ({r.n_seeds})'} | "
+            f"{r.budget_value:.1f} | "
             f"{r.diff:+.1f} [{_num(r.pi_low, '+.1f')}, {_num(r.pi_high, '+.1f')}] | "
             f"{r.verdict} | {heldout} |"
         )
@@ -304,8 +376,8 @@ def plot_budget_check(
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(
-        f"Budget check ({df['study'].iloc[0]}): seed {int(df['seed'].iloc[0])} at the "
-        f"normal budget and at {int(df['factor'].iloc[0])}x",
+        f"Budget check ({df['study'].iloc[0]}): one run at the normal budget and the same "
+        f"seed at {int(df['factor'].iloc[0])}x",
         fontsize=10,
     )
     fig.tight_layout()

@@ -707,6 +707,14 @@ def check_study_claims(config: dict, study: str) -> None:
             f"{key}.budget_check: no claim of the study compares a variant on an OpenLLM "
             "metric, so there is nothing to train at a larger budget"
         )
+    unknown = sorted(
+        set((spec.get("budget_check") or {}).get("variants", [])) - set(spec.get("variants", {}))
+    )
+    if unknown:
+        raise ConfigError(
+            f"{key}.budget_check.variants: {unknown} are not variants of the study "
+            f"(known: {sorted(spec.get('variants', {}))})"
+        )
     if not claims:
         return
     known = set(spec.get("variants", {})) | set(config.get("models", {}))
