@@ -438,6 +438,11 @@ def test_the_claims_run_reads_seeded_variants_and_shared_model_evaluations():
             f"profuser/seeds/{seeds[0]}/evaluation/openllm/CSFT.json"} in evals  # fmt: skip
     assert {"model": "tgt_llama", "seed": None, "kind": "openllm",
             "path": "results/tiny/evaluation/openllm/tgt_llama.json"} in evals  # fmt: skip
+    # claim sides by evaluation: FuseChat-3.0 claims on the chat evaluations only
+    fusechat = cfg["studies"]["fusechat3"]
+    assert layout.claim_sides(fusechat) == {"DPO", "SFT"}
+    assert layout.claim_sides(fusechat, "openllm") == set()
+    assert layout.claim_sides(fusechat, "arena_hard") == {"DPO", "SFT"}
     # the claims run is not part of the default target
     assert layout.claims_files(cfg, "profuser")["markdown"] not in layout.final_targets(cfg)
     for study in layout.claims_studies(cfg):

@@ -1028,15 +1028,7 @@ def budget_check_spec(config: dict, study: str) -> dict | None:
         return None
     if study not in inference_mode_studies(config):
         return None
-    seeded = sorted(
-        {
-            c[side]
-            for c in spec["claims"]
-            for side in ("better", "worse")
-            if claim_evaluation_kind(c["metric"]) == "openllm"
-        }
-        & set(spec.get("variants", {}))
-    )
+    seeded = sorted(claim_sides(spec, "openllm") & set(spec.get("variants", {})))
     if not seeded:
         return None
     single = sorted(set(check.get("variants", [])) - set(seeded))
@@ -1085,10 +1077,22 @@ def budget_check_files(config: dict, study: str) -> dict[str, str]:
     }
 
 
+def claim_sides(spec: dict, kind: str | None = None) -> set[str]:
+    """The models and variants on either side of a study's claims (``spec`` is
+    ``studies.<study>``); with ``kind``, only the claims whose metric that evaluation
+    measures (:func:`claim_evaluation_kind`)."""
+    return {
+        c[side]
+        for c in spec.get("claims", [])
+        for side in ("better", "worse")
+        if kind is None or claim_evaluation_kind(c["metric"]) == kind
+    }
+
+
 def claims_names(config: dict, study: str) -> tuple[list[str], list[str]]:
     """(variants, models) that the study's claims name, each sorted."""
     spec = config["studies"][study]
-    names = {c[side] for c in spec.get("claims", []) for side in ("better", "worse")}
+    names = claim_sides(spec)
     variants = sorted(names & set(spec.get("variants", {})))
     return variants, sorted(names - set(variants))
 
