@@ -320,11 +320,13 @@ rule tabulate_budget_check:
         epochs=lambda w: as_json(budget_epochs(w)),
         factor=lambda w: budget_spec(w)["factor"],
         seed=lambda w: budget_spec(w)["seed"],
+        seeds=lambda w: as_json(budget_spec(w)["seeds"]),
     shell:
         "fusekit-python scripts/tabulate_budget_check.py --study {wildcards.study} "
         "--results {input.results} --variants {params.variants:q} "
         "--evaluations {input.evaluations} --base-models {input.base_models} "
         "--budget-models {input.budget_models} --epochs {params.epochs:q} "
         "--single {params.single:q} --single-evaluations {input.single_evaluations} "
-        "--factor {params.factor} --seed {params.seed} --out {output.table} "
+        "--factor {params.factor} --seed {params.seed} --seeds {params.seeds:q} "
+        "--out {output.table} "
         "--markdown {output.markdown} --figure {output.figure} > {log} 2>&1"

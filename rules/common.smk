@@ -12,7 +12,7 @@ from fusekit import forkserver
 from fusekit import workflow as layout
 from fusekit.config import check_references, check_schema
 from fusekit.determinism import derive_seed
-from fusekit.report.claims import check_study_claims
+from fusekit.report.claims import check_all_claims
 from fusekit.prerequisites import check_prerequisites, format_missing, judge_key_vars
 
 # plan time: the schema with strict integers and dotted key paths, then its defaults
@@ -20,8 +20,7 @@ from fusekit.prerequisites import check_prerequisites, format_missing, judge_key
 check_schema(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 validate(config, schema="../config/schema.yaml")
 check_references(config)
-for _study in layout.claims_studies(config) or []:
-    check_study_claims(config, _study)
+check_all_claims(config)
 
 SCALE = config["scale"]
 # every output of this scale under its own root: results/ (paper) or results/tiny/ (tiny)

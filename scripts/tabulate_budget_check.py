@@ -4,6 +4,7 @@ budget (95% prediction interval, verdict converged / improving / degrading), the
 seed-matched held-out losses, a Markdown page and a figure of both held-out curves
 (fusekit.report.budget_check)."""
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +26,18 @@ def heldout_logs(dirs: list[str], variants: list[str]) -> dict[str, pd.DataFrame
     return out
 
 
+def average(results: pd.DataFrame, variant: str, path: str) -> float:
+    """``variant``'s OpenLLM average read from ``path``; DataError naming the file when
+    it has none or it is not finite."""
+    row = results[(results.model == variant) & (results.metric == "average")]
+    if row.empty:
+        raise DataError(f"{path}: no average")
+    value = float(row.value.iloc[0])
+    if not math.isfinite(value):
+        raise DataError(f"{path}: the average is {value}")
+    return value
+
+
 if __name__ == "__main__":
     p = parser(__doc__)
     p.add_argument("--study", required=True, help="the fusion study")
@@ -34,7 +47,10 @@ if __name__ == "__main__":
         "--evaluations", nargs="+", required=True, help="each variant's longer run's OpenLLM JSON"
     )
     p.add_argument(
-        "--base-models", nargs="+", required=True, help="each variant's seeded normal-run folder"
+        "--base-models",
+        nargs="+",
+        required=True,
+        help="each variant's normal-run folder: a claims seed's, the default DAG's for --single",
     )
     p.add_argument(
         "--budget-models", nargs="+", required=True, help="each variant's longer-run folder"
@@ -56,6 +72,12 @@ if __name__ == "__main__":
     )
     p.add_argument("--factor", type=int, required=True, help="budget multiplier of the longer run")
     p.add_argument("--seed", type=int, required=True, help="the claims seed the longer run repeats")
+    p.add_argument(
+        "--seeds",
+        type=json_arg,
+        default=[],
+        help="JSON list of the claims seeds every seeded variant must have in --results",
+    )
     p.add_argument("--out", required=True, help="table (.csv or .parquet)")
     p.add_argument("--markdown", required=True, help="Markdown page")
     p.add_argument("--figure", required=True, help="PNG of the held-out curves")
@@ -74,6 +96,9 @@ if __name__ == "__main__":
             f"--single-evaluations: {len(a.single_evaluations)} paths for "
             f"{len(a.single)} single-run variants"
         )
+    stray = sorted(set(a.single) - set(variants))
+    if stray:
+        raise SystemExit(f"--single: {stray} are not among --variants {variants}")
     results = read_table(a.results, RESULT_COLUMNS)
     normal = results_from_evaluations(
         [
@@ -82,10 +107,7 @@ if __name__ == "__main__":
         ],
         a.study,
     )
-    single = {
-        v: float(normal[(normal.model == v) & (normal.metric == "average")].value.iloc[0])
-        for v in a.single
-    }
+    single = {v: average(normal, v, f) for v, f in zip(a.single, a.single_evaluations, strict=True)}
     longer = results_from_evaluations(
         [
             {"model": v, "seed": a.seed, "path": f}
@@ -93,12 +115,7 @@ if __name__ == "__main__":
         ],
         a.study,
     )
-    budget = {}
-    for v in variants:
-        row = longer[(longer.model == v) & (longer.metric == "average")]
-        if row.empty:
-            raise DataError(f"{a.evaluations[variants.index(v)]}: no average")
-        budget[v] = float(row.value.iloc[0])
+    budget = {v: average(longer, v, f) for v, f in zip(variants, a.evaluations, strict=True)}
     base_curves = heldout_logs(a.base_models, variants)
     budget_curves = heldout_logs(a.budget_models, variants)
     table = budget_table(
@@ -112,6 +129,7 @@ if __name__ == "__main__":
         budget_curves,
         source=a.results,
         single=single,
+        seeds=a.seeds,
     )
     write_budget_check(table, a.out, a.markdown, a.figure, base_curves, budget_curves)
     log.info(

@@ -4,7 +4,10 @@ from a claims results table, the longer run's variant and the config."""
 from __future__ import annotations
 
 import copy
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -24,7 +27,7 @@ from fusekit.report.budget_check import (
     prediction_halfwidth,
     write_budget_check,
 )
-from fusekit.report.claims import check_study_claims
+from fusekit.report.claims import RESULT_COLUMNS, check_all_claims, check_study_claims
 from fusekit.train.fusion import resolve_variant, scale_epochs, variant_epochs
 
 # Student t quantile t_{0.975, 4}, from a printed table (not from scipy)
@@ -169,8 +172,24 @@ def test_budget_table_refuses_bad_results():
     results = _results({"A": [70.0, 72.0]})
     with pytest.raises(DataError, match="no seeded average rows of C"):
         budget_table("s", results, {"C": 1.0}, seed=1, factor=2, epochs={"C": 9}, source="r.csv")
-    with pytest.raises(DataError, match="no average of seed 3"):
-        budget_table("s", results, {"A": 1.0}, seed=3, factor=2, epochs={"A": 9})
+    # the repeated seed, or another claims seed, missing: the results file is named
+    with pytest.raises(DataError, match=r"r\.csv: A lacks the average of claims seeds \[3\]"):
+        budget_table("s", results, {"A": 1.0}, 3, 2, {"A": 9}, source="r.csv")
+    with pytest.raises(DataError, match=r"r\.csv: A lacks the average of claims seeds \[3, 5\]"):
+        budget_table("s", results, {"A": 1.0}, 1, 2, {"A": 9}, source="r.csv", seeds=[1, 3, 5])
+    doubled = pd.concat([results, results[results.model == "A"].head(1)])
+    with pytest.raises(DataError, match=r"r\.csv: A has several average rows of seeds \[1\]"):
+        budget_table("s", doubled, {"A": 1.0}, 1, 2, {"A": 9}, source="r.csv")
+    # a NaN is an error, not an "inconclusive" that would spread through the pooled sd
+    nan = _results({"A": [70.0, math.nan], "B": [60.0, 61.0]})
+    with pytest.raises(DataError, match=r"r\.csv: A's average is not finite at seeds \[2\]"):
+        budget_table("s", nan, {"A": 1.0, "G": 1.0}, 1, 2, {"A": 9, "G": 9}, source="r.csv",
+                     single={"G": 50.0})  # fmt: skip
+    with pytest.raises(DataError, match="A: the longer run's average is nan"):
+        budget_table("s", results, {"A": math.nan}, 1, 2, {"A": 9})
+    with pytest.raises(DataError, match="G: the normal run's average is inf"):
+        budget_table("s", results, {"A": 1.0, "G": 1.0}, 1, 2, {"A": 9, "G": 9},
+                     single={"G": math.inf})  # fmt: skip
     two_worlds = pd.concat([results, _results({"A": [71.0, 73.0]}, world_seed=7)])
     with pytest.raises(DataError, match="several world seeds"):
         budget_table("s", two_worlds, {"A": 1.0}, seed=1, factor=2, epochs={"A": 9})
@@ -226,6 +245,7 @@ def test_tiny_budget_check_spec_and_targets():
     assert spec == {
         "factor": 2,
         "seed": cfg["studies"]["profuser"]["claims_seeds"][0],
+        "seeds": cfg["studies"]["profuser"]["claims_seeds"],
         "variants": sorted(seeded + single),
         "seeded": seeded,
         "single": single,
@@ -256,6 +276,63 @@ def test_budget_check_without_a_variant_claim_is_a_config_error():
     ]
     with pytest.raises(ConfigError, match=r"studies\.profuser\.budget_check"):
         check_study_claims(cfg, "profuser")
+
+
+def test_budget_check_without_claims_or_seeds_is_a_config_error():
+    """A budget check needs the claims run's seeds: on a study without claims or without
+    claims_seeds it is refused at plan time, not skipped (check_all_claims, which the
+    workflow runs)."""
+    cfg = _tiny_config()
+    check_all_claims(cfg)
+    no_claims = copy.deepcopy(cfg)
+    del no_claims["studies"]["profuser"]["claims"]
+    assert "profuser" not in layout.claims_studies(no_claims)
+    with pytest.raises(ConfigError, match=r"studies\.profuser\.budget_check: no claim"):
+        check_all_claims(no_claims)
+    no_seeds = copy.deepcopy(cfg)
+    del no_seeds["studies"]["profuser"]["claims_seeds"]
+    with pytest.raises(ConfigError, match=r"studies\.profuser\.claims_seeds"):
+        check_all_claims(no_seeds)
+
+
+def test_tabulate_script_names_the_file_and_writes_nothing(tmp_path):
+    """scripts/tabulate_budget_check.py on bad inputs: a NaN average names its evaluation
+    file, a --single variant outside --variants is refused, and no output is written."""
+
+    def evaluation(name, value):
+        path = tmp_path / f"{name}.json"
+        bench = {"value": value, "stderr": 1.0}
+        path.write_text(json.dumps({"benchmarks": {"arc": bench, "mmlu": bench}}))
+        return str(path)
+
+    results = tmp_path / "claims_results.csv"
+    rows = _results({"A": [70.0, 72.0, 71.0]})
+    rows["study"] = "profuser"
+    rows.assign(**{c: None for c in RESULT_COLUMNS if c not in rows}).to_csv(results, index=False)
+    out = tmp_path / "out"
+
+    def run(variants, evaluations, single="[]", single_evaluations=()):
+        cmd = [sys.executable, str(ROOT / "scripts/tabulate_budget_check.py"),
+               "--study", "profuser", "--results", str(results),
+               "--variants", json.dumps(variants), "--evaluations", *evaluations,
+               "--base-models", *[str(tmp_path)] * len(variants),
+               "--budget-models", *[str(tmp_path)] * len(variants),
+               "--epochs", json.dumps({v: 9 for v in variants}), "--factor", "2",
+               "--seed", "1", "--seeds", "[1, 2, 3]", "--single", single,
+               "--single-evaluations", *single_evaluations,
+               "--out", str(out / "b.csv"), "--markdown", str(out / "b.md"),
+               "--figure", str(out / "b.png")]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    nan = evaluation("A_nan", math.nan)
+    done = run(["A"], [nan])
+    assert done.returncode != 0 and f"{nan}: the average is nan" in done.stderr
+    done = run(["A"], [evaluation("A", 72.0)], '["G"]', [evaluation("G", 50.0)])
+    assert done.returncode != 0 and "--single: ['G'] are not among --variants" in done.stderr
+    assert not out.exists()
+    done = run(["A"], [evaluation("A", 72.0)])
+    assert done.returncode == 0, done.stderr
+    assert pd.read_csv(out / "b.csv").verdict.tolist() == ["converged"]
 
 
 def test_budget_check_of_an_unknown_variant_is_a_config_error():

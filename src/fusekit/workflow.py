@@ -1016,11 +1016,12 @@ def claims_targets(config: dict) -> list[str]:
 
 def budget_check_spec(config: dict, study: str) -> dict | None:
     """The claims run's budget check of a fusion study (``studies.<study>.budget_check``;
-    :mod:`fusekit.report.budget_check`): ``{factor, seed, variants, seeded, single}``.
-    ``seed`` is the first claims seed; ``seeded`` the variants the study's claims compare
-    on an OpenLLM metric (their longer run repeats claims seed ``seed``); ``single`` the
-    other variants of ``budget_check.variants`` (their longer run repeats the default
-    DAG's run); ``variants`` both, sorted. None where the study has no check, no claims or
+    :mod:`fusekit.report.budget_check`): ``{factor, seed, seeds, variants, seeded,
+    single}``. ``seeds`` are the claims seeds, ``seed`` the first of them; ``seeded``
+    the variants the study's claims compare on an OpenLLM metric (their longer run
+    repeats claims seed ``seed``); ``single`` the other variants of
+    ``budget_check.variants`` (their longer run repeats the default DAG's run);
+    ``variants`` both, sorted. None where the study has no check, no claims or
     no seeded variant."""
     spec = config["studies"][study]
     check = spec.get("budget_check")
@@ -1035,6 +1036,7 @@ def budget_check_spec(config: dict, study: str) -> dict | None:
     return {
         "factor": int(check["factor"]),
         "seed": int(spec["claims_seeds"][0]),
+        "seeds": [int(x) for x in spec["claims_seeds"]],
         "variants": sorted([*seeded, *single]),
         "seeded": seeded,
         "single": single,

@@ -26,7 +26,10 @@ spread is then taken from the seeded variants: ``s`` the pooled standard deviati
 of a difference of two single runs ``+- t_{0.975, df} * s * sqrt(2)``; ``sd_from`` says
 which (``seeds`` or ``pooled``). The pooled form assumes that training seeds move every
 variant about equally; the table shows each seeded variant's own ``base_sd`` to judge it.
-Verdict, for a metric where higher is better:
+The longer run repeats a normal run's seed (its initial weights and first batches), so
+it is not an independent draw: where the two runs stay correlated the interval is wider
+than their difference's own spread, which makes ``improving`` and ``degrading``
+conservative and ``converged`` lenient. Verdict, for a metric where higher is better:
 
 * ``converged``: ``diff`` lies inside the interval: a budget ``factor`` times larger
   moves the metric no more than another training seed would;
@@ -48,7 +51,7 @@ Table columns: :data:`COLUMNS`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +226,7 @@ def budget_table(
     metric: str = "average",
     source: str = "results",
     single: Mapping[str, float] | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """The budget check of every variant in ``budget`` (variant -> its metric at
     ``factor`` times the budget), one row each (:data:`COLUMNS`, sorted by variant).
@@ -230,12 +234,20 @@ def budget_table(
     holding each seeded variant's ``metric`` per training seed at the normal budget (one
     world seed); ``single``: the metric of each variant that has one normal run only
     (the default DAG's), checked against the seeded variants' pooled spread
-    (:func:`pooled_sd`); ``epochs``: each variant's passes at the normal budget. Raises
-    DataError naming ``source`` when a seeded variant has no seeded rows, or rows of
-    several world seeds, and ValueError for a single-run variant without seeded
-    variants to pool."""
+    (:func:`pooled_sd`); ``epochs``: each variant's passes at the normal budget;
+    ``seeds``: the claims seeds every seeded variant must have (default: ``seed``).
+    Raises DataError naming ``source`` when a seeded variant has no seeded rows, rows of
+    several world seeds, two rows of one seed, lacks one of ``seeds`` or has a value that
+    is not finite, DataError naming the variant for a non-finite ``budget`` or
+    ``single`` value, and ValueError for a single-run variant without seeded variants to
+    pool."""
     heldout_base, heldout_budget = heldout_base or {}, heldout_budget or {}
     single = dict(single or {})
+    expected = sorted({int(seed), *(int(x) for x in (seeds or []))})
+    for run, values in (("longer run", budget), ("normal run", single)):
+        for variant, value in values.items():
+            if not math.isfinite(float(value)):
+                raise DataError(f"{variant}: the {run}'s {metric} is {value}")
     rows, spreads = [], []
     for variant in sorted(set(budget) - set(single)):
         sel = results[
@@ -248,7 +260,25 @@ def budget_table(
                 f"{source}: {variant} has rows of several world seeds "
                 f"({sorted(sel['world_seed'].unique())}); the budget check reads one world"
             )
-        base = pd.Series(sel["value"].to_numpy(), index=sel["seed"].astype(int).to_numpy())
+        have = sel["seed"].astype(int)
+        if have.duplicated().any():
+            raise DataError(
+                f"{source}: {variant} has several {metric} rows of seeds "
+                f"{sorted(set(have[have.duplicated()]))}"
+            )
+        missing = sorted(set(expected) - set(have))
+        if missing:
+            raise DataError(
+                f"{source}: {variant} lacks the {metric} of claims seeds {missing} "
+                f"(has {sorted(have)})"
+            )
+        bad = sel[~np.isfinite(sel["value"].astype(float))]
+        if not bad.empty:
+            raise DataError(
+                f"{source}: {variant}'s {metric} is not finite at seeds "
+                f"{sorted(bad['seed'].astype(int))}"
+            )
+        base = pd.Series(sel["value"].to_numpy(), index=have.to_numpy())
         spreads.append(base.to_numpy())
         rows.append(
             budget_row(

@@ -684,6 +684,18 @@ def results_from_evaluations(
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 
+def check_all_claims(config: dict) -> None:
+    """Plan-time checks (:func:`check_study_claims`) of every study of the claims run and
+    of every study with a ``budget_check``: a budget check on a study without claims or
+    claims seeds is a :class:`fusekit.config.ConfigError`, not a check silently skipped."""
+    from fusekit.workflow import claims_studies
+
+    claimed = set(claims_studies(config))
+    for study, spec in sorted(config.get("studies", {}).items()):
+        if study in claimed or (isinstance(spec, dict) and spec.get("budget_check")):
+            check_study_claims(config, study)
+
+
 def check_study_claims(config: dict, study: str) -> None:
     """Plan-time checks of ``studies.<study>.claims`` and ``claims_seeds`` (raises
     :class:`fusekit.config.ConfigError` naming the key): the claims themselves
