@@ -243,7 +243,7 @@ def budget_table(
     pool."""
     heldout_base, heldout_budget = heldout_base or {}, heldout_budget or {}
     single = dict(single or {})
-    expected = sorted({int(seed), *(int(x) for x in (seeds or []))})
+    expected = {int(seed), *(int(x) for x in (seeds or []))}
     for run, values in (("longer run", budget), ("normal run", single)):
         for variant, value in values.items():
             if not math.isfinite(float(value)):
@@ -266,7 +266,7 @@ def budget_table(
                 f"{source}: {variant} has several {metric} rows of seeds "
                 f"{sorted(set(have[have.duplicated()]))}"
             )
-        missing = sorted(set(expected) - set(have))
+        missing = sorted(expected - set(have))
         if missing:
             raise DataError(
                 f"{source}: {variant} lacks the {metric} of claims seeds {missing} "

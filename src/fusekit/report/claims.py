@@ -705,15 +705,13 @@ def check_study_claims(config: dict, study: str) -> None:
     :data:`fusekit.workflow.CLAIM_CHAT_METRICS`; at least two seeds (an interval needs
     two); a ``budget_check`` only where a claim compares a variant on an OpenLLM
     metric."""
-    from fusekit.workflow import CLAIM_CHAT_METRICS, chat_eval_enabled
+    from fusekit.workflow import CLAIM_CHAT_METRICS, chat_eval_enabled, claim_sides
 
     spec = config["studies"][study]
     key = f"config key studies.{study}"
     claims = check_claims(spec.get("claims", []), f"{key}.claims")
-    if spec.get("budget_check") and not any(
-        c[side] in spec.get("variants", {}) and c["metric"] not in CLAIM_CHAT_METRICS
-        for c in claims
-        for side in ("better", "worse")
+    if spec.get("budget_check") and not (
+        claim_sides(spec, "openllm") & set(spec.get("variants", {}))
     ):
         raise ConfigError(
             f"{key}.budget_check: no claim of the study compares a variant on an OpenLLM "
